@@ -1,0 +1,10 @@
+"""rnr: recurrent neural networks for every kind of sequence.
+
+Conventions, once for the whole package:
+tensors are batch-first, ``(B, T, I)``; shape letters are ``B`` batch, ``T`` time, ``I`` input features,
+``H`` hidden units, ``O`` outputs, ``L`` layers, ``D`` directions (1 or 2).
+
+The model is the Elman RNN in row-vector form,
+``h_t = phi(b_h + x_t W_x + h_{t-1} W_h)`` and ``y_t = b_o + h_t W_o``, with PyTorch's parameter layout
+(``weight_ih = W_x^T``, ``weight_hh = W_h^T``, ``b_h = bias_ih + bias_hh``) so weights swap with ``torch.nn``.
+"""

@@ -1,0 +1,141 @@
+"""Validation of user input: each error names the argument, the rule, the value received and the fix."""
+import torch
+from torch import Tensor
+
+
+def _shape(t: Tensor) -> str:
+    return "(" + ", ".join(str(s) for s in t.shape) + ")"
+
+
+def check_tensor(x, name: str) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(
+            f"{name} must be a torch.Tensor, got {type(x).__name__}; convert it with torch.as_tensor({name}, "
+            f"dtype=torch.float32)"
+        )
+    return x
+
+
+def check_float(x: Tensor, name: str) -> None:
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{name} must hold floating-point values, got dtype {x.dtype}; convert it with {name}.float(), "
+            f"or give the model an embedding (vocab_size=...) to read integer tokens"
+        )
+
+
+def check_finite(x: Tensor, name: str) -> None:
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        bad = (~torch.isfinite(x)).nonzero()[0].tolist()
+        raise ValueError(
+            f"{name} must be finite, got NaN or inf (first at index {tuple(bad)}); fill or drop missing values "
+            f"before passing them, e.g. torch.nan_to_num({name})"
+        )
+
+
+def check_sequence(x, input_size: int, name: str = "x") -> Tensor:
+    """A float batch of sequences of shape (B, T, I) with T >= 1, I == input_size, all values finite."""
+    check_tensor(x, name)
+    if x.dim() != 3:
+        hint = f"add a batch dimension with {name}.unsqueeze(0)" if x.dim() == 2 else "reshape it to (B, T, I)"
+        raise ValueError(
+            f"{name} must have 3 dimensions (batch, time, features), got {x.dim()} with shape {_shape(x)}; {hint}"
+        )
+    check_float(x, name)
+    if x.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one time step, got shape {_shape(x)}; drop empty sequences")
+    if x.shape[2] != input_size:
+        raise ValueError(
+            f"{name} must have input_size={input_size} features in its last dimension, got shape {_shape(x)}; "
+            f"build the model with input_size={x.shape[2]} or fix the data"
+        )
+    check_finite(x, name)
+    return x
+
+
+def check_tokens(x, vocab_size: int, name: str = "x") -> Tensor:
+    """An integer batch of token ids of shape (B, T), each in [0, vocab_size)."""
+    check_tensor(x, name)
+    if x.dim() != 2:
+        raise ValueError(
+            f"{name} must have 2 dimensions (batch, time) of token ids, got {x.dim()} with shape {_shape(x)}"
+        )
+    if x.is_floating_point() or x.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer token ids, got dtype {x.dtype}; convert it with {name}.long()")
+    if x.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one time step, got shape {_shape(x)}; drop empty sequences")
+    if x.numel() and (int(x.min()) < 0 or int(x.max()) >= vocab_size):
+        raise ValueError(
+            f"{name} must hold token ids in [0, {vocab_size}), got values in [{int(x.min())}, {int(x.max())}]; "
+            f"build the model with a larger vocab_size or map unknown tokens to an id below {vocab_size}"
+        )
+    return x
+
+
+def check_lengths(lengths, batch: int, steps: int, name: str = "lengths") -> Tensor | None:
+    """Per-sequence lengths: B integers in [1, T]. Returns a CPU int64 tensor, or None when lengths is None."""
+    if lengths is None:
+        return None
+    if not isinstance(lengths, Tensor):
+        try:
+            lengths = torch.as_tensor(lengths)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"{name} must be a sequence of integers, got {type(lengths).__name__}") from None
+    if lengths.is_floating_point() or lengths.dtype == torch.bool or lengths.is_complex():
+        raise TypeError(f"{name} must hold integers, got dtype {lengths.dtype}; convert it with {name}.long()")
+    lengths = lengths.reshape(-1).to("cpu", torch.int64)
+    if lengths.numel() != batch:
+        raise ValueError(
+            f"{name} must have one entry per sequence (batch size {batch}), got {lengths.numel()} entries"
+        )
+    if batch and int(lengths.min()) < 1:
+        i = int(lengths.argmin())
+        raise ValueError(
+            f"{name} must be >= 1 (every sequence needs at least one step), got {name}[{i}]={int(lengths[i])}; "
+            f"drop empty sequences before batching"
+        )
+    if batch and int(lengths.max()) > steps:
+        i = int(lengths.argmax())
+        raise ValueError(
+            f"{name} must be <= the padded length T={steps} of the batch, got {name}[{i}]={int(lengths[i])}; "
+            f"pad the batch to the longest sequence"
+        )
+    return lengths
+
+
+def check_state(h, shape: tuple, name: str) -> None:
+    check_tensor(h, name)
+    if tuple(h.shape) != tuple(shape):
+        raise ValueError(
+            f"{name} must have shape {tuple(shape)} (num_layers * num_directions, batch, hidden), "
+            f"got {_shape(h)}"
+        )
+    check_float(h, name)
+    check_finite(h, name)
+
+
+def check_cell_input(x, h, input_size: int, hidden_size: int) -> None:
+    check_tensor(x, "x")
+    if x.dim() != 2 or x.shape[1] != input_size:
+        raise ValueError(f"x must have shape (batch, {input_size}) for one step, got {_shape(x)}")
+    check_float(x, "x")
+    if h is not None:
+        check_tensor(h, "h")
+        if h.shape != (x.shape[0], hidden_size):
+            raise ValueError(f"h must have shape ({x.shape[0]}, {hidden_size}), got {_shape(h)}")
+
+
+def check_positive_int(value, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def check_probability(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a float in [0, 1), got {type(value).__name__} {value!r}")
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value}")
+    return float(value)

@@ -1,0 +1,192 @@
+"""A recurrent layer: Elman, LSTM or GRU cells, stacked, optionally bidirectional, over ragged batches.
+
+Parameters are named and laid out as in ``torch.nn.RNN/LSTM/GRU`` (``weight_ih_l{k}[_reverse]``, ...), so a state
+dict loads both ways. Elman layers train with the hand-written BPTT of ``rnr.bptt``; LSTM and GRU layers run the
+step functions of ``rnr.cells`` under autograd.
+
+Ragged batches: with ``lengths``, each sequence's state freezes after its last real step, outputs past the end are
+zero, and the reverse direction reads each sequence backwards from its own last step, so every output, final
+state and gradient equals running the sequences one by one.
+"""
+from typing import Callable, Union
+
+import torch
+from torch import Tensor, nn
+
+from rnr._checks import check_lengths, check_positive_int, check_probability, check_sequence, check_state
+from rnr.bptt import elman_bptt
+from rnr.cells import GATES, Phi, check_cell, gru_step, init_uniform_, lstm_step, resolve_phi
+
+State = Union[Tensor, tuple[Tensor, Tensor]]
+
+
+def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """Reverse each sequence of x (B, T, ...) within its own length; padding stays where it is."""
+    if lengths is None:
+        return x.flip(1)
+    B, T = x.shape[:2]
+    t = torch.arange(T).expand(B, T)
+    L = lengths[:, None]
+    idx = torch.where(t < L, L - 1 - t, t).to(x.device)  # (B, T)
+    return x.gather(1, idx.view(B, T, *([1] * (x.dim() - 2))).expand_as(x))
+
+
+def step_mask(lengths: Tensor | None, steps: int, device=None) -> Tensor | None:
+    """(B, T) bool: True at t < lengths[b]; None when every sequence fills the batch."""
+    if lengths is None:
+        return None
+    return torch.arange(steps, device=device)[None, :] < lengths.to(device)[:, None]
+
+
+def _run_gated(cell: str, x: Tensor, state, w_ih, w_hh, b_ih, b_hh, mask):
+    """LSTM or GRU over time under autograd. x (B, T, I); state h or (h, c), each (B, H)."""
+    B, T, _ = x.shape
+    xw = x @ w_ih.t()  # (B, T, G*H): the input projection of every step in one product
+    if b_ih is not None:
+        xw = xw + b_ih
+    outs = []
+    for t in range(T):
+        if cell == "lstm":
+            new = lstm_step(xw[:, t], state[0], state[1], w_hh, b_hh)
+        else:
+            new = gru_step(xw[:, t], state, w_hh, b_hh)
+        if mask is not None:
+            m = mask[:, t, None]
+            new = tuple(torch.where(m, n, s) for n, s in zip(new, state)) if cell == "lstm" else torch.where(m, new, state)
+        state = new
+        h = state[0] if cell == "lstm" else state
+        outs.append(h if mask is None else h * mask[:, t, None])
+    return torch.stack(outs, dim=1), state  # (B, T, H)
+
+
+class RNN(nn.Module):
+    """Stacked, optionally bidirectional recurrent layer with Elman, LSTM or GRU cells.
+
+    Elman: ``h_t = phi(b_h + x_t W_x + h_{t-1} W_h)`` for every layer, the input of layer k > 0 being the
+    outputs of layer k - 1 (both directions concatenated), with dropout between layers in training.
+
+    Args:
+        input_size: features of x_t (I).
+        hidden_size: units of h_t per direction (H).
+        cell: "elman", "lstm" or "gru".
+        nonlinearity: phi of Elman cells: "tanh", "relu", "sigmoid", "identity" or an elementwise callable.
+        num_layers: stacked layers (L).
+        bidirectional: also read each sequence backwards (D = 2) and concatenate.
+        dropout: probability of zeroing outputs of every layer but the last, in training.
+        bias: learn biases.
+
+    Shapes: ``forward(x (B, T, I), h0=None, lengths=None) -> (out (B, T, D*H), h_n (L*D, B, H))``; for LSTM
+    ``h0`` and ``h_n`` are ``(h, c)`` pairs. ``lengths`` (B,) gives each sequence's real length.
+
+    Example:
+        >>> rnn = RNN(3, 16, cell="gru", num_layers=2, bidirectional=True)
+        >>> out, h_n = rnn(torch.randn(4, 10, 3), lengths=torch.tensor([10, 7, 3, 1]))
+        >>> out.shape, h_n.shape
+        (torch.Size([4, 10, 32]), torch.Size([4, 4, 16]))
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        cell: str = "elman",
+        nonlinearity: Phi = "tanh",
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        bias: bool = True,
+    ):
+        super().__init__()
+        self.input_size = check_positive_int(input_size, "input_size")
+        self.hidden_size = check_positive_int(hidden_size, "hidden_size")
+        self.cell = check_cell(cell)
+        self.nonlinearity = nonlinearity
+        self.phi: Callable[[Tensor], Tensor] = resolve_phi(nonlinearity)
+        if cell != "elman" and nonlinearity != "tanh":
+            raise ValueError(
+                f"nonlinearity applies only to cell='elman', got nonlinearity={nonlinearity!r} with cell={cell!r}; "
+                f"leave nonlinearity at its default for LSTM and GRU"
+            )
+        self.num_layers = check_positive_int(num_layers, "num_layers")
+        self.bidirectional = bool(bidirectional)
+        self.dropout = check_probability(dropout, "dropout")
+        self.bias = bool(bias)
+        self.num_directions = 2 if bidirectional else 1
+        g = GATES[cell]
+        self._names = []  # per (layer, direction): (w_ih, w_hh, b_ih, b_hh) names
+        for k in range(num_layers):
+            layer_in = input_size if k == 0 else hidden_size * self.num_directions
+            for suffix in ["", "_reverse"][: self.num_directions]:
+                names = [f"weight_ih_l{k}{suffix}", f"weight_hh_l{k}{suffix}"]
+                setattr(self, names[0], nn.Parameter(torch.empty(g * hidden_size, layer_in)))
+                setattr(self, names[1], nn.Parameter(torch.empty(g * hidden_size, hidden_size)))
+                if bias:
+                    names += [f"bias_ih_l{k}{suffix}", f"bias_hh_l{k}{suffix}"]
+                    setattr(self, names[2], nn.Parameter(torch.empty(g * hidden_size)))
+                    setattr(self, names[3], nn.Parameter(torch.empty(g * hidden_size)))
+                self._names.append(names)
+        init_uniform_(self.parameters(), hidden_size)
+
+    def _weights(self, layer: int, direction: int):
+        names = self._names[layer * self.num_directions + direction]
+        w = [getattr(self, n) for n in names]
+        return w if self.bias else w + [None, None]
+
+    def _run(self, x, state, layer, direction, lengths, mask):
+        """One direction of one layer. x (B, T, I_k) -> out (B, T, H), final state."""
+        w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
+        if direction == 1:
+            x = reverse_padded(x, lengths)
+        if self.cell == "elman":
+            out, state = elman_bptt(x, state, w_ih, w_hh, b_ih, b_hh, self.phi, mask)
+        else:
+            out, state = _run_gated(self.cell, x, state, w_ih, w_hh, b_ih, b_hh, mask)
+        if direction == 1:
+            out = reverse_padded(out, lengths)
+        return out, state
+
+    def forward(self, x: Tensor, h0: State | None = None, lengths=None) -> tuple[Tensor, State]:
+        check_sequence(x, self.input_size, "x")
+        B, T, _ = x.shape
+        lengths = check_lengths(lengths, B, T)
+        if lengths is not None and bool((lengths == T).all()):
+            lengths = None  # a full batch needs no mask
+        mask = step_mask(lengths, T, x.device)
+        n_states = self.num_layers * self.num_directions
+        shape = (n_states, B, self.hidden_size)
+        if h0 is None:
+            zeros = x.new_zeros(shape)
+            h0 = (zeros, zeros) if self.cell == "lstm" else zeros
+        elif self.cell == "lstm":
+            if not (isinstance(h0, (tuple, list)) and len(h0) == 2):
+                raise TypeError("h0 must be an (h, c) pair of tensors for cell='lstm'")
+            check_state(h0[0], shape, "h0[0]")
+            check_state(h0[1], shape, "h0[1]")
+        else:
+            check_state(h0, shape, "h0")
+        finals = []
+        for k in range(self.num_layers):
+            outs = []
+            for d in range(self.num_directions):
+                i = k * self.num_directions + d
+                state = (h0[0][i], h0[1][i]) if self.cell == "lstm" else h0[i]
+                out, state = self._run(x, state, k, d, lengths, mask)
+                outs.append(out)
+                finals.append(state)
+            x = outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)  # (B, T, D*H)
+            if self.dropout and self.training and k < self.num_layers - 1:
+                x = nn.functional.dropout(x, self.dropout, training=True)
+        if self.cell == "lstm":
+            h_n = (torch.stack([f[0] for f in finals]), torch.stack([f[1] for f in finals]))
+        else:
+            h_n = torch.stack(finals)  # (L*D, B, H)
+        return x, h_n
+
+    def extra_repr(self) -> str:
+        s = f"{self.cell}, {self.input_size} -> {self.hidden_size}"
+        if self.cell == "elman" and self.nonlinearity != "tanh":
+            s += f", nonlinearity={getattr(self.nonlinearity, '__name__', self.nonlinearity)!s}"
+        for name, default in [("num_layers", 1), ("bidirectional", False), ("dropout", 0.0), ("bias", True)]:
+            if getattr(self, name) != default:
+                s += f", {name}={getattr(self, name)}"
+        return s
