@@ -1,8 +1,14 @@
 """A recurrent layer: Elman, LSTM or GRU cells, stacked, optionally bidirectional, over ragged batches.
 
 Parameters are named and laid out as in ``torch.nn.RNN/LSTM/GRU`` (``weight_ih_l{k}[_reverse]``, ...), so a state
-dict loads both ways. Elman layers train with the hand-written BPTT of ``rnr.bptt``; LSTM and GRU layers run the
-step functions of ``rnr.cells`` under autograd.
+dict loads both ways. Three implementations compute the same thing (tests hold them together):
+
+- ``"loop"``: the reference, each step written plainly with the step functions of ``rnr.cells`` under autograd;
+- ``"bptt"``: Elman only, the hand-written backpropagation through time of ``rnr.bptt`` (any ``phi``);
+- ``"fused"``: PyTorch's fused kernels (``torch._VF``, cuDNN on a GPU): LSTM, GRU, and Elman with tanh or relu.
+
+``impl="auto"`` picks ``"bptt"`` for Elman layers (``"fused"`` on a GPU when phi is tanh or relu) and ``"fused"`` for
+LSTM and GRU.
 
 Ragged batches: with ``lengths``, each sequence's state freezes after its last real step, outputs past the end are
 zero, and the reverse direction reads each sequence backwards from its own last step, so every output, final
@@ -11,13 +17,16 @@ state and gradient equals running the sequences one by one.
 from typing import Callable, Union
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor, _VF, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnr._checks import check_lengths, check_positive_int, check_probability, check_sequence, check_state
 from rnr.bptt import elman_bptt
-from rnr.cells import GATES, Phi, check_cell, gru_step, init_uniform_, lstm_step, resolve_phi
+from rnr.cells import GATES, PHIS, Phi, check_cell, elman_step, gru_step, init_uniform_, lstm_step, resolve_phi
 
 State = Union[Tensor, tuple[Tensor, Tensor]]
+IMPLS = ("auto", "loop", "bptt", "fused")
+_FUSED = {"lstm": _VF.lstm, "gru": _VF.gru, "tanh": _VF.rnn_tanh, "relu": _VF.rnn_relu}
 
 
 def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
@@ -38,9 +47,9 @@ def step_mask(lengths: Tensor | None, steps: int, device=None) -> Tensor | None:
     return torch.arange(steps, device=device)[None, :] < lengths.to(device)[:, None]
 
 
-def _run_gated(cell: str, x: Tensor, state, w_ih, w_hh, b_ih, b_hh, mask):
-    """LSTM or GRU over time under autograd. x (B, T, I); state h or (h, c), each (B, H)."""
-    B, T, _ = x.shape
+def _run_loop(cell: str, phi, x: Tensor, state, w_ih, w_hh, b_ih, b_hh, mask):
+    """The reference: one direction of one layer, step by step under autograd. x (B, T, I); state h or (h, c)."""
+    T = x.shape[1]
     xw = x @ w_ih.t()  # (B, T, G*H): the input projection of every step in one product
     if b_ih is not None:
         xw = xw + b_ih
@@ -48,9 +57,11 @@ def _run_gated(cell: str, x: Tensor, state, w_ih, w_hh, b_ih, b_hh, mask):
     for t in range(T):
         if cell == "lstm":
             new = lstm_step(xw[:, t], state[0], state[1], w_hh, b_hh)
-        else:
+        elif cell == "gru":
             new = gru_step(xw[:, t], state, w_hh, b_hh)
-        if mask is not None:
+        else:
+            new = elman_step(xw[:, t], state, w_hh, b_hh, phi)
+        if mask is not None:  # past a sequence's end the state stays as it was
             m = mask[:, t, None]
             new = tuple(torch.where(m, n, s) for n, s in zip(new, state)) if cell == "lstm" else torch.where(m, new, state)
         state = new
@@ -74,6 +85,8 @@ class RNN(nn.Module):
         bidirectional: also read each sequence backwards (D = 2) and concatenate.
         dropout: probability of zeroing outputs of every layer but the last, in training.
         bias: learn biases.
+        impl: "auto", "loop" (the plain reference), "bptt" (Elman, hand-written backward) or "fused"
+            (PyTorch's kernels; LSTM, GRU, Elman with tanh or relu). All give the same results.
 
     Shapes: ``forward(x (B, T, I), h0=None, lengths=None) -> (out (B, T, D*H), h_n (L*D, B, H))``; for LSTM
     ``h0`` and ``h_n`` are ``(h, c)`` pairs. ``lengths`` (B,) gives each sequence's real length.
@@ -95,6 +108,7 @@ class RNN(nn.Module):
         bidirectional: bool = False,
         dropout: float = 0.0,
         bias: bool = True,
+        impl: str = "auto",
     ):
         super().__init__()
         self.input_size = check_positive_int(input_size, "input_size")
@@ -112,6 +126,14 @@ class RNN(nn.Module):
         self.dropout = check_probability(dropout, "dropout")
         self.bias = bool(bias)
         self.num_directions = 2 if bidirectional else 1
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {list(IMPLS)}, got {impl!r}")
+        if impl == "bptt" and cell != "elman":
+            raise ValueError(f"impl='bptt' (hand-written BPTT) is for cell='elman' only, got cell={cell!r}")
+        if impl == "fused" and cell == "elman" and self.phi not in (PHIS["tanh"], PHIS["relu"]):
+            raise ValueError(f"impl='fused' needs nonlinearity 'tanh' or 'relu' for Elman cells, got "
+                             f"{nonlinearity!r}; use impl='bptt' for any other phi")
+        self.impl = impl
         g = GATES[cell]
         self._names = []  # per (layer, direction): (w_ih, w_hh, b_ih, b_hh) names
         for k in range(num_layers):
@@ -132,18 +154,44 @@ class RNN(nn.Module):
         w = [getattr(self, n) for n in names]
         return w if self.bias else w + [None, None]
 
-    def _run(self, x, state, layer, direction, lengths, mask):
+    def _impl(self, x: Tensor) -> str:
+        if self.impl != "auto":
+            return self.impl
+        if self.cell != "elman":
+            return "fused"
+        fusable = self.phi in (PHIS["tanh"], PHIS["relu"])
+        return "fused" if fusable and x.is_cuda else "bptt"
+
+    def _run(self, x, state, layer, direction, lengths, mask, impl):
         """One direction of one layer. x (B, T, I_k) -> out (B, T, H), final state."""
         w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
         if direction == 1:
             x = reverse_padded(x, lengths)
-        if self.cell == "elman":
+        if impl == "bptt":
             out, state = elman_bptt(x, state, w_ih, w_hh, b_ih, b_hh, self.phi, mask)
         else:
-            out, state = _run_gated(self.cell, x, state, w_ih, w_hh, b_ih, b_hh, mask)
+            out, state = _run_loop(self.cell, self.phi, x, state, w_ih, w_hh, b_ih, b_hh, mask)
         if direction == 1:
             out = reverse_padded(out, lengths)
         return out, state
+
+    def _run_fused(self, x: Tensor, h0, lengths):
+        """All layers and directions in one call to PyTorch's kernel; ragged batches go through packing."""
+        kernel = _FUSED[self.cell if self.cell != "elman" else ("relu" if self.phi is PHIS["relu"] else "tanh")]
+        weights = [w for names in self._names for w in (getattr(self, n) for n in names)]
+        args = (weights, self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
+        hx = h0
+        if lengths is None:
+            result = kernel(x, hx, *args, True)
+            return result[0], (result[1], result[2]) if self.cell == "lstm" else result[1]
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        order, back = packed.sorted_indices, packed.unsorted_indices
+        hx = tuple(h.index_select(1, order) for h in hx) if self.cell == "lstm" else hx.index_select(1, order)
+        result = kernel(packed.data, packed.batch_sizes, hx, *args)
+        out, _ = pad_packed_sequence(packed._replace(data=result[0]), batch_first=True, total_length=x.shape[1])
+        if self.cell == "lstm":
+            return out, (result[1].index_select(1, back), result[2].index_select(1, back))
+        return out, result[1].index_select(1, back)
 
     def forward(self, x: Tensor, h0: State | None = None, lengths=None) -> tuple[Tensor, State]:
         check_sequence(x, self.input_size, "x")
@@ -164,13 +212,16 @@ class RNN(nn.Module):
             check_state(h0[1], shape, "h0[1]")
         else:
             check_state(h0, shape, "h0")
+        impl = self._impl(x)
+        if impl == "fused":
+            return self._run_fused(x, h0, lengths)
         finals = []
         for k in range(self.num_layers):
             outs = []
             for d in range(self.num_directions):
                 i = k * self.num_directions + d
                 state = (h0[0][i], h0[1][i]) if self.cell == "lstm" else h0[i]
-                out, state = self._run(x, state, k, d, lengths, mask)
+                out, state = self._run(x, state, k, d, lengths, mask, impl)
                 outs.append(out)
                 finals.append(state)
             x = outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)  # (B, T, D*H)
@@ -186,7 +237,8 @@ class RNN(nn.Module):
         s = f"{self.cell}, {self.input_size} -> {self.hidden_size}"
         if self.cell == "elman" and self.nonlinearity != "tanh":
             s += f", nonlinearity={getattr(self.nonlinearity, '__name__', self.nonlinearity)!s}"
-        for name, default in [("num_layers", 1), ("bidirectional", False), ("dropout", 0.0), ("bias", True)]:
+        for name, default in [("num_layers", 1), ("bidirectional", False), ("dropout", 0.0), ("bias", True),
+                              ("impl", "auto")]:
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)}"
         return s
