@@ -69,3 +69,34 @@ def decode(tokens) -> str:
             break
         out.append(LETTERS[t])
     return "".join(out)
+
+
+def ice_cream(n_shops: int = 30, days: int = 730, seed: int = 0):
+    """A generated panel: daily ice-cream sales of shops that opened on different days, driven by temperature.
+
+    Sales follow each shop's level, a weekly pattern (busier at weekends) and the day's temperature, which is
+    known ahead (a weather forecast) and so is a future covariate. Columns: unique_id, ds, y, temperature, and
+    the static column size ("small" | "large"). Shops open on different days, so series lengths differ.
+    """
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range("2023-01-01", periods=days, freq="D")
+    t = np.arange(days)
+    temp = 14 + 9 * np.sin(2 * np.pi * (t - 110) / 365.25)
+    noise = np.zeros(days)
+    for i in range(1, days):  # weather wanders for days at a time
+        noise[i] = 0.8 * noise[i - 1] + rng.normal(0, 1.8)
+    temp = temp + noise
+    weekly = np.array([0.85, 0.8, 0.85, 0.9, 1.05, 1.3, 1.25])[dates.dayofweek]
+    frames = []
+    for s in range(n_shops):
+        large = rng.random() < 0.4
+        level = rng.uniform(40, 90) * (2.0 if large else 1.0)
+        opened = int(rng.integers(0, days // 3))
+        heat = np.exp(0.06 * (temp - 15))
+        y = level * heat * weekly * rng.lognormal(0, 0.08, days)
+        frames.append(pd.DataFrame({"unique_id": f"shop_{s:02d}", "ds": dates[opened:], "y": y[opened:].round(1),
+                                    "temperature": temp[opened:].round(1), "size": "large" if large else "small"}))
+    return pd.concat(frames, ignore_index=True)

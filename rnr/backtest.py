@@ -1,0 +1,119 @@
+"""Rolling-origin backtests: the RNN and the classical baselines forecast the same windows, scored side by side.
+
+Window w of ``n_windows`` cuts every series ``horizon + (n_windows - 1 - w) * step`` steps before its end: the
+models see everything before the cut and forecast the next ``horizon`` steps (Tashman 2000, "Out-of-sample tests
+of forecasting accuracy"). The RNN is refit at every window (``refit=True``) or fit once at the first window and
+carried forward with ``update`` (``refit=False``). Scores follow M4: sMAPE, MASE with seasonal period ``m``, and
+OWA against Naive2 on the same windows.
+"""
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from rnr._checks import check_positive_int
+from rnr.baselines import LaggedRidge, Naive, Naive2, SeasonalNaive
+from rnr.metrics import coverage, mae, mase, owa, rmse, smape
+
+
+@dataclass
+class BacktestResult:
+    scores: pd.DataFrame     # one row per (model, window): mae, rmse, smape, mase, owa, coverage, fit_seconds
+    forecasts: pd.DataFrame  # id, ds, window, model, y, y_hat (and interval columns for the RNN)
+
+    def table(self) -> pd.DataFrame:
+        """Scores averaged over windows, one row per model, best OWA first."""
+        cols = [c for c in ["mae", "rmse", "smape", "mase", "owa", "coverage", "fit_seconds"] if c in self.scores]
+        return self.scores.groupby("model")[cols].mean().sort_values("owa")
+
+    def error_by_horizon(self) -> pd.DataFrame:
+        """Mean absolute error at each step ahead, one column per model."""
+        f = self.forecasts.assign(error=(self.forecasts["y"] - self.forecasts["y_hat"]).abs())
+        return f.pivot_table(index="step", columns="model", values="error", aggfunc="mean")
+
+
+def _split(df: pd.DataFrame, id_col: str, time_col: str, cut: int, horizon: int):
+    """Per series: rows before the cut (``cut`` steps before the end) and the ``horizon`` rows after it."""
+    df = df.sort_values([id_col, time_col], kind="stable")
+    pos_from_end = df.groupby(id_col, sort=False).cumcount(ascending=False)  # 0 at each series' last row
+    train = df[pos_from_end >= cut]
+    test = df[(pos_from_end < cut) & (pos_from_end >= cut - horizon)]
+    return train, test
+
+
+def backtest(forecaster, df: pd.DataFrame, n_windows: int = 3, step: int | None = None, refit: bool = True,
+             m: int = 1, lags=(1, 2, 3, 7, 14, 28), id_col: str = "unique_id", time_col: str = "ds",
+             target: str = "y", future=(), baselines: bool = True, progress: bool = False) -> BacktestResult:
+    """Score ``forecaster`` (an ``RNNForecaster``, unfitted) and the baselines on ``n_windows`` rolling origins.
+
+    ``lags``: candidate numbers of lags for the lagged-variables baseline, chosen on the last ``horizon`` steps
+    of each window's training data. ``m``: seasonal period for MASE and the seasonal baselines.
+    """
+    from rnr.forecast import RNNForecaster
+
+    H = forecaster.config.horizon
+    check_positive_int(n_windows, "n_windows")
+    step = H if step is None else check_positive_int(step, "step")
+    if not isinstance(forecaster, RNNForecaster):
+        raise TypeError(f"forecaster must be an RNNForecaster, got {type(forecaster).__name__}")
+    for col in (id_col, time_col, target, *future):
+        if col not in df.columns:
+            raise ValueError(f"df must have the column {col!r}; it has {list(df.columns)}")
+    df = df.sort_values([id_col, time_col], kind="stable").reset_index(drop=True)
+    rows, frames, fitted, prev_cut = [], [], None, None
+    for w in range(n_windows):
+        cut = H + (n_windows - 1 - w) * step
+        train, test = _split(df, id_col, time_col, cut, H)
+        sizes = train.groupby(id_col, sort=False).size()
+        keep = sizes.index[sizes > max(H, m)]  # series with enough history to forecast and to scale MASE
+        train, test = train[train[id_col].isin(keep)], test[test[id_col].isin(keep)]
+        histories = [g[target].to_numpy(np.float64) for _, g in train.groupby(id_col, sort=True)]
+        actuals = [g[target].to_numpy(np.float64) for _, g in test.groupby(id_col, sort=True)]
+        ids = sorted(keep)
+        future_df = test[[id_col, time_col, *future]] if future else None
+        start = time.perf_counter()
+        if refit or fitted is None:
+            fitted = type(forecaster)(**forecaster.get_params()).fit(train, id_col=id_col, time_col=time_col,
+                                                                   target=target, future=list(future))
+        else:
+            _, new = _split(df[df[id_col].isin(keep)], id_col, time_col, prev_cut, prev_cut - cut)  # rows since the last cut
+            fitted.update(new)
+        pred = fitted.predict(future_df=future_df).sort_values([id_col, time_col], kind="stable")
+        fit_s = time.perf_counter() - start
+        prev_cut = cut
+        pred = pred[pred[id_col].isin(keep)]
+        models = {"rnr": ([g["y_hat"].to_numpy() for _, g in pred.groupby(id_col, sort=True)], fit_s)}
+        qcols = sorted(c for c in pred.columns if c.startswith("y_hat_q"))
+        if baselines:
+            for name, model in [("naive", Naive()), ("seasonal_naive", SeasonalNaive(m)), ("naive2", Naive2(m)),
+                                ("lagged_ridge", LaggedRidge(lags=list(lags)))]:
+                start = time.perf_counter()
+                if name == "lagged_ridge":
+                    model.fit(histories, val_horizon=H)
+                else:
+                    model.fit(histories)
+                models[name] = (model.predict(H), time.perf_counter() - start)
+        n2 = models.get("naive2")
+        n2_scores = _scores(actuals, n2[0], histories, m) if n2 else None
+        for name, (fc, secs) in models.items():
+            s = _scores(actuals, fc, histories, m)
+            row = {"model": name, "window": w, **s, "fit_seconds": secs}
+            if n2_scores:
+                row["owa"] = owa(s["smape"], s["mase"], n2_scores["smape"], n2_scores["mase"])
+            if name == "rnr" and len(qcols) >= 2:
+                lo = np.concatenate([g[qcols[0]].to_numpy() for _, g in pred.groupby(id_col, sort=True)])
+                hi = np.concatenate([g[qcols[-1]].to_numpy() for _, g in pred.groupby(id_col, sort=True)])
+                row["coverage"] = coverage(np.concatenate(actuals), lo, hi)
+            rows.append(row)
+            frames.append(pd.DataFrame({
+                id_col: np.repeat(ids, H), "step": np.tile(np.arange(1, H + 1), len(ids)), "window": w,
+                "model": name, "y": np.concatenate(actuals), "y_hat": np.concatenate(fc)}))
+    return BacktestResult(pd.DataFrame(rows), pd.concat(frames, ignore_index=True))
+
+
+def _scores(actuals, forecasts, histories, m: int) -> dict:
+    """M4 averaging: each metric per series, then the mean over series."""
+    per = [(mae(a, f), rmse(a, f), smape(a, f), mase(a, f, h, m)) for a, f, h in zip(actuals, forecasts, histories)]
+    arr = np.array(per)
+    return dict(zip(["mae", "rmse", "smape", "mase"], arr.mean(0).tolist()))

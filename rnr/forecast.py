@@ -1,0 +1,366 @@
+"""``RNNForecaster``: forecasts for panels of series of any lengths, with covariates and quantiles.
+
+The forecaster reads each series' whole history with an encoder RNN (state carried across chunks of ``chunk``
+steps), so it needs no choice of lags and drops no observation; see ``rnr.forecast_net`` for the model. After
+``fit`` it keeps each series' final state, so ``predict`` reads nothing again and ``update(new_rows)`` reads only
+the new rows.
+
+Example:
+    >>> f = RNNForecaster(horizon=7, season=7, epochs=2).fit(df)          # df: unique_id, ds, y
+    >>> f.predict().head()                                                # unique_id, ds, y_hat
+"""
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from rnr._checks import check_positive_int
+from rnr.forecast_net import ForecastNet, SeriesArrays, quantile_loss, season_features
+from rnr.panel import Panel
+from rnr.scaling import CovariateScaler, Scaler
+
+
+@dataclass
+class ForecastConfig:
+    horizon: int                     # steps forecast ahead (H)
+    strategy: str = "direct"         # "direct" (MQ-RNN decoder, whole horizon at once) | "recursive" (rolled out)
+    cell: str = "gru"                # "elman" | "lstm" | "gru"
+    hidden_size: int = 64            # width of h_t
+    num_layers: int = 1              # stacked recurrent layers
+    dropout: float = 0.0             # between stacked layers
+    head_size: int = 128             # hidden width of the direct strategy's decoder MLP
+    quantiles: tuple = ()            # e.g. (0.1, 0.9): trained with the pinball loss, columns y_hat_q10, y_hat_q90
+    loss: str = "mae"                # point loss: "mae" | "mse"
+    scaler: str | None = "standard"  # per-series target scaling: "standard" | "robust" | "meanabs" | None
+    season: int | None = None        # seasonal period; adds sin/cos of the phase as inputs
+    chunk: int = 256                 # truncated BPTT: steps per optimiser step, state carried
+    batch_size: int = 32             # series per batch
+    epochs: int = 20                 # passes over every series
+    lr: float = 3e-3                 # Adam, cosine-decayed to 0 over the run
+    clip_grad_norm: float = 1.0      # gradient-norm clipping
+    seed: int = 0                    # the same seed gives the same model
+    progress: bool = False           # a progress bar per epoch
+    threads: int | None = None       # torch threads (None: leave as set)
+    history: list = field(default_factory=list, repr=False)
+
+
+class RNNForecaster:
+    """Forecast every series of a long-format panel ``horizon`` steps ahead with one shared RNN.
+
+    Args: see ``ForecastConfig`` (each keyword there is a keyword here). ``fit(df, ...)`` takes the column roles.
+    Learned state: ``net_``, ``scaler_``, ``cov_scaler_``, ``state_`` (each series' encoder state),
+    ``panel_info_`` (ids, columns, last times), ``history_`` (loss per epoch).
+    """
+
+    def __init__(self, horizon: int, **kwargs):
+        known = set(ForecastConfig.__dataclass_fields__) - {"history"}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise TypeError(f"RNNForecaster got unknown option(s) {unknown}; known: {sorted(known)}")
+        self.config = ForecastConfig(horizon=horizon, **kwargs)
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {k: v for k, v in asdict(self.config).items() if k != "history"}
+
+    def __repr__(self) -> str:
+        default = ForecastConfig(horizon=self.config.horizon)
+        diff = [f"{k}={v!r}" for k, v in self.get_params().items() if k != "horizon" and getattr(default, k) != v]
+        return f"RNNForecaster(horizon={self.config.horizon}{''.join(', ' + d for d in diff)})"
+
+    # validation ---------------------------------------------------------------------------------------------
+    def _check_config(self) -> None:
+        c = self.config
+        check_positive_int(c.horizon, "horizon")
+        check_positive_int(c.chunk, "chunk")
+        check_positive_int(c.batch_size, "batch_size")
+        check_positive_int(c.epochs, "epochs", minimum=0)
+        if c.strategy not in ("direct", "recursive"):
+            raise ValueError(f"strategy must be 'direct' or 'recursive', got {c.strategy!r}")
+        if c.loss not in ("mae", "mse"):
+            raise ValueError(f"loss must be 'mae' or 'mse', got {c.loss!r}")
+        if c.season is not None:
+            check_positive_int(c.season, "season", minimum=2)
+        for q in c.quantiles:
+            if not isinstance(q, (int, float)) or not 0 < q < 1:
+                raise ValueError(f"quantiles must lie strictly between 0 and 1, got {q!r} in {c.quantiles!r}")
+
+    # fitting ------------------------------------------------------------------------------------------------
+    def fit(self, df, id_col: str = "unique_id", time_col: str = "ds", target="y", past=(), future=(), static=(),
+            freq=None, missing: str = "error") -> "RNNForecaster":
+        """Learn from every observed step of every series of ``df`` (long format). Returns self."""
+        self._check_config()
+        panel = Panel.from_frame(df, id_col=id_col, time_col=time_col, target=target, past=past, future=future,
+                                 static=static, freq=freq, missing=missing)
+        return self.fit_panel(panel)
+
+    def fit_panel(self, panel: Panel) -> "RNNForecaster":
+        self._check_config()
+        c = self.config
+        if c.threads:
+            torch.set_num_threads(c.threads)
+        torch.manual_seed(c.seed)
+        self.scaler_ = Scaler(c.scaler).fit(panel)
+        self.cov_scaler_ = CovariateScaler().fit(panel)
+        arrays = self._arrays(panel)
+        cards = [len(panel.static_categories[k]) for k in panel.static_categories]
+        n_static_num = panel.static.shape[1] - len(cards)
+        self.net_ = ForecastNet(panel.y.shape[1], panel.past.shape[1], panel.future.shape[1], n_static_num, cards,
+                                c.season, c.horizon, c.strategy, tuple(c.quantiles), c.cell, c.hidden_size,
+                                c.num_layers, c.dropout, c.head_size)
+        self.history_ = self._train(arrays)
+        self._remember(panel, arrays)
+        return self
+
+    def _arrays(self, panel: Panel) -> SeriesArrays:
+        sidx = np.repeat(np.arange(len(panel)), panel.lengths())
+        y = self.scaler_.transform(panel.y, sidx)
+        past, fut = self.cov_scaler_.transform(panel.past, panel.future)
+        observed = panel.observed if panel.observed is not None else np.ones_like(panel.y, dtype=bool)
+        n_cat = len(panel.static_categories)
+        static_num = panel.static[:, : panel.static.shape[1] - n_cat].astype(np.float32)
+        static_cat = panel.static[:, panel.static.shape[1] - n_cat :].astype(np.int64)
+        return SeriesArrays(np.nan_to_num(y).astype(np.float32), observed, past, fut, time_index(panel),
+                            static_num, static_cat, panel.offsets)
+
+    def _inputs(self, x, static_num, static_cat):
+        static = self.net_.static_features(static_num, static_cat)  # (B, C)
+        return torch.cat([x, static[:, None].expand(-1, x.shape[1], -1)], dim=-1)
+
+    def _train(self, arrays: SeriesArrays) -> list[dict]:
+        c, net = self.config, self.net_
+        opt = torch.optim.Adam(net.parameters(), lr=c.lr)
+        lengths = arrays.lengths()
+        order = np.argsort(lengths, kind="stable")  # batches of similar lengths waste little on padding
+        batches = [order[i : i + c.batch_size] for i in range(0, len(order), c.batch_size)]
+        steps_per_epoch = sum(-(-int(lengths[b].max()) // c.chunk) for b in batches)
+        total = max(1, steps_per_epoch * c.epochs)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + np.cos(np.pi * min(s, total) / total)))
+        gen = np.random.default_rng(c.seed)
+        history = []
+        net.train()
+        for epoch in range(c.epochs):
+            start, losses, weights = time.perf_counter(), [], []
+            bar = tqdm(gen.permutation(len(batches)), desc=f"epoch {epoch + 1}/{c.epochs}", disable=not c.progress,
+                       leave=False)
+            for bi in bar:
+                series = batches[bi]
+                x, s_num, s_cat, lens, known, target, mask = arrays.batch(series, net.J, c.season)
+                x = self._inputs(x, s_num, s_cat)
+                state = None
+                for c0 in range(0, x.shape[1], c.chunk):
+                    rows = (lens > c0).nonzero().squeeze(1)  # series with steps left in this chunk
+                    sl = slice(c0, c0 + c.chunk)
+                    sub_len = (lens[rows] - c0).clamp(max=x[:, sl].shape[1])
+                    st = None if state is None else _take(state, rows)
+                    out, new = net.encode(x[rows, sl], st, sub_len)
+                    pred = net.forecast(out, known[rows, sl])
+                    loss = quantile_loss(pred, target[rows, sl], mask[rows, sl], c.quantiles, c.loss)
+                    opt.zero_grad()
+                    loss.backward()
+                    if c.clip_grad_norm:
+                        torch.nn.utils.clip_grad_norm_(net.parameters(), c.clip_grad_norm)
+                    opt.step()
+                    sched.step()
+                    state = _put(state, rows, _detach(new), len(series))
+                    n = float(mask[rows, sl].sum())
+                    losses.append(float(loss) * n)
+                    weights.append(n)
+                    bar.set_postfix(loss=f"{float(loss):.4f}")
+            history.append({"epoch": epoch + 1, "train_loss": sum(losses) / max(sum(weights), 1.0),
+                            "lr": sched.get_last_lr()[0], "seconds": time.perf_counter() - start})
+        net.eval()
+        return history
+
+    # state after the history ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _encode_all(self, arrays: SeriesArrays, state=None):
+        """Each series' final encoder state (L, S, H) (a pair for LSTM), reading its arrays from ``state``."""
+        c, net = self.config, self.net_
+        S = len(arrays.offsets) - 1
+        finals = None
+        for i in range(0, S, 256):
+            series = np.arange(i, min(S, i + 256))
+            x, s_num, s_cat, lens, *_ = arrays.batch(series, 1, c.season)
+            st = None if state is None else _take(state, torch.from_numpy(series))
+            _, st = net.encode(self._inputs(x, s_num, s_cat), st, lens)
+            finals = _put(finals, torch.from_numpy(series), st, S)
+        return finals
+
+    def _remember(self, panel: Panel, arrays: SeriesArrays) -> None:
+        self.state_ = self._encode_all(arrays)
+        last = panel.offsets[1:] - 1
+        tix = time_index(panel)
+        prev = np.where(panel.lengths() > 1, tix[np.maximum(last - 1, 0)], tix[last] - 1)
+        self.panel_info_ = {
+            "ids": panel.ids, "columns": panel.columns, "freq": panel.freq,
+            "last_time": panel.time[last], "last_tindex": tix[last], "step": tix[last] - prev,
+            "last_past": arrays.past[last], "last_y": arrays.y[last],
+            "static_num": arrays.static_num, "static_cat": arrays.static_cat,
+        }
+
+    def update(self, new_rows) -> "RNNForecaster":
+        """Read rows that follow each series' end and carry the state forward; nothing is refit."""
+        info = self.panel_info_
+        cols = info["columns"]
+        panel = Panel.from_frame(new_rows, id_col=cols.id, time_col=cols.time, target=list(cols.targets),
+                                 past=list(cols.past), future=list(cols.future), freq=info["freq"])
+        pos = _positions(info["ids"], panel.ids, "new_rows")
+        sidx = np.repeat(pos, panel.lengths())
+        y = np.nan_to_num(self.scaler_.transform(panel.y, sidx)).astype(np.float32)
+        past, fut = self.cov_scaler_.transform(panel.past, panel.future)
+        observed = panel.observed if panel.observed is not None else np.ones_like(panel.y, dtype=bool)
+        arrays = SeriesArrays(y, observed, past, fut, time_index(panel), info["static_num"][pos],
+                              info["static_cat"][pos], panel.offsets)
+        state = _take(self.state_, torch.from_numpy(pos))
+        new = self._encode_all(arrays, state)
+        self.state_ = _put(self.state_, torch.from_numpy(pos), new, len(info["ids"]))
+        last = panel.offsets[1:] - 1
+        tix = time_index(panel)
+        info["last_time"][pos], info["last_tindex"][pos] = panel.time[last], tix[last]
+        info["last_past"][pos], info["last_y"][pos] = past[last], y[last]
+        return self
+
+    # forecasting --------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, h: int | None = None, future_df=None) -> pd.DataFrame:
+        """Forecasts for the next ``h`` steps (default: the horizon) of every series, as a long DataFrame.
+
+        Columns: id, time, ``y_hat`` and ``y_hat_q{NN}`` per quantile (with several targets, a ``target``
+        column says which). ``future_df`` must give every future covariate for each of the h steps.
+        """
+        c, net, info = self.config, self.net_, self.panel_info_
+        h = c.horizon if h is None else check_positive_int(h, "h")
+        if c.strategy == "direct" and h > c.horizon:
+            raise ValueError(f"h must be <= horizon={c.horizon} with strategy='direct', got h={h}; refit with a "
+                             f"longer horizon or use strategy='recursive'")
+        S, K = len(info["ids"]), info["last_y"].shape[1]
+        steps = max(h, net.J)
+        fut = self._future_block(future_df, steps)  # (S, steps, F)
+        tix = info["last_tindex"][:, None] + info["step"][:, None] * np.arange(1, steps + 1)  # (S, steps)
+        ahead = torch.cat([torch.from_numpy(fut), season_features(torch.from_numpy(tix), c.season)], dim=-1)
+        top = self.state_[0][-1] if isinstance(self.state_, tuple) else self.state_[-1]  # (S, H)
+        if c.strategy == "direct":
+            known = ahead[:, : net.J].reshape(S, 1, -1)
+            pred = net.forecast(top[:, None], known)[:, 0, :h]  # (S, h, K, 1 + Q)
+        else:
+            pred = self._roll_out(ahead, h)
+        values = pred.numpy()  # scaled
+        sidx = np.repeat(np.arange(S), h)
+        out = {}
+        names = ["y_hat"] + [f"y_hat_q{int(round(q * 100)):02d}" for q in c.quantiles]
+        for j, name in enumerate(names):
+            out[name] = self.scaler_.inverse(values[..., j].reshape(S * h, K), sidx)  # (S*h, K)
+        return self._frame(out, h, K)
+
+    def _roll_out(self, ahead: torch.Tensor, h: int) -> torch.Tensor:
+        """Recursive strategy: forecast one step, feed it back, h times. Returns (S, h, K, 1 + Q)."""
+        net, info = self.net_, self.panel_info_
+        state = self.state_
+        top = state[0][-1] if isinstance(state, tuple) else state[-1]
+        static = net.static_features(torch.from_numpy(info["static_num"]), torch.from_numpy(info["static_cat"]))
+        past = torch.from_numpy(info["last_past"])  # past covariates are unknown ahead: the last value is held
+        preds = []
+        for j in range(h):
+            p = net.forecast(top[:, None], ahead[:, j : j + 1].reshape(len(top), 1, -1))[:, 0, 0]  # (S, K, 1+Q)
+            preds.append(p)
+            F = ahead.shape[-1] - (2 if self.config.season else 0)
+            x = torch.cat([p[..., 0], past, ahead[:, j, :F], ahead[:, j, F:], static], dim=-1)[:, None]
+            out, state = net.encode(x, state)
+            top = out[:, 0]
+        return torch.stack(preds, dim=1)
+
+    def _future_block(self, future_df, steps: int) -> np.ndarray:
+        info = self.panel_info_
+        cols = info["columns"]
+        S = len(info["ids"])
+        if not cols.future:
+            return np.zeros((S, steps, 0), np.float32)
+        if future_df is None:
+            raise ValueError(f"future_df must give the future covariates {list(cols.future)} for the next {steps} "
+                             f"steps of every series; pass predict(future_df=...)")
+        fdf = future_df.set_index([cols.id, cols.time]).sort_index()
+        block = np.zeros((S, steps, len(cols.future)), np.float32)
+        for s, uid in enumerate(info["ids"]):
+            times = _next_times(info["last_time"][s], info["freq"], steps)
+            try:
+                rows = fdf.loc[[(uid, t) for t in times], list(cols.future)].to_numpy(np.float32)
+            except KeyError:
+                raise ValueError(f"future_df must cover the next {steps} steps of every series for "
+                                 f"{list(cols.future)}; series {uid!r} lacks some of {list(times)[:3]}...") from None
+            block[s] = rows
+        _, block = self.cov_scaler_.transform(np.zeros((S * steps, 0), np.float32), block.reshape(S * steps, -1))
+        return block.reshape(S, steps, -1)
+
+    def _frame(self, out: dict, h: int, K: int) -> pd.DataFrame:
+        info = self.panel_info_
+        cols = info["columns"]
+        S = len(info["ids"])
+        times = np.concatenate([_next_times(info["last_time"][s], info["freq"], h) for s in range(S)])
+        ids = np.repeat(np.asarray(info["ids"], dtype=object), h)
+        if K == 1:
+            data = {cols.id: ids, cols.time: times, **{k: v[:, 0] for k, v in out.items()}}
+            return pd.DataFrame(data)
+        frames = [pd.DataFrame({cols.id: ids, cols.time: times, "target": t, **{k: v[:, i] for k, v in out.items()}})
+                  for i, t in enumerate(cols.targets)]
+        return pd.concat(frames, ignore_index=True)
+
+    def embed(self) -> pd.DataFrame:
+        """Each series' learned representation: its final top-layer hidden state, one row per id."""
+        top = self.state_[0][-1] if isinstance(self.state_, tuple) else self.state_[-1]
+        cols = [f"h{i}" for i in range(top.shape[1])]
+        return pd.DataFrame(top.numpy(), index=pd.Index(self.panel_info_["ids"], name="unique_id"), columns=cols)
+
+
+_PERIODS = {"MS": "M", "ME": "M", "M": "M", "QS": "Q", "QE": "Q", "Q": "Q", "YS": "Y", "YE": "Y", "Y": "Y", "AS": "Y",
+            "A": "Y", "W": "W", "B": "B"}
+
+
+def time_index(panel: Panel) -> np.ndarray:
+    """Integer time ordinals (N,): one apart per step of the panel's frequency, comparable across series."""
+    t = panel.time
+    if not np.issubdtype(t.dtype, np.datetime64):
+        return t.astype(np.int64)
+    off = pd.tseries.frequencies.to_offset(panel.freq)
+    if isinstance(off, pd.offsets.Tick):
+        return t.astype("datetime64[ns]").astype(np.int64) // off.nanos
+    alias = _PERIODS.get(off.name.split("-")[0], "D")
+    return pd.DatetimeIndex(t).to_period(alias).asi8.astype(np.int64)
+
+
+def _next_times(last, freq, steps: int) -> np.ndarray:
+    if isinstance(freq, (int, np.integer)):
+        return last + freq * np.arange(1, steps + 1)
+    return pd.date_range(pd.Timestamp(last), periods=steps + 1, freq=freq)[1:].to_numpy()
+
+
+def _positions(known_ids, ids, name: str) -> np.ndarray:
+    where = {k: i for i, k in enumerate(known_ids)}
+    missing = [i for i in ids if i not in where]
+    if missing:
+        raise ValueError(f"{name} holds ids the model was not trained on: {missing[:5]} ({len(missing)} in all); "
+                         f"fit a model that includes them")
+    return np.array([where[i] for i in ids], dtype=np.int64)
+
+
+def _take(state, rows):
+    return tuple(s.index_select(1, rows) for s in state) if isinstance(state, tuple) else state.index_select(1, rows)
+
+
+def _detach(state):
+    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+
+
+def _put(state, rows, new, S: int):
+    """Write the rows of ``new`` into a full (L, S, H) state (created on first use)."""
+    if isinstance(new, tuple):
+        base = state if state is not None else tuple(n.new_zeros(n.shape[0], S, n.shape[2]) for n in new)
+        base = tuple(b.clone() for b in base)
+        for b, n in zip(base, new):
+            b[:, rows] = n
+        return base
+    base = new.new_zeros(new.shape[0], S, new.shape[2]) if state is None else state.clone()
+    base[:, rows] = new
+    return base
