@@ -8,3 +8,27 @@ The model is the Elman RNN in row-vector form,
 ``h_t = phi(b_h + x_t W_x + h_{t-1} W_h)`` and ``y_t = b_o + h_t W_o``, with PyTorch's parameter layout
 (``weight_ih = W_x^T``, ``weight_hh = W_h^T``, ``b_h = bias_ih + bias_hh``) so weights swap with ``torch.nn``.
 """
+
+__version__ = "0.1.0"
+
+from rnr import baselines, datasets, metrics, tasks
+from rnr.backtest import BacktestResult, backtest
+from rnr.cells import ElmanCell, GRUCell, LSTMCell
+from rnr.data import Batch, SequenceData, pad
+from rnr.forecast import RNNForecaster
+from rnr.io import load, save
+from rnr.losses import masked_loss
+from rnr.panel import Panel
+from rnr.rnn import RNN
+from rnr.scaling import Scaler
+from rnr.topologies import EncoderDecoder, ManyToManySync, ManyToOne, OneToMany, OneToOne
+from rnr.train import History, TrainConfig, evaluate, fit
+
+__all__ = [
+    "RNN", "ElmanCell", "LSTMCell", "GRUCell",
+    "OneToOne", "OneToMany", "ManyToOne", "EncoderDecoder", "ManyToManySync",
+    "SequenceData", "Batch", "pad", "masked_loss",
+    "fit", "evaluate", "TrainConfig", "History", "save", "load",
+    "Panel", "Scaler", "RNNForecaster", "backtest", "BacktestResult",
+    "tasks", "metrics", "baselines", "datasets",
+]

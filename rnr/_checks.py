@@ -16,11 +16,11 @@ def check_tensor(x, name: str) -> Tensor:
     return x
 
 
-def check_float(x: Tensor, name: str) -> None:
+def check_float(x: Tensor, name: str, tokens_hint: bool = True) -> None:
     if not x.is_floating_point():
+        hint = ", or give the model an embedding (vocab_size=...) to read integer tokens" if tokens_hint else ""
         raise TypeError(
-            f"{name} must hold floating-point values, got dtype {x.dtype}; convert it with {name}.float(), "
-            f"or give the model an embedding (vocab_size=...) to read integer tokens"
+            f"{name} must hold floating-point values, got dtype {x.dtype}; convert it with {name}.float(){hint}"
         )
 
 
@@ -110,7 +110,7 @@ def check_state(h, shape: tuple, name: str) -> None:
             f"{name} must have shape {tuple(shape)} (num_layers * num_directions, batch, hidden), "
             f"got {_shape(h)}"
         )
-    check_float(h, name)
+    check_float(h, name, tokens_hint=False)
     check_finite(h, name)
 
 

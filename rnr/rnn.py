@@ -134,6 +134,8 @@ class RNN(nn.Module):
             raise ValueError(f"impl='fused' needs nonlinearity 'tanh' or 'relu' for Elman cells, got "
                              f"{nonlinearity!r}; use impl='bptt' for any other phi")
         self.impl = impl
+        self.config = dict(input_size=input_size, hidden_size=hidden_size, cell=cell, nonlinearity=nonlinearity,
+                           num_layers=num_layers, bidirectional=bidirectional, dropout=dropout, bias=bias, impl=impl)
         g = GATES[cell]
         self._names = []  # per (layer, direction): (w_ih, w_hh, b_ih, b_hh) names
         for k in range(num_layers):
@@ -207,7 +209,8 @@ class RNN(nn.Module):
             h0 = (zeros, zeros) if self.cell == "lstm" else zeros
         elif self.cell == "lstm":
             if not (isinstance(h0, (tuple, list)) and len(h0) == 2):
-                raise TypeError("h0 must be an (h, c) pair of tensors for cell='lstm'")
+                raise TypeError(f"h0 must be an (h, c) pair of tensors for cell='lstm', got {type(h0).__name__}; "
+                                f"pass h0=(h, c), each of shape {shape}")
             check_state(h0[0], shape, "h0[0]")
             check_state(h0[1], shape, "h0[1]")
         else:

@@ -1,0 +1,387 @@
+"""Training: ``rnr.fit(model, train, val=None, **settings) -> History``.
+
+One loop for every topology: batches padded to their own longest sequence, the model's masked ``loss(batch)``,
+gradient-norm clipping, an optimizer step; optionally truncated BPTT (chunks of ``tbptt`` steps with the state
+carried, detached, between them), validation each epoch, an LR schedule, early stopping that restores the best
+weights, a CSV history, and atomic checkpoints from which ``resume=True`` continues to the same final weights as
+a run that was never interrupted (the checkpoint holds weights, optimizer and scheduler state, the RNG state and
+the position inside the epoch).
+"""
+import csv
+import json
+import math
+import time
+import warnings
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from rnr import _safefile
+from rnr._checks import check_positive_int
+from rnr.data import Batch, SequenceData, as_data
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = (None, "cosine", "step", "plateau")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10                     # passes over the training data
+    batch_size: int = 32                 # examples per step; each batch is padded to its own longest sequence
+    optimizer: str = "adam"              # "adam" | "adamw" | "sgd"
+    lr: float = 1e-3                     # learning rate at the start
+    weight_decay: float = 0.0            # L2 (adam, sgd) or decoupled (adamw) weight decay
+    momentum: float = 0.9                # sgd only
+    clip_grad_norm: float | None = 1.0   # rescale gradients whose global norm exceeds this; None: never
+    tbptt: int | None = None             # truncated BPTT: chunk length in steps (ManyToManySync only); None: full
+    lr_schedule: str | None = None       # None | "cosine" (to 0 over the epochs) | "step" | "plateau"
+    lr_step: int = 10                    # "step": epochs between decays; "plateau": epochs without improvement
+    lr_gamma: float = 0.5                # "step" and "plateau": factor applied to the LR at each decay
+    patience: int | None = None          # early stopping: epochs without improvement; None: run every epoch
+    seed: int = 0                        # shuffling, dropout and teacher forcing draw from this seed
+    shuffle: bool = True                 # a new order of the training examples each epoch
+    progress: bool = True                # a progress bar per epoch
+    history_csv: str | None = None       # write the history here after each epoch
+    checkpoint_dir: str | None = None    # write checkpoints here (the last two are kept)
+    checkpoint_every: int | None = None  # also checkpoint every N optimizer steps (always at each epoch's end)
+    resume: bool = False                 # continue from the newest good checkpoint in checkpoint_dir
+    max_steps: int | None = None         # stop after this many optimizer steps in all
+    device: str = "cpu"                  # "cpu", "cuda", "cuda:1", ... or "auto"
+
+    def __post_init__(self):
+        check_positive_int(self.epochs, "epochs")
+        check_positive_int(self.batch_size, "batch_size")
+        check_positive_int(self.lr_step, "lr_step")
+        for name in ("tbptt", "patience", "checkpoint_every", "max_steps"):
+            if getattr(self, name) is not None:
+                check_positive_int(getattr(self, name), name)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.lr_schedule not in SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {list(SCHEDULES)}, got {self.lr_schedule!r}")
+        for name in ("lr", "weight_decay", "momentum", "lr_gamma"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+        if self.lr == 0:
+            raise ValueError("lr must be > 0, got 0; a typical start is 1e-3 for adam")
+        if self.clip_grad_norm is not None and not (self.clip_grad_norm > 0):
+            raise ValueError(f"clip_grad_norm must be > 0 or None, got {self.clip_grad_norm!r}")
+        if (self.resume or self.checkpoint_every) and not self.checkpoint_dir:
+            raise ValueError("resume and checkpoint_every need checkpoint_dir: pass checkpoint_dir='runs/ckpt'")
+
+
+class History:
+    """One row per epoch: epoch, steps, train_loss, val_* metrics, lr, clipped (steps whose gradient was clipped),
+    seconds. ``history["val_loss"]`` gives a column; ``best_epoch`` and ``stopped_early`` summarise the run."""
+
+    def __init__(self, rows=None, monitor: str = "train_loss"):
+        self.rows: list[dict] = list(rows or [])
+        self.monitor = monitor
+        self.stopped_early = False
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, key):
+        return self.rows[key] if isinstance(key, int) else [r.get(key) for r in self.rows]
+
+    @property
+    def best_epoch(self) -> int | None:
+        values = [(r[self.monitor], r["epoch"]) for r in self.rows if r.get(self.monitor) is not None]
+        return min(values)[1] if values else None
+
+    def to_csv(self, path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        keys = list(dict.fromkeys(k for r in self.rows for k in r))
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            w.writerows(self.rows)
+        tmp.replace(path)
+        return path
+
+    def __repr__(self) -> str:
+        last = self.rows[-1] if self.rows else {}
+        return f"History({len(self)} epochs, best_epoch={self.best_epoch}, last={last})"
+
+
+def fit(model, train, val=None, **settings) -> History:
+    """Train ``model`` (any rnr topology) on ``train`` and return its History.
+
+    Args:
+        model: a topology from ``rnr.topologies`` (anything with ``loss(batch)`` and ``metrics(batch)``).
+        train, val: ``SequenceData`` or ``(X, Y)`` pairs (see ``rnr.data``).
+        **settings: the fields of ``TrainConfig``, e.g. ``epochs=20, lr=3e-3, patience=3``.
+
+    Example:
+        >>> X, Y = rnr.tasks.ragged_sums(500)
+        >>> history = rnr.fit(rnr.ManyToOne(1, 1, hidden_size=16), (X, Y), epochs=2, progress=False)
+    """
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise TypeError(f"fit got unknown settings {unknown}; known settings: {sorted(known)}")
+    cfg = TrainConfig(**settings)
+    if not (hasattr(model, "loss") and hasattr(model, "metrics")):
+        raise TypeError(f"model must be an rnr topology (with loss(batch) and metrics(batch)), got "
+                        f"{type(model).__name__}")
+    if cfg.tbptt and not hasattr(model, "loss_and_state"):
+        raise ValueError(f"tbptt applies to ManyToManySync models, whose state can be carried between chunks; got "
+                         f"{type(model).__name__}: set tbptt=None")
+    train, val = as_data(train, "train"), (None if val is None else as_data(val, "val"))
+    return Trainer(model, cfg, train, val).run()
+
+
+class Trainer:
+    """The state of one run; ``fit`` is the public entry point."""
+
+    def __init__(self, model, cfg: TrainConfig, train: SequenceData, val: SequenceData | None):
+        self.cfg, self.train_data, self.val_data = cfg, train, val
+        device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+        self.device = torch.device(device)
+        self.model = model.to(self.device)
+        self.opt = _optimizer(model, cfg)
+        self.sched = _scheduler(self.opt, cfg)
+        self.history = History(monitor="val_loss" if val is not None else "train_loss")
+        self.epoch, self.batch_in_epoch, self.step = 0, 0, 0
+        self.partial = {"loss_sum": 0.0, "count": 0, "clipped": 0}  # the running epoch's train loss so far
+        self.best_value, self.best_state, self.bad_epochs = math.inf, None, 0
+        self.ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
+
+    # the loop -------------------------------------------------------------------------------------------------
+    def run(self) -> History:
+        torch.manual_seed(self.cfg.seed)
+        if self.cfg.resume:
+            self._resume()
+        n_batches = self.train_data.num_batches(self.cfg.batch_size)
+        while self.epoch < self.cfg.epochs and not self._out_of_steps():
+            start = time.perf_counter()
+            self.model.train()
+            order = torch.Generator().manual_seed(self.cfg.seed * 100_003 + self.epoch)
+            batches = self.train_data.batches(self.cfg.batch_size, self.cfg.shuffle, order, skip=self.batch_in_epoch)
+            bar = tqdm(batches, total=n_batches, initial=self.batch_in_epoch, disable=not self.cfg.progress,
+                       desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", leave=False)
+            for batch in bar:
+                loss, clipped = self._train_step(batch.to(self.device))
+                self.partial["loss_sum"] += loss * len(batch)
+                self.partial["count"] += len(batch)
+                self.partial["clipped"] += clipped
+                self.batch_in_epoch += 1
+                self.step += 1
+                bar.set_postfix(loss=f"{loss:.4g}")
+                if self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0:
+                    self._checkpoint()
+                if self._out_of_steps():
+                    break
+            bar.close()
+            if self.batch_in_epoch < n_batches:  # stopped by max_steps inside the epoch
+                break
+            if self._end_epoch(time.perf_counter() - start):
+                self.history.stopped_early = True
+                break
+        if self.best_state is not None and (self.history.stopped_early or self.cfg.patience):
+            self.model.load_state_dict(self.best_state)  # early stopping keeps the best epoch's weights
+        self.model.eval()
+        return self.history
+
+    def _out_of_steps(self) -> bool:
+        return self.cfg.max_steps is not None and self.step >= self.cfg.max_steps
+
+    def _train_step(self, batch: Batch) -> tuple[float, int]:
+        if self.cfg.tbptt:
+            return self._tbptt_step(batch)
+        loss = self.model.loss(batch)
+        return self._update(loss, len(batch))
+
+    def _tbptt_step(self, batch: Batch) -> tuple[float, int]:
+        """Chunks of ``tbptt`` steps, an update after each, the state carried (detached) from chunk to chunk."""
+        T, k = batch.x.shape[1], self.cfg.tbptt
+        lengths = batch.x_lengths if batch.x_lengths is not None else torch.full((len(batch),), T)
+        state, total, n, clipped = None, 0.0, 0, 0
+        for start in range(0, T, k):
+            rows = (lengths > start).nonzero()[:, 0]  # sequences with steps left
+            chunk_len = (lengths[rows] - start).clamp(max=k)
+            steps = int(chunk_len.max())
+            dev_rows = rows.to(self.device)
+            chunk = Batch(batch.x[dev_rows, start : start + steps], batch.y[dev_rows, start : start + steps],
+                          chunk_len, chunk_len)
+            sub = None if state is None else _rows(state, dev_rows)
+            loss, new = self.model.loss_and_state(chunk, sub)
+            value, c = self._update(loss, len(rows))
+            state = _detach(new) if state is None else _put(_detach(state), dev_rows, _detach(new))
+            w = int(chunk_len.sum())
+            total, n, clipped = total + value * w, n + w, clipped + c
+        return total / n, clipped
+
+    def _update(self, loss: Tensor, size: int) -> tuple[float, int]:
+        value = float(loss)
+        if not math.isfinite(value):
+            self._diverged(f"the loss became {value}")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        clipped = 0
+        if self.cfg.clip_grad_norm is not None:
+            norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad_norm))
+            if not math.isfinite(norm):
+                self._diverged(f"the gradient norm became {norm}")
+            clipped = int(norm > self.cfg.clip_grad_norm)
+        self.opt.step()
+        return value, clipped
+
+    def _diverged(self, what: str):
+        last = self._checkpoints()[-1:] if self.ckpt_dir else []
+        saved = f"; the last checkpoint, {str(last[0])!r}, is intact" if last else ""
+        raise FloatingPointError(
+            f"training diverged: {what} at epoch {self.epoch + 1}, batch {self.batch_in_epoch + 1} of the epoch "
+            f"(optimizer step {self.step + 1}). Lower lr (now {self.opt.param_groups[0]['lr']:.3g}), set "
+            f"clip_grad_norm, or check the data for extreme values{saved}"
+        )
+
+    def _end_epoch(self, seconds: float) -> bool:
+        """Validate, record, schedule, checkpoint; True when early stopping ends the run."""
+        p = self.partial
+        row = {"epoch": self.epoch + 1, "steps": self.step, "train_loss": p["loss_sum"] / max(p["count"], 1)}
+        if self.val_data is not None:
+            row.update({f"val_{k}": v for k, v in evaluate(self.model, self.val_data, self.cfg.batch_size,
+                                                             self.device).items()})
+        row.update(lr=self.opt.param_groups[0]["lr"], clipped=p["clipped"], seconds=round(seconds, 3))
+        self.history.rows.append(row)
+        value = row[self.history.monitor]
+        if value < self.best_value:
+            self.best_value, self.bad_epochs = value, 0
+            if self.cfg.patience:
+                self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        else:
+            self.bad_epochs += 1
+        if self.sched is not None:
+            self.sched.step(value) if self.cfg.lr_schedule == "plateau" else self.sched.step()
+        self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+        self.partial = {"loss_sum": 0.0, "count": 0, "clipped": 0}
+        if self.cfg.history_csv:
+            self.history.to_csv(self.cfg.history_csv)
+        if self.ckpt_dir:
+            self._checkpoint()
+        return bool(self.cfg.patience) and self.bad_epochs >= self.cfg.patience
+
+    # checkpoints ----------------------------------------------------------------------------------------------
+    def _checkpoints(self) -> list[Path]:
+        return sorted(self.ckpt_dir.glob("ckpt-*.safetensors")) if self.ckpt_dir.is_dir() else []
+
+    def _checkpoint(self) -> None:
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        opt_state = self.opt.state_dict()
+        scalars = {}
+        for idx, st in opt_state["state"].items():
+            for key, v in st.items():
+                if isinstance(v, Tensor):
+                    tensors[f"optim.{idx}.{key}"] = v
+                else:
+                    scalars[f"{idx}.{key}"] = v
+        if self.best_state is not None:
+            tensors.update({f"best.{k}": v for k, v in self.best_state.items()})
+        tensors["rng"] = torch.get_rng_state()
+        state = {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step,
+                 "partial": self.partial, "best_value": self.best_value, "bad_epochs": self.bad_epochs,
+                 "history": self.history.rows, "param_groups": opt_state["param_groups"], "optim_scalars": scalars,
+                 "scheduler": self.sched.state_dict() if self.sched is not None else None,
+                 "config": asdict(self.cfg)}
+        _safefile.write(self.ckpt_dir / f"ckpt-{self.step:09d}.safetensors", tensors,
+                        {"format": "rnr-checkpoint", "state": json.dumps(state)})
+        for old in self._checkpoints()[:-2]:
+            old.unlink(missing_ok=True)
+
+    def _resume(self) -> None:
+        for path in reversed(self._checkpoints()):
+            try:
+                tensors, meta = _safefile.read(path)
+                state = json.loads(meta["state"])
+            except (ValueError, KeyError) as e:
+                warnings.warn(f"checkpoint {str(path)!r} is damaged ({e}); trying the one before it", stacklevel=3)
+                continue
+            self._restore(tensors, state, path)
+            return
+        # nothing to resume from: a first run started with resume=True simply starts
+
+    def _restore(self, tensors: dict, state: dict, path: Path) -> None:
+        changed = [k for k, v in state["config"].items()
+                   if k in ("batch_size", "optimizer", "seed", "shuffle", "tbptt", "lr_schedule")
+                   and getattr(self.cfg, k) != v]
+        if changed:
+            warnings.warn(f"resuming from {str(path)!r} with settings that differ from the run that wrote it: "
+                          f"{changed}; the result will not match an uninterrupted run", stacklevel=4)
+        from rnr.io import load_weights
+
+        load_weights(self.model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, repr(str(path)))
+        opt_state: dict = {}
+        for key, v in tensors.items():
+            if key.startswith("optim."):
+                _, idx, name = key.split(".", 2)
+                opt_state.setdefault(int(idx), {})[name] = v.to(self.device)
+        for key, v in state["optim_scalars"].items():
+            idx, name = key.split(".", 1)
+            opt_state.setdefault(int(idx), {})[name] = v
+        self.opt.load_state_dict({"state": opt_state, "param_groups": state["param_groups"]})
+        if self.sched is not None and state["scheduler"] is not None:
+            self.sched.load_state_dict(state["scheduler"])
+        best = {k[5:]: v.to(self.device) for k, v in tensors.items() if k.startswith("best.")}
+        self.best_state = best or None
+        torch.set_rng_state(tensors["rng"])
+        self.epoch, self.batch_in_epoch, self.step = state["epoch"], state["batch_in_epoch"], state["step"]
+        self.partial, self.bad_epochs = state["partial"], state["bad_epochs"]
+        self.best_value = state["best_value"]
+        self.history.rows = state["history"]
+
+
+@torch.no_grad()
+def evaluate(model, data, batch_size: int = 256, device="cpu") -> dict[str, float]:
+    """The model's metrics over all of ``data``, each batch weighted by its number of examples."""
+    data = as_data(data, "data")
+    was_training = model.training
+    model.eval()
+    totals: dict[str, float] = {}
+    for batch in data.batches(batch_size):
+        for k, v in model.metrics(batch.to(device)).items():
+            totals[k] = totals.get(k, 0.0) + v * len(batch)
+    model.train(was_training)
+    return {k: v / len(data) for k, v in totals.items()}
+
+
+def _optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def _scheduler(opt, cfg: TrainConfig):
+    if cfg.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    if cfg.lr_schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
+    if cfg.lr_schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.lr_gamma, patience=cfg.lr_step)
+    return None
+
+
+def _rows(state, rows: Tensor):
+    return tuple(s[:, rows] for s in state) if isinstance(state, tuple) else state[:, rows]
+
+
+def _detach(state):
+    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+
+
+def _put(state, rows: Tensor, new):
+    if isinstance(state, tuple):
+        return tuple(_put(s, rows, n) for s, n in zip(state, new))
+    state = state.clone()
+    state[:, rows] = new
+    return state
