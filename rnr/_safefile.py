@@ -28,7 +28,7 @@ def digest(tensors: dict[str, torch.Tensor]) -> str:
         h.update(key.encode())
         h.update(str(t.dtype).encode())
         h.update(str(tuple(t.shape)).encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")  # reshape: 0-dim too
     return h.hexdigest()
 
 
@@ -63,7 +63,7 @@ def read(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {str(path)!r}")
     blob = path.read_bytes()
-    if blob[:1] == b"\x80" or blob[:2] == b"PK":
+    if blob[8:9] != b"{" and (blob[:1] == b"\x80" or blob[:2] == b"PK"):  # safetensors: 8-byte length, then JSON
         raise DamagedFileError(
             f"{str(path)!r} looks like a pickle or torch.save file; rnr never unpickles (it can run arbitrary "
             f"code). Load it with torch yourself if you trust it, then write it again with rnr.save"

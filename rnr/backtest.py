@@ -20,7 +20,11 @@ from rnr.metrics import coverage, mae, mase, owa, rmse, smape
 @dataclass
 class BacktestResult:
     scores: pd.DataFrame     # one row per (model, window): mae, rmse, smape, mase, owa, coverage, fit_seconds
-    forecasts: pd.DataFrame  # id, ds, window, model, y, y_hat (and interval columns for the RNN)
+    forecasts: pd.DataFrame  # id, step, window, model, y, y_hat
+    forecaster: object = None        # the RNN as fitted (and updated) for the last window
+    last_forecast: pd.DataFrame = None  # its forecast of the last window: id, ds, y_hat, y_hat_q..
+    last_train: pd.DataFrame = None     # the rows it had seen
+    last_test: pd.DataFrame = None      # what happened in the last window
 
     def table(self) -> pd.DataFrame:
         """Scores averaged over windows, one row per model, best OWA first."""
@@ -44,20 +48,22 @@ def _split(df: pd.DataFrame, id_col: str, time_col: str, cut: int, horizon: int)
 
 def backtest(forecaster, df: pd.DataFrame, n_windows: int = 3, step: int | None = None, refit: bool = True,
              m: int = 1, lags=(1, 2, 3, 7, 14, 28), id_col: str = "unique_id", time_col: str = "ds",
-             target: str = "y", future=(), baselines: bool = True, progress: bool = False) -> BacktestResult:
+             target: str = "y", future=(), static=(), baselines: bool = True) -> BacktestResult:
     """Score ``forecaster`` (an ``RNNForecaster``, unfitted) and the baselines on ``n_windows`` rolling origins.
 
     ``lags``: candidate numbers of lags for the lagged-variables baseline, chosen on the last ``horizon`` steps
-    of each window's training data. ``m``: seasonal period for MASE and the seasonal baselines.
+    of each window's training data; with ``future`` covariates it regresses on their lags too. ``m``: seasonal
+    period for MASE and the seasonal baselines. ``static``: per-series columns the RNN reads (the baselines
+    cannot).
     """
     from rnr.forecast import RNNForecaster
 
+    if not isinstance(forecaster, RNNForecaster):
+        raise TypeError(f"forecaster must be an RNNForecaster, got {type(forecaster).__name__}")
     H = forecaster.config.horizon
     check_positive_int(n_windows, "n_windows")
     step = H if step is None else check_positive_int(step, "step")
-    if not isinstance(forecaster, RNNForecaster):
-        raise TypeError(f"forecaster must be an RNNForecaster, got {type(forecaster).__name__}")
-    for col in (id_col, time_col, target, *future):
+    for col in (id_col, time_col, target, *future, *static):
         if col not in df.columns:
             raise ValueError(f"df must have the column {col!r}; it has {list(df.columns)}")
     df = df.sort_values([id_col, time_col], kind="stable").reset_index(drop=True)
@@ -75,7 +81,8 @@ def backtest(forecaster, df: pd.DataFrame, n_windows: int = 3, step: int | None 
         start = time.perf_counter()
         if refit or fitted is None:
             fitted = type(forecaster)(**forecaster.get_params()).fit(train, id_col=id_col, time_col=time_col,
-                                                                   target=target, future=list(future))
+                                                                   target=target, future=list(future),
+                                                                   static=list(static))
         else:
             _, new = _split(df[df[id_col].isin(keep)], id_col, time_col, prev_cut, prev_cut - cut)  # rows since the last cut
             fitted.update(new)
@@ -86,14 +93,18 @@ def backtest(forecaster, df: pd.DataFrame, n_windows: int = 3, step: int | None 
         models = {"rnr": ([g["y_hat"].to_numpy() for _, g in pred.groupby(id_col, sort=True)], fit_s)}
         qcols = sorted(c for c in pred.columns if c.startswith("y_hat_q"))
         if baselines:
+            past = [g[list(future)].to_numpy(np.float64) for _, g in train.groupby(id_col, sort=True)]
+            ahead = [g[list(future)].to_numpy(np.float64) for _, g in test.groupby(id_col, sort=True)]
+            cov = dict(past=past) if future else {}
             for name, model in [("naive", Naive()), ("seasonal_naive", SeasonalNaive(m)), ("naive2", Naive2(m)),
-                                ("lagged_ridge", LaggedRidge(lags=list(lags)))]:
+                                ("lagged_ridge", LaggedRidge(lags=list(lags), covariates=bool(future), m=m))]:
                 start = time.perf_counter()
                 if name == "lagged_ridge":
-                    model.fit(histories, val_horizon=H)
+                    model.fit(histories, val_horizon=H, **cov)
+                    fc = model.predict(H, future=ahead if future else None)
                 else:
-                    model.fit(histories)
-                models[name] = (model.predict(H), time.perf_counter() - start)
+                    fc = model.fit(histories).predict(H)
+                models[name] = (fc, time.perf_counter() - start)
         n2 = models.get("naive2")
         n2_scores = _scores(actuals, n2[0], histories, m) if n2 else None
         for name, (fc, secs) in models.items():
@@ -109,7 +120,7 @@ def backtest(forecaster, df: pd.DataFrame, n_windows: int = 3, step: int | None 
             frames.append(pd.DataFrame({
                 id_col: np.repeat(ids, H), "step": np.tile(np.arange(1, H + 1), len(ids)), "window": w,
                 "model": name, "y": np.concatenate(actuals), "y_hat": np.concatenate(fc)}))
-    return BacktestResult(pd.DataFrame(rows), pd.concat(frames, ignore_index=True))
+    return BacktestResult(pd.DataFrame(rows), pd.concat(frames, ignore_index=True), fitted, pred, train, test)
 
 
 def _scores(actuals, forecasts, histories, m: int) -> dict:

@@ -86,6 +86,9 @@ class RNNForecaster:
         for q in c.quantiles:
             if not isinstance(q, (int, float)) or not 0 < q < 1:
                 raise ValueError(f"quantiles must lie strictly between 0 and 1, got {q!r} in {c.quantiles!r}")
+        if list(c.quantiles) != sorted(set(c.quantiles)):
+            raise ValueError(f"quantiles must be distinct and increasing, got {c.quantiles!r}; pass e.g. "
+                             f"{tuple(sorted(set(c.quantiles)))}")
 
     # fitting ------------------------------------------------------------------------------------------------
     def fit(self, df, id_col: str = "unique_id", time_col: str = "ds", target="y", past=(), future=(), static=(),
@@ -107,9 +110,12 @@ class RNNForecaster:
         arrays = self._arrays(panel)
         cards = [len(panel.static_categories[k]) for k in panel.static_categories]
         n_static_num = panel.static.shape[1] - len(cards)
-        self.net_ = ForecastNet(panel.y.shape[1], panel.past.shape[1], panel.future.shape[1], n_static_num, cards,
-                                c.season, c.horizon, c.strategy, tuple(c.quantiles), c.cell, c.hidden_size,
-                                c.num_layers, c.dropout, c.head_size)
+        self.net_args_ = dict(n_targets=panel.y.shape[1], n_past=panel.past.shape[1], n_future=panel.future.shape[1],
+                              n_static=n_static_num, cardinalities=cards, season=c.season, horizon=c.horizon,
+                              strategy=c.strategy, quantiles=list(c.quantiles), cell=c.cell,
+                              hidden_size=c.hidden_size, num_layers=c.num_layers, dropout=c.dropout,
+                              head_size=c.head_size)
+        self.net_ = ForecastNet(**self.net_args_)
         self.history_ = self._train(arrays)
         self._remember(panel, arrays)
         return self
@@ -148,16 +154,20 @@ class RNNForecaster:
             for bi in bar:
                 series = batches[bi]
                 x, s_num, s_cat, lens, known, target, mask = arrays.batch(series, net.J, c.season)
-                x = self._inputs(x, s_num, s_cat)
                 state = None
                 for c0 in range(0, x.shape[1], c.chunk):
                     rows = (lens > c0).nonzero().squeeze(1)  # series with steps left in this chunk
                     sl = slice(c0, c0 + c.chunk)
                     sub_len = (lens[rows] - c0).clamp(max=x[:, sl].shape[1])
                     st = None if state is None else _take(state, rows)
-                    out, new = net.encode(x[rows, sl], st, sub_len)
+                    out, new = net.encode(self._inputs(x[rows, sl], s_num[rows], s_cat[rows]), st, sub_len)
                     pred = net.forecast(out, known[rows, sl])
                     loss = quantile_loss(pred, target[rows, sl], mask[rows, sl], c.quantiles, c.loss)
+                    value = loss.item()
+                    if not np.isfinite(value):
+                        raise FloatingPointError(
+                            f"training diverged: the loss became {value} in epoch {epoch + 1}; lower lr (now "
+                            f"{sched.get_last_lr()[0]:.3g}), choose a scaler, or check the data for extreme values")
                     opt.zero_grad()
                     loss.backward()
                     if c.clip_grad_norm:
@@ -166,9 +176,9 @@ class RNNForecaster:
                     sched.step()
                     state = _put(state, rows, _detach(new), len(series))
                     n = float(mask[rows, sl].sum())
-                    losses.append(float(loss) * n)
+                    losses.append(value * n)
                     weights.append(n)
-                    bar.set_postfix(loss=f"{float(loss):.4f}")
+                    bar.set_postfix(loss=f"{value:.4f}")
             history.append({"epoch": epoch + 1, "train_loss": sum(losses) / max(sum(weights), 1.0),
                             "lr": sched.get_last_lr()[0], "seconds": time.perf_counter() - start})
         net.eval()
@@ -198,7 +208,7 @@ class RNNForecaster:
             "ids": panel.ids, "columns": panel.columns, "freq": panel.freq,
             "last_time": panel.time[last], "last_tindex": tix[last], "step": tix[last] - prev,
             "last_past": arrays.past[last], "last_y": arrays.y[last],
-            "static_num": arrays.static_num, "static_cat": arrays.static_cat,
+            "static_num": arrays.static_num, "static_cat": arrays.static_cat, "missing": panel.missing,
         }
 
     def update(self, new_rows) -> "RNNForecaster":
@@ -206,7 +216,8 @@ class RNNForecaster:
         info = self.panel_info_
         cols = info["columns"]
         panel = Panel.from_frame(new_rows, id_col=cols.id, time_col=cols.time, target=list(cols.targets),
-                                 past=list(cols.past), future=list(cols.future), freq=info["freq"])
+                                 past=list(cols.past), future=list(cols.future), freq=info["freq"],
+                                 missing=info.get("missing", "error"))
         pos = _positions(info["ids"], panel.ids, "new_rows")
         sidx = np.repeat(pos, panel.lengths())
         y = np.nan_to_num(self.scaler_.transform(panel.y, sidx)).astype(np.float32)
@@ -248,6 +259,8 @@ class RNNForecaster:
         else:
             pred = self._roll_out(ahead, h)
         values = pred.numpy()  # scaled
+        if c.quantiles:  # quantile heads are trained apart and may cross: sort them (Chernozhukov et al. 2010)
+            values[..., 1:] = np.sort(values[..., 1:], axis=-1)
         sidx = np.repeat(np.arange(S), h)
         out = {}
         names = ["y_hat"] + [f"y_hat_q{int(round(q * 100)):02d}" for q in c.quantiles]
@@ -314,6 +327,61 @@ class RNNForecaster:
         return pd.DataFrame(top.numpy(), index=pd.Index(self.panel_info_["ids"], name="unique_id"), columns=cols)
 
 
+    # model files (rnr.save / rnr.load) ----------------------------------------------------------------------
+    _ARRAYS = ("last_time", "last_tindex", "step", "last_past", "last_y", "static_num", "static_cat")
+
+    def _to_file(self) -> tuple[dict, dict]:
+        """Weights, scalers, carried states and column roles as tensors plus plain JSON data."""
+        if not hasattr(self, "net_"):
+            raise ValueError("RNNForecaster is not fitted; call fit(df) before rnr.save")
+        info = self.panel_info_
+        tensors = {f"net.{k}": v for k, v in self.net_.state_dict().items()}
+        state = self.state_ if isinstance(self.state_, tuple) else (self.state_,)
+        tensors.update({f"state.{i}": s for i, s in enumerate(state)})
+        for k, v in self.scaler_.to_state().items():
+            if k != "kind":
+                tensors[f"scaler.{k}"] = torch.from_numpy(v)
+        tensors.update({f"cov.{k}": torch.from_numpy(v) for k, v in self.cov_scaler_.to_state().items()})
+        last_time = np.asarray(info["last_time"])
+        for k in self._ARRAYS:
+            v = last_time.astype(np.int64) if k == "last_time" else np.asarray(info[k])
+            tensors[f"info.{k}"] = torch.from_numpy(np.ascontiguousarray(v))
+        config = {"params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()},
+                  "net": self.net_args_, "scaler_kind": self.scaler_.to_state()["kind"],
+                  "ids": [i.item() if isinstance(i, np.generic) else i for i in info["ids"]],
+                  "ids_dtype": str(np.asarray(info["ids"]).dtype), "columns": asdict(info["columns"]),
+                  "freq": info["freq"] if not isinstance(info["freq"], np.integer) else int(info["freq"]),
+                  "time_dtype": str(last_time.dtype), "missing": info["missing"], "history": self.history_}
+        return tensors, config
+
+    @classmethod
+    def _from_file(cls, tensors: dict, config: dict, device="cpu") -> "RNNForecaster":
+        from rnr.io import load_weights
+        from rnr.panel import PanelColumns
+
+        params = dict(config["params"])
+        params["quantiles"] = tuple(params["quantiles"])
+        self = cls(**params)
+        self.net_args_ = config["net"]
+        self.net_ = ForecastNet(**self.net_args_)
+        load_weights(self.net_, {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}, "the forecaster file")
+        self.net_.eval()
+        state = tuple(tensors[f"state.{i}"] for i in range(sum(k.startswith("state.") for k in tensors)))
+        self.state_ = state if len(state) == 2 else state[0]
+        self.scaler_ = Scaler.from_state({"kind": config["scaler_kind"], "loc": tensors["scaler.loc"].numpy(),
+                                          "scale": tensors["scaler.scale"].numpy()})
+        self.cov_scaler_ = CovariateScaler.from_state({k[4:]: v.numpy() for k, v in tensors.items()
+                                                       if k.startswith("cov.")})
+        info = {k: tensors[f"info.{k}"].numpy().copy() for k in cls._ARRAYS}
+        info["last_time"] = info["last_time"].astype(config["time_dtype"])
+        columns = {k: tuple(v) if isinstance(v, list) else v for k, v in config["columns"].items()}
+        ids = np.asarray(config["ids"], dtype=object if config["ids_dtype"] == "object" else config["ids_dtype"])
+        info.update(ids=ids, columns=PanelColumns(**columns), freq=config["freq"], missing=config["missing"])
+        self.panel_info_ = info
+        self.history_ = config["history"]
+        return self
+
+
 _PERIODS = {"MS": "M", "ME": "M", "M": "M", "QS": "Q", "QE": "Q", "Q": "Q", "YS": "Y", "YE": "Y", "Y": "Y", "AS": "Y",
             "A": "Y", "W": "W", "B": "B"}
 
@@ -326,7 +394,7 @@ def time_index(panel: Panel) -> np.ndarray:
     off = pd.tseries.frequencies.to_offset(panel.freq)
     if isinstance(off, pd.offsets.Tick):
         return t.astype("datetime64[ns]").astype(np.int64) // off.nanos
-    alias = _PERIODS.get(off.name.split("-")[0], "D")
+    alias = _PERIODS.get(off.rule_code.split("-")[0], "D")
     return pd.DatetimeIndex(t).to_period(alias).asi8.astype(np.int64)
 
 

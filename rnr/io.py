@@ -56,7 +56,9 @@ def save(model, path) -> Path:
     if hasattr(model, "_to_file"):
         tensors, config = model._to_file()
     else:
-        tensors, config = dict(model.state_dict()), model.config
+        # only the constructor's arguments: a config may hold derived entries (OneToOne's bidirectional=False)
+        known = _init_args(type(model))
+        tensors, config = dict(model.state_dict()), {k: v for k, v in model.config.items() if k in known}
     metadata = {"format": "rnr", "format_version": str(FORMAT_VERSION), "class": name,
                 "config": _check_config_json(config, name), "rnr_version": _version()}
     return _safefile.write(path, tensors, metadata)
@@ -82,7 +84,7 @@ def load(path, device="cpu"):
     config = json.loads(meta["config"])
     if hasattr(cls, "_from_file"):
         return cls._from_file(tensors, config, device=device)
-    known = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    known = _init_args(cls)
     unknown = sorted(set(config) - known)
     if unknown:
         raise ValueError(f"{where} configures {name} with arguments {unknown} that this rnr does not take; it was "
@@ -90,6 +92,10 @@ def load(path, device="cpu"):
     model = cls(**{k: v for k, v in config.items() if k in known})
     load_weights(model, tensors, where)
     return model.to(device).eval()
+
+
+def _init_args(cls) -> set[str]:
+    return set(inspect.signature(cls.__init__).parameters) - {"self"}
 
 
 def load_weights(model: nn.Module, tensors: dict, where: str) -> None:

@@ -89,7 +89,7 @@ def ice_cream(n_shops: int = 30, days: int = 730, seed: int = 0):
     for i in range(1, days):  # weather wanders for days at a time
         noise[i] = 0.8 * noise[i - 1] + rng.normal(0, 1.8)
     temp = temp + noise
-    weekly = np.array([0.85, 0.8, 0.85, 0.9, 1.05, 1.3, 1.25])[dates.dayofweek]
+    weekly = np.array([0.85, 0.8, 0.85, 0.9, 1.05, 1.3, 1.25])[dates.day_of_week]
     frames = []
     for s in range(n_shops):
         large = rng.random() < 0.4

@@ -211,7 +211,7 @@ class Trainer:
             dev_rows = rows.to(self.device)
             chunk = Batch(batch.x[dev_rows, start : start + steps], batch.y[dev_rows, start : start + steps],
                           chunk_len, chunk_len)
-            sub = None if state is None else _rows(state, dev_rows)
+            sub = None
             loss, new = self.model.loss_and_state(chunk, sub)
             value, c = self._update(loss, len(rows))
             state = _detach(new) if state is None else _put(_detach(state), dev_rows, _detach(new))
@@ -220,7 +220,7 @@ class Trainer:
         return total / n, clipped
 
     def _update(self, loss: Tensor, size: int) -> tuple[float, int]:
-        value = float(loss)
+        value = float(loss.detach())
         if not math.isfinite(value):
             self._diverged(f"the loss became {value}")
         self.opt.zero_grad(set_to_none=True)
