@@ -38,6 +38,8 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--scaler", default="standard")
     p.add_argument("--loss", default="mae")
+    p.add_argument("--relative-to", default="seasonal_naive", help="forecast relative to: none, last, seasonal_naive")
+    p.add_argument("--head", type=int, default=128, help="hidden width of the direct decoder MLP")
     p.add_argument("--no-baselines", action="store_true")
     p.add_argument("--json", help="also write the table here")
     args = p.parse_args(argv)
@@ -53,7 +55,8 @@ def main(argv=None) -> int:
     for seed in range(args.seeds):
         f = RNNForecaster(48, season=24, epochs=args.epochs, hidden_size=args.hidden, cell=args.cell,
                           strategy=args.strategy, lr=args.lr, chunk=args.chunk, batch_size=args.batch,
-                          scaler=args.scaler, loss=args.loss, seed=seed)
+                          scaler=args.scaler, loss=args.loss, seed=seed, head_size=args.head,
+                          relative_to=None if args.relative_to == "none" else args.relative_to)
         f.fit(df)
         pred = f.predict()
         forecasts.append(np.stack([g["y_hat"].to_numpy() for _, g in pred.groupby("unique_id", sort=False)]))
@@ -62,7 +65,7 @@ def main(argv=None) -> int:
     order = {uid: k for k, uid in enumerate(pd.unique(pred["unique_id"]))}
     rnn = np.median(np.stack(forecasts), axis=0)
     rnn = [rnn[order[i]] for i in ids]
-    rows.append(("rnr " + f"{args.cell} x{args.seeds}", rnn, time.perf_counter() - start))
+    rows.append((f"rnr {args.cell} x{args.seeds}", rnn, time.perf_counter() - start))
     if not args.no_baselines:
         for name, model in [("seasonal naive", SeasonalNaive(24)), ("naive2", Naive2(24)),
                             ("lagged ridge", LaggedRidge(lags=[24, 48, 96, 168, 336]))]:

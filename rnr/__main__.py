@@ -1,4 +1,4 @@
-"""The ``rnr`` command. For now it runs the tour; the full command line comes with the tool issue."""
+"""The ``rnr`` command: ``rnr demo`` (the forecasting main job) and ``rnr tour`` (each topology on a small task)."""
 import argparse
 import sys
 
@@ -7,13 +7,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="rnr",
         description="Recurrent neural networks for every kind of sequence.",
-        epilog="example:\n  rnr tour    train each topology on a small task and print a table",
+        epilog="examples:\n  rnr demo    backtest a forecaster on a generated sales panel against the baselines\n"
+               "  rnr tour    train each topology on a small task and print a table",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("tour", help="train each topology on its small generated task and print a table")
-    args = parser.parse_args(argv)
+    sub.add_parser("demo", help="backtest a forecaster on a generated sales panel (options: rnr demo --help)",
+                   add_help=False)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "demo":
+        from rnr.demo import main as demo
+
+        return demo(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.version:
         from importlib.metadata import version
 

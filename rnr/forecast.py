@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from rnr._checks import check_positive_int
-from rnr.forecast_net import ForecastNet, SeriesArrays, quantile_loss, season_features
+from rnr.forecast_net import ForecastNet, SeriesArrays, base_back, quantile_loss, season_features
 from rnr.panel import Panel
 from rnr.scaling import CovariateScaler, Scaler
 
@@ -35,6 +35,7 @@ class ForecastConfig:
     quantiles: tuple = ()            # e.g. (0.1, 0.9): trained with the pinball loss, columns y_hat_q10, y_hat_q90
     loss: str = "mae"                # point loss: "mae" | "mse"
     scaler: str | None = "standard"  # per-series target scaling: "standard" | "robust" | "meanabs" | None
+    relative_to: str | None = None   # forecast relative to a base: None | "last" | "seasonal_naive" (needs season)
     season: int | None = None        # seasonal period; adds sin/cos of the phase as inputs
     chunk: int = 256                 # truncated BPTT: steps per optimiser step, state carried
     batch_size: int = 32             # series per batch
@@ -83,6 +84,11 @@ class RNNForecaster:
             raise ValueError(f"loss must be 'mae' or 'mse', got {c.loss!r}")
         if c.season is not None:
             check_positive_int(c.season, "season", minimum=2)
+        if c.relative_to not in (None, "last", "seasonal_naive"):
+            raise ValueError(f"relative_to must be None, 'last' or 'seasonal_naive', got {c.relative_to!r}")
+        if c.relative_to == "seasonal_naive" and not c.season:
+            raise ValueError("relative_to='seasonal_naive' needs the seasonal period: pass season=m (e.g. 24 for "
+                             "hourly data with a daily cycle)")
         for q in c.quantiles:
             if not isinstance(q, (int, float)) or not 0 < q < 1:
                 raise ValueError(f"quantiles must lie strictly between 0 and 1, got {q!r} in {c.quantiles!r}")
@@ -137,6 +143,7 @@ class RNNForecaster:
 
     def _train(self, arrays: SeriesArrays) -> list[dict]:
         c, net = self.config, self.net_
+        back = self._back()
         opt = torch.optim.Adam(net.parameters(), lr=c.lr)
         lengths = arrays.lengths()
         order = np.argsort(lengths, kind="stable")  # batches of similar lengths waste little on padding
@@ -153,7 +160,7 @@ class RNNForecaster:
                        leave=False)
             for bi in bar:
                 series = batches[bi]
-                x, s_num, s_cat, lens, known, target, mask = arrays.batch(series, net.J, c.season)
+                x, s_num, s_cat, lens, known, target, mask, base = arrays.batch(series, net.J, c.season, back)
                 state = None
                 for c0 in range(0, x.shape[1], c.chunk):
                     rows = (lens > c0).nonzero().squeeze(1)  # series with steps left in this chunk
@@ -161,7 +168,7 @@ class RNNForecaster:
                     sub_len = (lens[rows] - c0).clamp(max=x[:, sl].shape[1])
                     st = None if state is None else _take(state, rows)
                     out, new = net.encode(self._inputs(x[rows, sl], s_num[rows], s_cat[rows]), st, sub_len)
-                    pred = net.forecast(out, known[rows, sl])
+                    pred = net.forecast(out, known[rows, sl]) + base[rows, sl][..., None]
                     loss = quantile_loss(pred, target[rows, sl], mask[rows, sl], c.quantiles, c.loss)
                     value = loss.item()
                     if not np.isfinite(value):
@@ -207,7 +214,7 @@ class RNNForecaster:
         self.panel_info_ = {
             "ids": panel.ids, "columns": panel.columns, "freq": panel.freq,
             "last_time": panel.time[last], "last_tindex": tix[last], "step": tix[last] - prev,
-            "last_past": arrays.past[last], "last_y": arrays.y[last],
+            "last_past": arrays.past[last], "tail_y": _tails(arrays.y, panel.offsets, self._tail_len()),
             "static_num": arrays.static_num, "static_cat": arrays.static_cat, "missing": panel.missing,
         }
 
@@ -231,7 +238,8 @@ class RNNForecaster:
         last = panel.offsets[1:] - 1
         tix = time_index(panel)
         info["last_time"][pos], info["last_tindex"][pos] = panel.time[last], tix[last]
-        info["last_past"][pos], info["last_y"][pos] = past[last], y[last]
+        info["last_past"][pos] = past[last]
+        info["tail_y"][pos] = _tails(y, panel.offsets, self._tail_len(), info["tail_y"][pos])
         return self
 
     # forecasting --------------------------------------------------------------------------------------------
@@ -247,7 +255,7 @@ class RNNForecaster:
         if c.strategy == "direct" and h > c.horizon:
             raise ValueError(f"h must be <= horizon={c.horizon} with strategy='direct', got h={h}; refit with a "
                              f"longer horizon or use strategy='recursive'")
-        S, K = len(info["ids"]), info["last_y"].shape[1]
+        S, K = len(info["ids"]), info["tail_y"].shape[2]
         steps = max(h, net.J)
         fut = self._future_block(future_df, steps)  # (S, steps, F)
         tix = info["last_tindex"][:, None] + info["step"][:, None] * np.arange(1, steps + 1)  # (S, steps)
@@ -256,6 +264,10 @@ class RNNForecaster:
         if c.strategy == "direct":
             known = ahead[:, : net.J].reshape(S, 1, -1)
             pred = net.forecast(top[:, None], known)[:, 0, :h]  # (S, h, K, 1 + Q)
+            back = self._back()
+            if back is not None:  # the base of step j: the tail value back[j] - j steps before the end
+                tail = torch.from_numpy(info["tail_y"])  # (S, m, K)
+                pred = pred + tail[:, tail.shape[1] - 1 + np.arange(1, h + 1) - back[:h]][..., None]
         else:
             pred = self._roll_out(ahead, h)
         values = pred.numpy()  # scaled
@@ -276,8 +288,13 @@ class RNNForecaster:
         static = net.static_features(torch.from_numpy(info["static_num"]), torch.from_numpy(info["static_cat"]))
         past = torch.from_numpy(info["last_past"])  # past covariates are unknown ahead: the last value is held
         preds = []
+        back = self._back()
+        buffer = list(torch.from_numpy(info["tail_y"]).unbind(1))  # values up to now, then the forecasts, (S, K) each
         for j in range(h):
             p = net.forecast(top[:, None], ahead[:, j : j + 1].reshape(len(top), 1, -1))[:, 0, 0]  # (S, K, 1+Q)
+            if back is not None:
+                p = p + buffer[len(buffer) - int(back[0])][..., None]  # y_{t+1-back}
+            buffer.append(p[..., 0])
             preds.append(p)
             F = ahead.shape[-1] - (2 if self.config.season else 0)
             x = torch.cat([p[..., 0], past, ahead[:, j, :F], ahead[:, j, F:], static], dim=-1)[:, None]
@@ -328,7 +345,14 @@ class RNNForecaster:
 
 
     # model files (rnr.save / rnr.load) ----------------------------------------------------------------------
-    _ARRAYS = ("last_time", "last_tindex", "step", "last_past", "last_y", "static_num", "static_cat")
+    _ARRAYS = ("last_time", "last_tindex", "step", "last_past", "tail_y", "static_num", "static_cat")
+
+    def _back(self) -> np.ndarray | None:
+        return base_back(self.net_.J, self.config.season, self.config.relative_to)
+
+    def _tail_len(self) -> int:
+        back = self._back()
+        return 1 if back is None else int((back - np.arange(1, len(back) + 1)).max()) + 1
 
     def _to_file(self) -> tuple[dict, dict]:
         """Weights, scalers, carried states and column roles as tensors plus plain JSON data."""
@@ -411,6 +435,21 @@ def _positions(known_ids, ids, name: str) -> np.ndarray:
         raise ValueError(f"{name} holds ids the model was not trained on: {missing[:5]} ({len(missing)} in all); "
                          f"fit a model that includes them")
     return np.array([where[i] for i in ids], dtype=np.int64)
+
+
+def _tails(y: np.ndarray, offsets: np.ndarray, n: int, before: np.ndarray | None = None) -> np.ndarray:
+    """The last ``n`` rows of each series' ``y`` (S, n, K), continuing ``before`` (S, n, K) where given; a series
+    shorter than n repeats its first value at the front."""
+    S, K = len(offsets) - 1, y.shape[1]
+    out = np.zeros((S, n, K), np.float32)
+    for s in range(S):
+        seg = y[offsets[s] : offsets[s + 1]]
+        if before is not None:
+            seg = np.concatenate([before[s], seg])
+        seg = seg[-n:]
+        out[s, n - len(seg) :] = seg
+        out[s, : n - len(seg)] = seg[0]
+    return out
 
 
 def _take(state, rows):

@@ -23,6 +23,21 @@ from torch import Tensor, nn
 from rnr.rnn import RNN
 
 
+def base_back(J: int, season: int | None, relative_to: str | None) -> np.ndarray | None:
+    """How far back from each target ``t + j`` (j = 1..J) its base value lies, or None without a base.
+
+    "last": the base of every step is ``y_t`` (the naive forecast); "seasonal_naive": ``y_{t+j-m*ceil(j/m)}``,
+    the latest value in the same phase of the season (the seasonal naive forecast). The network then learns
+    ``y_{t+j}`` minus its base (a seasonal difference), as ES-RNN deseasonalises before its RNN (Smyl 2020).
+    """
+    j = np.arange(1, J + 1)
+    if relative_to is None:
+        return None
+    if relative_to == "last":
+        return j
+    return season * np.ceil(j / season).astype(np.int64)
+
+
 def season_features(index: Tensor, season: int | None) -> Tensor:
     """sin and cos of the seasonal phase of integer time indices: (...,) -> (..., 2), or (..., 0) without a season."""
     if not season:
@@ -82,12 +97,12 @@ class SeriesArrays:
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 
-    def batch(self, series: np.ndarray, J: int, season: int | None, future_extra: np.ndarray | None = None):
+    def batch(self, series: np.ndarray, J: int, season: int | None, back: np.ndarray | None = None):
         """Padded tensors for the given series: inputs, known-future features, targets and their mask.
 
         Returns x (B, T, I_no_static), static (B, C), static codes (B, C_cat), lengths (B,), known (B, T, J*(F+s)),
-        target (B, T, J, K), target_mask (B, T, J, K). ``future_extra`` (B, J, F) supplies future covariates past
-        each series' end (at prediction time).
+        target (B, T, J, K), target_mask (B, T, J, K), base (B, T, J, K): the value each target is forecast
+        relative to (zeros when ``back`` is None; see ``base_back``).
         """
         lens = self.lengths()[series]
         B, T = len(series), int(lens.max())
@@ -105,8 +120,6 @@ class SeriesArrays:
             step = self.tindex[hi - 1] - self.tindex[hi - 2] if n > 1 else 1
             tix[b, :n] = self.tindex[lo:hi]
             tix[b, n:] = self.tindex[hi - 1] + step * np.arange(1, T + J - n + 1)
-            if future_extra is not None:
-                fut[b, n : n + J] = future_extra[b]
         y, obs, fut, tix = map(torch.from_numpy, (y, obs, fut, tix))
         seas = season_features(tix, season)  # (B, T + J, 2 or 0)
         x = torch.cat([y[:, :T] * obs[:, :T], torch.from_numpy(past), fut[:, :T], seas[:, :T]], dim=-1)
@@ -120,7 +133,12 @@ class SeriesArrays:
         mask = mask & inside[..., None]  # a target past the series' end is not a target
         static_num = torch.from_numpy(self.static_num[series])
         static_cat = torch.from_numpy(self.static_cat[series])
-        return x, static_num, static_cat, lengths, known, target, mask
+        if back is None:
+            base = torch.zeros_like(target)
+        else:
+            idx = (np.arange(T)[:, None] + np.arange(1, J + 1)[None] - back[None]).clip(0)  # (T, J), all <= t
+            base = y[:, torch.from_numpy(idx)]  # (B, T, J, K)
+        return x, static_num, static_cat, lengths, known, target, mask, base
 
 
 def quantile_loss(pred: Tensor, target: Tensor, mask: Tensor, quantiles: tuple, point_loss: str) -> Tensor:

@@ -160,7 +160,7 @@ class Trainer:
         if self.cfg.resume:
             self._resume()
         n_batches = self.train_data.num_batches(self.cfg.batch_size)
-        while self.epoch < self.cfg.epochs and not self._out_of_steps():
+        while self.epoch < self.cfg.epochs and not self._out_of_steps() and not self.history.stopped_early:
             start = time.perf_counter()
             self.model.train()
             order = torch.Generator().manual_seed(self.cfg.seed * 100_003 + self.epoch)
@@ -211,7 +211,7 @@ class Trainer:
             dev_rows = rows.to(self.device)
             chunk = Batch(batch.x[dev_rows, start : start + steps], batch.y[dev_rows, start : start + steps],
                           chunk_len, chunk_len)
-            sub = None
+            sub = None if state is None else _rows(state, dev_rows)
             loss, new = self.model.loss_and_state(chunk, sub)
             value, c = self._update(loss, len(rows))
             state = _detach(new) if state is None else _put(_detach(state), dev_rows, _detach(new))
@@ -336,6 +336,8 @@ class Trainer:
         self.partial, self.bad_epochs = state["partial"], state["bad_epochs"]
         self.best_value = state["best_value"]
         self.history.rows = state["history"]
+        # a run that early stopping ended (its checkpoint written just before the stop) stays ended
+        self.history.stopped_early = bool(self.cfg.patience) and self.bad_epochs >= self.cfg.patience
 
 
 @torch.no_grad()

@@ -260,3 +260,27 @@ def test_plots_are_written_as_png(tmp_path, panel, fitted):
     assert len(plot_error_by_horizon(errors).lines) == 2
     with pytest.raises(ValueError, match=r"uid 'nope' is in neither history nor forecast"):
         plot_forecast(panel, pred, "nope")
+
+
+@pytest.mark.parametrize("strategy", ["direct", "recursive"])
+@pytest.mark.parametrize("relative_to", ["last", "seasonal_naive"])
+def test_relative_forecasts_start_from_their_base_and_update_consistently(panel, strategy, relative_to):
+    """With the network's output layer zeroed, the forecast is its base: naive or seasonal naive."""
+    new = panel.groupby("unique_id").tail(3)
+    f = RNNForecaster(horizon=7, strategy=strategy, season=7, relative_to=relative_to, **FAST)
+    f.fit(panel.drop(new.index)).update(new)
+    with torch.no_grad():
+        last = f.net_.head[-1] if strategy == "direct" else f.net_.head
+        last.weight.zero_()
+        last.bias.zero_()
+    pred = f.predict(h=7 if strategy == "direct" else 10)
+    for uid, g in panel.groupby("unique_id"):
+        y = g.y.to_numpy()
+        want = np.resize(y[-7:], 10)[: len(pred) // 6] if relative_to == "seasonal_naive" else np.full(10, y[-1])
+        got = pred[pred.unique_id == uid].y_hat.to_numpy()
+        np.testing.assert_allclose(got, want[: len(got)], rtol=1e-4)
+
+
+def test_seasonal_base_needs_a_season(panel):
+    with pytest.raises(ValueError, match=r"relative_to='seasonal_naive' needs the seasonal period: pass season=m"):
+        RNNForecaster(horizon=7, relative_to="seasonal_naive").fit(panel)

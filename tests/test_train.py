@@ -371,9 +371,9 @@ def test_tbptt_needs_a_many_to_many_sync_model():
 # ---------------------------------------------------------------- checkpoints and resume
 
 REVERSAL = tasks.reversal(8, min_len=3, max_len=5, seed=0)
-REVERSAL_VAL = tasks.reversal(4, min_len=3, max_len=5, seed=1, exclude=None)
+REVERSAL_VAL = tasks.reversal(4, min_len=3, max_len=5, seed=1)
 # 8 examples in batches of 2: 4 steps per epoch, 12 in all; checkpoints at steps 3, 4, 6, 8, 9, 12
-RESUMABLE = dict(epochs=3, batch_size=2, progress=False, checkpoint_every=3, lr_schedule="step", lr_step=1, lr=3e-3)
+RESUMABLE = dict(epochs=3, batch_size=2, progress=False, checkpoint_every=3, lr_schedule="cosine", lr=3e-3)
 
 
 def seq2seq(init=0):
@@ -419,7 +419,7 @@ def test_resume_after_an_interruption_matches_the_uninterrupted_run(uninterrupte
         assert torch.equal(got[k], want[k]), k
     assert history["train_loss"] == want_history["train_loss"]
     assert history["val_loss"] == want_history["val_loss"]
-    assert history["lr"] == want_history["lr"] == pytest.approx([3e-3, 1.5e-3, 7.5e-4])
+    assert history["lr"] == want_history["lr"] == pytest.approx([3e-3, 2.25e-3, 7.5e-4])
     assert history["steps"] == want_history["steps"]
 
 
@@ -439,6 +439,31 @@ def test_a_damaged_newest_checkpoint_warns_and_resumes_from_the_one_before(unint
         got, history = resumed(tmp_path)  # from ckpt-000000004, the end of epoch 1
     assert same(got, want)
     assert history["train_loss"] == want_history["train_loss"]
+
+
+EARLY = dict(epochs=10, lr=1e-2, patience=2, checkpoint_every=3, **QUIET)  # stops after epoch 3, at step 12
+
+
+def test_resume_keeps_the_early_stopping_state(tmp_path):
+    val = _opposite(sums())
+    a = many_to_one()
+    want = rnr.fit(a, sums(), val=val, checkpoint_dir=str(tmp_path / "a"), **EARLY)
+    assert want.stopped_early and len(want) == 3
+    rnr.fit(many_to_one(), sums(), val=val, checkpoint_dir=str(tmp_path / "b"), max_steps=10, **EARLY)
+    b = many_to_one(seed=1)
+    got = rnr.fit(b, sums(), val=val, checkpoint_dir=str(tmp_path / "b"), resume=True, **EARLY)  # from step 9
+    assert got.rows == [{**r, "seconds": g["seconds"]} for r, g in zip(want.rows, got.rows)]
+    assert got.stopped_early and same(weights(b), weights(a))  # epoch 1's weights, kept in the checkpoint
+
+
+def test_resuming_a_run_that_stopped_early_trains_no_further(tmp_path):
+    val = _opposite(sums())
+    a = many_to_one()
+    want = rnr.fit(a, sums(), val=val, checkpoint_dir=str(tmp_path), **EARLY)
+    b = many_to_one(seed=1)
+    got = rnr.fit(b, sums(), val=val, checkpoint_dir=str(tmp_path), resume=True, **EARLY)
+    assert len(got) == len(want) == 3 and got.stopped_early
+    assert same(weights(b), weights(a))
 
 
 def test_resume_without_a_checkpoint_starts_from_scratch(tmp_path):
