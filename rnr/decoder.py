@@ -121,7 +121,9 @@ class Decoder(nn.Module):
             T = steps or self.steps
             if T is None:
                 raise ValueError("steps must be given (or set at construction) when there is no target to score")
-        ratio = 0.0 if target is None else (self.teacher_forcing if teacher_forcing is None else teacher_forcing)
+        if teacher_forcing is None:  # in eval mode a target is scored fully forced: deterministic validation
+            teacher_forcing = self.teacher_forcing if self.training else 1.0
+        ratio = 0.0 if target is None else teacher_forcing
         start = self._start(B, device)
         if ratio >= 1.0 and not self.attention:
             # full teacher forcing: every input is known, so the recurrence runs in one call

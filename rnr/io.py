@@ -71,7 +71,12 @@ def load(path, device="cpu"):
     if meta.get("format") != "rnr":
         raise ValueError(f"{where} is a safetensors file but not an rnr model file (no 'format': 'rnr' in its "
                          f"metadata); load it with safetensors.torch.load_file")
-    version = int(meta.get("format_version", "0"))
+    try:
+        version = int(meta.get("format_version", "0"))
+        config = json.loads(meta["config"])
+    except (ValueError, KeyError) as e:
+        raise ValueError(f"{where} has damaged rnr metadata ({type(e).__name__}: {e}); write the model again with "
+                         f"rnr.save") from None
     if version > FORMAT_VERSION:
         raise ValueError(f"{where} has format_version {version}, newer than this rnr reads ({FORMAT_VERSION}; "
                          f"written by rnr {meta.get('rnr_version', '?')}); upgrade rnr with pip install -U rnr")
@@ -81,7 +86,6 @@ def load(path, device="cpu"):
         raise ValueError(f"{where} holds a model of class {name!r}, which this rnr does not know; known classes: "
                          f"{sorted(classes)}")
     cls = classes[name]
-    config = json.loads(meta["config"])
     if hasattr(cls, "_from_file"):
         return cls._from_file(tensors, config, device=device)
     known = _init_args(cls)

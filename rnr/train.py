@@ -46,9 +46,9 @@ class TrainConfig:
     progress: bool = True                # a progress bar per epoch
     history_csv: str | None = None       # write the history here after each epoch
     checkpoint_dir: str | None = None    # write checkpoints here (the last two are kept)
-    checkpoint_every: int | None = None  # also checkpoint every N optimizer steps (always at each epoch's end)
+    checkpoint_every: int | None = None  # also checkpoint every N batches (always at each epoch's end)
     resume: bool = False                 # continue from the newest good checkpoint in checkpoint_dir
-    max_steps: int | None = None         # stop after this many optimizer steps in all
+    max_steps: int | None = None         # stop after this many batches in all (one update each without tbptt)
     device: str = "cpu"                  # "cpu", "cuda", "cuda:1", ... or "auto"
 
     def __post_init__(self):
@@ -75,8 +75,8 @@ class TrainConfig:
 
 
 class History:
-    """One row per epoch: epoch, steps, train_loss, val_* metrics, lr, clipped (steps whose gradient was clipped),
-    seconds. ``history["val_loss"]`` gives a column; ``best_epoch`` and ``stopped_early`` summarise the run."""
+    """One row per epoch: epoch, steps (batches so far), train_loss, val_* metrics, lr (the rate the epoch trained
+    with), clipped (updates whose gradient was clipped; with tbptt, one update per chunk), seconds. ``history["val_loss"]`` gives a column; ``best_epoch`` and ``stopped_early`` summarise the run."""
 
     def __init__(self, rows=None, monitor: str = "train_loss"):
         self.rows: list[dict] = list(rows or [])
@@ -174,7 +174,7 @@ class Trainer:
                 self.partial["clipped"] += clipped
                 self.batch_in_epoch += 1
                 self.step += 1
-                bar.set_postfix(loss=f"{loss:.4g}")
+                bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
                 if self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0:
                     self._checkpoint()
                 if self._out_of_steps():
