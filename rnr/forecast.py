@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from rnr._checks import check_positive_int
-from rnr.forecast_net import ForecastNet, SeriesArrays, base_back, quantile_loss, season_features
+from rnr.forecast_net import ForecastNet, SeriesArrays, as_periods, base_back, quantile_loss, season_features
 from rnr.panel import Panel
 from rnr.scaling import CovariateScaler, Scaler
 
@@ -36,7 +36,8 @@ class ForecastConfig:
     loss: str = "mae"                # point loss: "mae" | "mse"
     scaler: str | None = "standard"  # per-series target scaling: "standard" | "robust" | "meanabs" | None
     relative_to: str | None = None   # forecast relative to a base: None | "last" | "seasonal_naive" (needs season)
-    season: int | None = None        # seasonal period; adds sin/cos of the phase as inputs
+    season: int | None = None        # seasonal period m; adds sin/cos of the phase as inputs
+    extra_seasons: tuple = ()        # more periods whose phase is an input, e.g. (168,) for a weekly cycle of hours
     chunk: int = 256                 # truncated BPTT: steps per optimiser step, state carried
     batch_size: int = 32             # series per batch
     epochs: int = 20                 # passes over every series
@@ -84,6 +85,8 @@ class RNNForecaster:
             raise ValueError(f"loss must be 'mae' or 'mse', got {c.loss!r}")
         if c.season is not None:
             check_positive_int(c.season, "season", minimum=2)
+        for m in c.extra_seasons:
+            check_positive_int(m, "extra_seasons", minimum=2)
         if c.relative_to not in (None, "last", "seasonal_naive"):
             raise ValueError(f"relative_to must be None, 'last' or 'seasonal_naive', got {c.relative_to!r}")
         if c.relative_to == "seasonal_naive" and not c.season:
@@ -117,7 +120,7 @@ class RNNForecaster:
         cards = [len(panel.static_categories[k]) for k in panel.static_categories]
         n_static_num = panel.static.shape[1] - len(cards)
         self.net_args_ = dict(n_targets=panel.y.shape[1], n_past=panel.past.shape[1], n_future=panel.future.shape[1],
-                              n_static=n_static_num, cardinalities=cards, season=c.season, horizon=c.horizon,
+                              n_static=n_static_num, cardinalities=cards, season=list(self._periods()), horizon=c.horizon,
                               strategy=c.strategy, quantiles=list(c.quantiles), cell=c.cell,
                               hidden_size=c.hidden_size, num_layers=c.num_layers, dropout=c.dropout,
                               head_size=c.head_size)
@@ -160,7 +163,7 @@ class RNNForecaster:
                        leave=False)
             for bi in bar:
                 series = batches[bi]
-                x, s_num, s_cat, lens, known, target, mask, base = arrays.batch(series, net.J, c.season, back)
+                x, s_num, s_cat, lens, known, target, mask, base = arrays.batch(series, net.J, self._periods(), back)
                 state = None
                 for c0 in range(0, x.shape[1], c.chunk):
                     rows = (lens > c0).nonzero().squeeze(1)  # series with steps left in this chunk
@@ -200,7 +203,7 @@ class RNNForecaster:
         finals = None
         for i in range(0, S, 256):
             series = np.arange(i, min(S, i + 256))
-            x, s_num, s_cat, lens, *_ = arrays.batch(series, 1, c.season)
+            x, s_num, s_cat, lens, *_ = arrays.batch(series, 1, self._periods())
             st = None if state is None else _take(state, torch.from_numpy(series))
             _, st = net.encode(self._inputs(x, s_num, s_cat), st, lens)
             finals = _put(finals, torch.from_numpy(series), st, S)
@@ -259,7 +262,7 @@ class RNNForecaster:
         steps = max(h, net.J)
         fut = self._future_block(future_df, steps)  # (S, steps, F)
         tix = info["last_tindex"][:, None] + info["step"][:, None] * np.arange(1, steps + 1)  # (S, steps)
-        ahead = torch.cat([torch.from_numpy(fut), season_features(torch.from_numpy(tix), c.season)], dim=-1)
+        ahead = torch.cat([torch.from_numpy(fut), season_features(torch.from_numpy(tix), self._periods())], dim=-1)
         top = self.state_[0][-1] if isinstance(self.state_, tuple) else self.state_[-1]  # (S, H)
         if c.strategy == "direct":
             known = ahead[:, : net.J].reshape(S, 1, -1)
@@ -296,7 +299,7 @@ class RNNForecaster:
                 p = p + buffer[len(buffer) - int(back[0])][..., None]  # y_{t+1-back}
             buffer.append(p[..., 0])
             preds.append(p)
-            F = ahead.shape[-1] - (2 if self.config.season else 0)
+            F = ahead.shape[-1] - net.n_season
             x = torch.cat([p[..., 0], past, ahead[:, j, :F], ahead[:, j, F:], static], dim=-1)[:, None]
             out, state = net.encode(x, state)
             top = out[:, 0]
@@ -347,6 +350,9 @@ class RNNForecaster:
     # model files (rnr.save / rnr.load) ----------------------------------------------------------------------
     _ARRAYS = ("last_time", "last_tindex", "step", "last_past", "tail_y", "static_num", "static_cat")
 
+    def _periods(self) -> tuple:
+        return as_periods(self.config.season) + tuple(self.config.extra_seasons)
+
     def _back(self) -> np.ndarray | None:
         return base_back(self.net_.J, self.config.season, self.config.relative_to)
 
@@ -384,7 +390,7 @@ class RNNForecaster:
         from rnr.panel import PanelColumns
 
         params = dict(config["params"])
-        params["quantiles"] = tuple(params["quantiles"])
+        params["quantiles"], params["extra_seasons"] = tuple(params["quantiles"]), tuple(params["extra_seasons"])
         self = cls(**params)
         self.net_args_ = config["net"]
         self.net_ = ForecastNet(**self.net_args_)

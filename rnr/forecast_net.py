@@ -38,12 +38,23 @@ def base_back(J: int, season: int | None, relative_to: str | None) -> np.ndarray
     return season * np.ceil(j / season).astype(np.int64)
 
 
-def season_features(index: Tensor, season: int | None) -> Tensor:
-    """sin and cos of the seasonal phase of integer time indices: (...,) -> (..., 2), or (..., 0) without a season."""
+def as_periods(season) -> tuple:
+    """None -> (), m -> (m,), (m1, m2, ...) -> itself."""
     if not season:
+        return ()
+    return (int(season),) if isinstance(season, (int, np.integer)) else tuple(int(m) for m in season)
+
+
+def season_features(index: Tensor, season) -> Tensor:
+    """sin and cos of the phase of integer time indices in each period: (...,) -> (..., 2 * periods)."""
+    periods = as_periods(season)
+    if not periods:
         return index.new_zeros(*index.shape, 0, dtype=torch.float32)
-    angle = (index % season).float() * (2 * math.pi / season)
-    return torch.stack([angle.sin(), angle.cos()], dim=-1)
+    feats = []
+    for m in periods:
+        angle = (index % m).float() * (2 * math.pi / m)
+        feats += [angle.sin(), angle.cos()]
+    return torch.stack(feats, dim=-1)
 
 
 class ForecastNet(nn.Module):
@@ -58,7 +69,7 @@ class ForecastNet(nn.Module):
         self.n_out = 1 + len(quantiles)  # the point forecast, then each quantile
         self.embeddings = nn.ModuleList(nn.Embedding(c, min(8, (c + 1) // 2)) for c in cardinalities)
         emb = sum(e.embedding_dim for e in self.embeddings)
-        n_season = 2 if season else 0
+        self.n_season = n_season = 2 * len(as_periods(season))
         self.input_size = n_targets + n_past + n_future + n_season + n_static + emb
         self.rnn = RNN(self.input_size, hidden_size, cell=cell, num_layers=num_layers, dropout=dropout)
         known = self.J * (n_future + n_season)  # what the head knows of the steps it forecasts

@@ -284,3 +284,12 @@ def test_relative_forecasts_start_from_their_base_and_update_consistently(panel,
 def test_seasonal_base_needs_a_season(panel):
     with pytest.raises(ValueError, match=r"relative_to='seasonal_naive' needs the seasonal period: pass season=m"):
         RNNForecaster(horizon=7, relative_to="seasonal_naive").fit(panel)
+
+
+def test_extra_seasons_add_phase_inputs_and_survive_a_round_trip(panel, tmp_path):
+    f = RNNForecaster(horizon=7, season=7, extra_seasons=(14,), strategy="recursive", **FAST).fit(panel)
+    assert f.net_.n_season == 4 and f.net_.rnn.input_size == 1 + 4
+    g = rnr.load(rnr.save(f, tmp_path / "f.safetensors"))
+    pd.testing.assert_frame_equal(f.predict(h=9), g.predict(h=9))
+    with pytest.raises(ValueError, match=r"extra_seasons must be >= 2, got 1"):
+        RNNForecaster(horizon=7, extra_seasons=(1,)).fit(panel)
