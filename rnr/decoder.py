@@ -118,7 +118,7 @@ class Decoder(nn.Module):
                 raise ValueError(f"target must have one row per input (batch {B}), got {target.shape[0]}")
             T = target.shape[1]
         else:
-            T = steps or self.steps
+            T = self.steps if steps is None else check_positive_int(steps, "steps")
             if T is None:
                 raise ValueError("steps must be given (or set at construction) when there is no target to score")
         if teacher_forcing is None:  # in eval mode a target is scored fully forced: deterministic validation
@@ -141,6 +141,8 @@ class Decoder(nn.Module):
     @torch.no_grad()
     def generate(self, state, memory, steps=None, beam_size: int = 1) -> tuple[Tensor, Tensor]:
         check_positive_int(beam_size, "beam_size")
+        if steps is not None:
+            check_positive_int(steps, "steps")
         T = steps or self.steps or (self.max_steps if self.eos is not None else None)
         if T is None:
             raise ValueError("steps must be given (or set at construction, or an eos given) to generate")

@@ -12,7 +12,9 @@ def check_loss(task: str, loss: str | None) -> str:
         raise ValueError(f"task must be 'regression' or 'classification', got {task!r}")
     loss = TASK_LOSSES[task][0] if loss is None else loss
     if loss not in TASK_LOSSES[task]:
-        raise ValueError(f"loss must be one of {list(TASK_LOSSES[task])} for task={task!r}, got {loss!r}")
+        other = [t for t, losses in TASK_LOSSES.items() if loss in losses]
+        fix = f"loss={loss!r} needs task={other[0]!r}" if other else f"leave loss=None for {TASK_LOSSES[task][0]!r}"
+        raise ValueError(f"loss must be one of {list(TASK_LOSSES[task])} for task={task!r}, got {loss!r}; {fix}")
     return loss
 
 
@@ -21,13 +23,23 @@ def masked_loss(kind: str, pred: Tensor, target: Tensor, mask: Tensor | None = N
 
     Shapes: regression pred (B, [T,] O) and target of the same shape (a trailing O=1 may be left out);
     classification pred (B, [T,] C) logits and target (B, [T]) class ids. mask (B, [T]) bool or None.
+    Targets at masked positions are never read: padding may hold anything (NaN, -100, ...).
     """
+    if kind not in LOSSES:
+        raise ValueError(f"kind must be one of {list(LOSSES)}, got {kind!r}")
+    if mask is not None:
+        mask = mask.to(device=pred.device, dtype=torch.bool)
+        if mask.shape != pred.shape[:-1]:
+            raise ValueError(f"mask must have shape {tuple(pred.shape[:-1])} (True at real positions), got "
+                             f"{tuple(mask.shape)}")
     if kind == "cross_entropy":
         if target.is_floating_point():
             raise TypeError(f"target must hold integer class ids for cross-entropy, got dtype {target.dtype}")
         if target.shape != pred.shape[:-1]:
             raise ValueError(f"target must have shape {tuple(pred.shape[:-1])} (class ids), got {tuple(target.shape)}")
         C = pred.shape[-1]
+        if mask is not None:
+            target = target.masked_fill(~mask, 0)  # padded ids are never read
         if target.numel() and (int(target.min()) < 0 or int(target.max()) >= C):
             raise ValueError(
                 f"target must hold class ids in [0, {C}), got values in [{int(target.min())}, {int(target.max())}]"
@@ -41,9 +53,10 @@ def masked_loss(kind: str, pred: Tensor, target: Tensor, mask: Tensor | None = N
         if target.shape != pred.shape:
             raise ValueError(f"target must have shape {tuple(pred.shape)} to match the predictions, got "
                              f"{tuple(target.shape)}")
+        if mask is not None:
+            target = target.masked_fill(~mask[..., None], 0.0)  # padded values (NaN too) are never read
         diff = pred - target
         per = (diff * diff if kind == "mse" else diff.abs()).mean(-1)  # (B, [T])
     if mask is None:
         return per.mean()
-    mask = mask.to(per.device)
-    return (per * mask).sum() / mask.sum().clamp(min=1)
+    return per.masked_fill(~mask, 0.0).sum() / mask.sum().clamp(min=1)

@@ -18,7 +18,8 @@ classification head (cross-entropy over O classes), masks padded steps out of it
 import torch
 from torch import Tensor, nn
 
-from rnr._checks import check_lengths, check_positive_int, check_sequence, check_tensor, check_tokens
+from rnr._checks import (check_finite, check_float, check_lengths, check_positive_int, check_sequence,
+                         check_tensor, check_tokens)
 from rnr.data import Batch
 from rnr.decoder import Decoder
 from rnr.losses import check_loss, masked_loss
@@ -60,7 +61,8 @@ class Topology(nn.Module):
         if x.dim() != 2 or x.shape[1] != self.input_size:
             raise ValueError(f"x must have shape (batch, {self.input_size}): one vector per example, got "
                              f"{tuple(x.shape)}; for sequences use ManyToOne or ManyToManySync")
-        check_sequence(x[:, None], self.input_size)
+        check_float(x, "x", tokens_hint=False)  # vector inputs take no vocab_size
+        check_finite(x, "x")  # on x itself, so that the index it reports is x's
         return x
 
     def _rnn(self, input_size: int | None = None, bidirectional: bool | None = None) -> RNN:
