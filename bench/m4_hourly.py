@@ -40,6 +40,8 @@ def main(argv=None) -> int:
     p.add_argument("--loss", default="mae")
     p.add_argument("--relative-to", default="seasonal_naive", help="forecast relative to: none, last, seasonal_naive")
     p.add_argument("--head", type=int, default=128, help="hidden width of the direct decoder MLP")
+    p.add_argument("--base-input", action="store_true", help="the head also reads the base values it corrects")
+    p.add_argument("--extra-seasons", type=int, nargs="*", default=[], help="more periods as phase inputs")
     p.add_argument("--no-baselines", action="store_true")
     p.add_argument("--json", help="also write the table here")
     args = p.parse_args(argv)
@@ -55,7 +57,8 @@ def main(argv=None) -> int:
     for seed in range(args.seeds):
         f = RNNForecaster(48, season=24, epochs=args.epochs, hidden_size=args.hidden, cell=args.cell,
                           strategy=args.strategy, lr=args.lr, chunk=args.chunk, batch_size=args.batch,
-                          scaler=args.scaler, loss=args.loss, seed=seed, head_size=args.head,
+                          scaler=args.scaler, loss=args.loss, seed=seed, head_size=args.head, base_input=args.base_input,
+                          extra_seasons=tuple(args.extra_seasons),
                           relative_to=None if args.relative_to == "none" else args.relative_to)
         f.fit(df)
         pred = f.predict()

@@ -36,6 +36,7 @@ class ForecastConfig:
     loss: str = "mae"                # point loss: "mae" | "mse"
     scaler: str | None = "standard"  # per-series target scaling: "standard" | "robust" | "meanabs" | None
     relative_to: str | None = None   # forecast relative to a base: None | "last" | "seasonal_naive" (needs season)
+    base_input: bool = False         # the head also reads the base values it corrects (needs relative_to)
     season: int | None = None        # seasonal period m; adds sin/cos of the phase as inputs
     extra_seasons: tuple = ()        # more periods whose phase is an input, e.g. (168,) for a weekly cycle of hours
     chunk: int = 256                 # truncated BPTT: steps per optimiser step, state carried
@@ -89,6 +90,9 @@ class RNNForecaster:
             check_positive_int(m, "extra_seasons", minimum=2)
         if c.relative_to not in (None, "last", "seasonal_naive"):
             raise ValueError(f"relative_to must be None, 'last' or 'seasonal_naive', got {c.relative_to!r}")
+        if c.base_input and c.relative_to is None:
+            raise ValueError("base_input=True feeds the head the base it corrects, so it needs relative_to='last' or "
+                             "'seasonal_naive'")
         if c.relative_to == "seasonal_naive" and not c.season:
             raise ValueError("relative_to='seasonal_naive' needs the seasonal period: pass season=m (e.g. 24 for "
                              "hourly data with a daily cycle)")
@@ -123,7 +127,7 @@ class RNNForecaster:
                               n_static=n_static_num, cardinalities=cards, season=list(self._periods()), horizon=c.horizon,
                               strategy=c.strategy, quantiles=list(c.quantiles), cell=c.cell,
                               hidden_size=c.hidden_size, num_layers=c.num_layers, dropout=c.dropout,
-                              head_size=c.head_size)
+                              head_size=c.head_size, base_input=c.base_input)
         self.net_ = ForecastNet(**self.net_args_)
         self.history_ = self._train(arrays)
         self._remember(panel, arrays)
@@ -171,7 +175,9 @@ class RNNForecaster:
                     sub_len = (lens[rows] - c0).clamp(max=x[:, sl].shape[1])
                     st = None if state is None else _take(state, rows)
                     out, new = net.encode(self._inputs(x[rows, sl], s_num[rows], s_cat[rows]), st, sub_len)
-                    pred = net.forecast(out, known[rows, sl]) + base[rows, sl][..., None]
+                    b = base[rows, sl]  # (B', T', J, K)
+                    k = torch.cat([known[rows, sl], b.flatten(2)], dim=-1) if c.base_input else known[rows, sl]
+                    pred = net.forecast(out, k) + b[..., None]
                     loss = quantile_loss(pred, target[rows, sl], mask[rows, sl], c.quantiles, c.loss)
                     value = loss.item()
                     if not np.isfinite(value):
@@ -266,11 +272,15 @@ class RNNForecaster:
         top = self.state_[0][-1] if isinstance(self.state_, tuple) else self.state_[-1]  # (S, H)
         if c.strategy == "direct":
             known = ahead[:, : net.J].reshape(S, 1, -1)
-            pred = net.forecast(top[:, None], known)[:, 0, :h]  # (S, h, K, 1 + Q)
             back = self._back()
             if back is not None:  # the base of step j: the tail value back[j] - j steps before the end
                 tail = torch.from_numpy(info["tail_y"])  # (S, m, K)
-                pred = pred + tail[:, tail.shape[1] - 1 + np.arange(1, h + 1) - back[:h]][..., None]
+                base = tail[:, tail.shape[1] - 1 + np.arange(1, net.J + 1) - back]  # (S, J, K)
+                if c.base_input:
+                    known = torch.cat([known, base.reshape(S, 1, -1)], dim=-1)
+            pred = net.forecast(top[:, None], known)[:, 0, :h]  # (S, h, K, 1 + Q)
+            if back is not None:
+                pred = pred + base[:, :h, :, None]
         else:
             pred = self._roll_out(ahead, h)
         values = pred.numpy()  # scaled
@@ -294,9 +304,14 @@ class RNNForecaster:
         back = self._back()
         buffer = list(torch.from_numpy(info["tail_y"]).unbind(1))  # values up to now, then the forecasts, (S, K) each
         for j in range(h):
-            p = net.forecast(top[:, None], ahead[:, j : j + 1].reshape(len(top), 1, -1))[:, 0, 0]  # (S, K, 1+Q)
+            known = ahead[:, j : j + 1].reshape(len(top), 1, -1)
             if back is not None:
-                p = p + buffer[len(buffer) - int(back[0])][..., None]  # y_{t+1-back}
+                base = buffer[len(buffer) - int(back[0])]  # (S, K): y_{t+1-back}
+                if self.config.base_input:
+                    known = torch.cat([known, base[:, None]], dim=-1)
+            p = net.forecast(top[:, None], known)[:, 0, 0]  # (S, K, 1+Q)
+            if back is not None:
+                p = p + base[..., None]
             buffer.append(p[..., 0])
             preds.append(p)
             F = ahead.shape[-1] - net.n_season

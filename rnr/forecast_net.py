@@ -62,7 +62,7 @@ class ForecastNet(nn.Module):
 
     def __init__(self, n_targets: int, n_past: int, n_future: int, n_static: int, cardinalities: list[int],
                  season: int | None, horizon: int, strategy: str, quantiles: tuple, cell: str, hidden_size: int,
-                 num_layers: int, dropout: float, head_size: int):
+                 num_layers: int, dropout: float, head_size: int, base_input: bool = False):
         super().__init__()
         self.K, self.F, self.season = n_targets, n_future, season
         self.J = horizon if strategy == "direct" else 1
@@ -72,7 +72,8 @@ class ForecastNet(nn.Module):
         self.n_season = n_season = 2 * len(as_periods(season))
         self.input_size = n_targets + n_past + n_future + n_season + n_static + emb
         self.rnn = RNN(self.input_size, hidden_size, cell=cell, num_layers=num_layers, dropout=dropout)
-        known = self.J * (n_future + n_season)  # what the head knows of the steps it forecasts
+        self.base_input = base_input
+        known = self.J * (n_future + n_season + (n_targets if base_input else 0))  # what the head knows ahead
         out = self.J * n_targets * self.n_out
         if strategy == "direct":
             self.head = nn.Sequential(nn.Linear(hidden_size + known, head_size), nn.ReLU(), nn.Linear(head_size, out))
@@ -89,7 +90,7 @@ class ForecastNet(nn.Module):
         return out, state
 
     def forecast(self, h: Tensor, known: Tensor) -> Tensor:
-        """h (B, T, H), known (B, T, J * (F + n_season)) -> (B, T, J, K, 1 + Q)."""
+        """h (B, T, H), known (B, T, J * (F + n_season [+ K base values])) -> (B, T, J, K, 1 + Q)."""
         y = self.head(torch.cat([h, known], dim=-1))
         return y.view(*h.shape[:2], self.J, self.K, self.n_out)
 

@@ -263,11 +263,13 @@ def test_plots_are_written_as_png(tmp_path, panel, fitted):
 
 
 @pytest.mark.parametrize("strategy", ["direct", "recursive"])
-@pytest.mark.parametrize("relative_to", ["last", "seasonal_naive"])
-def test_relative_forecasts_start_from_their_base_and_update_consistently(panel, strategy, relative_to):
+@pytest.mark.parametrize("relative_to, base_input", [("last", False), ("seasonal_naive", False),
+                                                     ("seasonal_naive", True)])
+def test_relative_forecasts_start_from_their_base_and_update_consistently(panel, strategy, relative_to, base_input):
     """With the network's output layer zeroed, the forecast is its base: naive or seasonal naive."""
     new = panel.groupby("unique_id").tail(3)
-    f = RNNForecaster(horizon=7, strategy=strategy, season=7, relative_to=relative_to, **FAST)
+    f = RNNForecaster(horizon=7, strategy=strategy, season=7, relative_to=relative_to, base_input=base_input,
+                      **FAST)
     f.fit(panel.drop(new.index)).update(new)
     with torch.no_grad():
         last = f.net_.head[-1] if strategy == "direct" else f.net_.head
@@ -293,3 +295,12 @@ def test_extra_seasons_add_phase_inputs_and_survive_a_round_trip(panel, tmp_path
     pd.testing.assert_frame_equal(f.predict(h=9), g.predict(h=9))
     with pytest.raises(ValueError, match=r"extra_seasons must be >= 2, got 1"):
         RNNForecaster(horizon=7, extra_seasons=(1,)).fit(panel)
+
+
+def test_base_input_reaches_the_head_and_needs_a_base(panel, tmp_path):
+    f = RNNForecaster(horizon=7, season=7, relative_to="seasonal_naive", base_input=True, **FAST).fit(panel)
+    g = RNNForecaster(horizon=7, season=7, relative_to="seasonal_naive", **FAST).fit(panel)
+    assert f.net_.head[0].in_features == g.net_.head[0].in_features + 7  # J * K base values
+    pd.testing.assert_frame_equal(f.predict(), rnr.load(rnr.save(f, tmp_path / "f.safetensors")).predict())
+    with pytest.raises(ValueError, match=r"base_input=True feeds the head the base it corrects, so it needs"):
+        RNNForecaster(horizon=7, base_input=True).fit(panel)
