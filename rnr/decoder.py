@@ -123,6 +123,9 @@ class Decoder(nn.Module):
                 raise ValueError("steps must be given (or set at construction) when there is no target to score")
         if teacher_forcing is None:  # in eval mode a target is scored fully forced: deterministic validation
             teacher_forcing = self.teacher_forcing if self.training else 1.0
+        if isinstance(teacher_forcing, bool) or not isinstance(teacher_forcing, (int, float)) \
+                or not 0.0 <= teacher_forcing <= 1.0:
+            raise ValueError(f"teacher_forcing must be a probability in [0, 1], got {teacher_forcing!r}")
         ratio = 0.0 if target is None else teacher_forcing
         start = self._start(B, device)
         if ratio >= 1.0 and not self.attention:

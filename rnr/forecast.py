@@ -204,7 +204,7 @@ class RNNForecaster:
     @torch.no_grad()
     def _encode_all(self, arrays: SeriesArrays, state=None):
         """Each series' final encoder state (L, S, H) (a pair for LSTM), reading its arrays from ``state``."""
-        c, net = self.config, self.net_
+        net = self.net_
         S = len(arrays.offsets) - 1
         finals = None
         for i in range(0, S, 256):

@@ -38,12 +38,13 @@ def masked_loss(kind: str, pred: Tensor, target: Tensor, mask: Tensor | None = N
         if target.shape != pred.shape[:-1]:
             raise ValueError(f"target must have shape {tuple(pred.shape[:-1])} (class ids), got {tuple(target.shape)}")
         C = pred.shape[-1]
-        if mask is not None:
-            target = target.masked_fill(~mask, 0)  # padded ids are never read
-        if target.numel() and (int(target.min()) < 0 or int(target.max()) >= C):
+        real = target if mask is None else target[mask]  # padded ids are never read
+        if real.numel() and (int(real.min()) < 0 or int(real.max()) >= C):
             raise ValueError(
-                f"target must hold class ids in [0, {C}), got values in [{int(target.min())}, {int(target.max())}]"
+                f"target must hold class ids in [0, {C}), got values in [{int(real.min())}, {int(real.max())}]"
             )
+        if mask is not None:
+            target = target.masked_fill(~mask, 0)
         per = F.cross_entropy(pred.reshape(-1, C), target.reshape(-1).long(), reduction="none").view(target.shape)
     else:
         if not target.is_floating_point():

@@ -46,7 +46,8 @@ class Topology(nn.Module):
         vocab = config.get("vocab_size")
         if vocab is not None and not self.sequence_input:
             raise ValueError(f"vocab_size applies to sequence inputs only, not to {type(self).__name__}")
-        self.embedding = nn.Embedding(check_positive_int(vocab, "vocab_size"), self.input_size) if vocab else None
+        self.embedding = None if vocab is None else nn.Embedding(check_positive_int(vocab, "vocab_size"),
+                                                                 self.input_size)
 
     def read(self, x, lengths=None) -> tuple[Tensor, Tensor | None]:
         """Check x and lengths; embed tokens. Returns (B, T, I) floats and CPU lengths (or None)."""

@@ -1,6 +1,7 @@
-"""The tour: train each topology on its small generated task and print a table (task, metric, seconds).
+"""The tour: train each topology on its small generated task and print a table (task, metric, seconds, model).
 
-Run it with ``make run`` or ``python -m rnr.tour``; it takes about a minute on 2 CPU cores.
+Run it with ``make run`` or ``python -m rnr.tour``; it takes under half a minute on 2 CPU cores. The same runs
+are the learning tests (tests/test_learning.py), which hold each result to its bar.
 """
 import time
 
@@ -8,6 +9,7 @@ import torch
 
 from rnr import tasks
 from rnr.data import SequenceData
+from rnr.rnn import step_mask
 from rnr.topologies import EncoderDecoder, ManyToManySync, ManyToOne, OneToMany, OneToOne
 from rnr.train import fit
 
@@ -19,6 +21,11 @@ def _exact_tokens(generated, lengths, targets, eos) -> float:
         want = t[: int((t == eos).nonzero()[0, 0])] if (t == eos).any() else t
         hits += int(n) == len(want) and torch.equal(g[: int(n)], want)
     return hits / len(targets)
+
+
+def _r2(pred, y) -> float:
+    """Coefficient of determination: 1 - sum of squared errors / sum of squares about the mean."""
+    return float(1 - ((pred - y) ** 2).sum() / ((y - y.mean()) ** 2).sum())
 
 
 def run_xor():
@@ -39,49 +46,58 @@ def run_patterns():
 
 
 def run_sums():
-    X, Y = tasks.ragged_sums(2000, seed=0)
-    Xv, Yv = tasks.ragged_sums(500, seed=1)
+    X, Y = tasks.ragged_sums(1000, seed=0)
+    Xv, Yv = tasks.ragged_sums(500, seed=1)  # held out: fresh sequences
     model = ManyToOne(1, 1, hidden_size=32, cell="elman")
-    fit(model, (X, Y), epochs=30, batch_size=32, lr=3e-3, progress=False)
+    fit(model, (X, Y), epochs=10, batch_size=32, lr=1e-2, lr_schedule="cosine", progress=False)
     model.eval()
     batch = SequenceData(Xv, Yv).batch(list(range(len(Xv))))
     with torch.no_grad():
-        mse = float(((model(batch.x, batch.x_lengths) - batch.y) ** 2).mean())
-    return "sum of a ragged sequence (R^2)", model, "R^2", 1 - mse / float(batch.y.var())
+        r2 = _r2(model(batch.x, batch.x_lengths), batch.y)
+    return "sum of a ragged sequence", model, "R^2 (held out)", r2
 
 
 def run_echo():
-    X, Y = tasks.delayed_echo(1000, delay=2, seed=0)
-    Xv, Yv = tasks.delayed_echo(300, delay=2, seed=1)
-    model = ManyToManySync(1, 1, hidden_size=32, cell="lstm")
-    fit(model, (X, Y), epochs=25, batch_size=32, lr=1e-2, progress=False)
+    X, Y = tasks.delayed_echo(600, delay=2, seed=0)
+    Xv, Yv = tasks.delayed_echo(300, delay=2, seed=1)  # held out: fresh sequences
+    model = ManyToManySync(1, 1, hidden_size=32, cell="gru")
+    fit(model, (X, Y), epochs=10, batch_size=32, lr=1e-2, lr_schedule="cosine", progress=False)
     model.eval()
     batch = SequenceData(Xv, Yv).batch(list(range(len(Xv))))
-    loss = model.metrics(batch)["loss"]
-    return "delayed echo y_t = x_(t-2) (R^2)", model, "R^2", 1 - loss  # the inputs have unit variance
+    real = step_mask(batch.x_lengths, batch.x.shape[1])  # (B, T): the real steps
+    with torch.no_grad():
+        r2 = _r2(model(batch.x, batch.x_lengths)[real], batch.y[real])
+    return "delayed echo y_t = x_(t-2)", model, "R^2 (held out)", r2
+
+
+REVERSAL_TRAIN = 3000  # training strings; the 500 held-out ones are none of them
 
 
 def run_reversal():
-    X, Y = tasks.reversal(4000, seed=0)
+    X, Y = tasks.reversal(REVERSAL_TRAIN, seed=0)
     Xv, Yv = tasks.reversal(500, seed=1, exclude={tasks.decode(x) for x in X})
-    model = EncoderDecoder(16, tasks.EOS + 1, hidden_size=64, cell="gru", vocab_size=len(tasks.LETTERS),
-                           task="classification", eos=tasks.EOS, attention="dot")
-    fit(model, (X, Y), epochs=6, batch_size=32, lr=1e-2, progress=False)
+    # attention lets output t look straight at source step S-1-t, and the encoder's backward direction tells each
+    # step how far it is from the end; with the same budget, dropping either one leaves ~96% (forward encoder
+    # only) or ~43% (no attention) exact instead of ~100%
+    model = EncoderDecoder(16, tasks.EOS + 1, hidden_size=64, cell="lstm", bidirectional=True,
+                           vocab_size=len(tasks.LETTERS), task="classification", eos=tasks.EOS, attention="dot")
+    fit(model, (X, Y), epochs=6, batch_size=64, lr=1e-2, lr_schedule="cosine", progress=False)
     model.eval()
     batch = SequenceData(Xv, Yv).batch(list(range(len(Xv))))
-    out, lengths = model.generate(batch.x, batch.x_lengths, steps=12)
-    return "reverse the alphabet", model, "exact match (held out)", _exact_tokens(out, lengths, Yv, tasks.EOS)
+    out, lengths = model.generate(batch.x, batch.x_lengths)
+    return "reverse a string of letters", model, "exact match (held out)", _exact_tokens(out, lengths, Yv, tasks.EOS)
 
 
 def main() -> None:
+    torch.set_num_threads(1)  # these small models gain nothing from more, and slow to a crawl on a busy machine
     torch.manual_seed(0)
-    print(f"{'task':<34} {'model':<58} {'metric':<24} {'value':>7} {'seconds':>8}")
+    print(f"{'task':<28} {'metric':<24} {'value':>6} {'seconds':>8}  model")
     for job in (run_xor, run_patterns, run_sums, run_echo, run_reversal):
         torch.manual_seed(0)
         start = time.perf_counter()
         task, model, metric, value = job()
         seconds = time.perf_counter() - start
-        print(f"{task:<34} {repr(model):<58} {metric:<24} {value:>7.3f} {seconds:>8.1f}", flush=True)
+        print(f"{task:<28} {metric:<24} {value:>6.3f} {seconds:>8.1f}  {model!r}", flush=True)  # model last: it is long
 
 
 if __name__ == "__main__":

@@ -32,6 +32,16 @@ PEER_IDS = [f"{c}-{p}-{i}" if c == "elman" else f"{c}-{i}" for c, p, i in PEER_C
 
 
 @pytest.fixture(autouse=True)
+def one_thread():
+    """One thread: the suite's small models gain nothing from two (measured on an idle 2-core machine), and two
+    slow to a crawl (OpenMP workers waiting on each other) whenever anything else keeps the cores busy."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
 def seed():
     """Every test starts from the same global RNG state; tests that need another seed set it themselves."""
     torch.manual_seed(0)

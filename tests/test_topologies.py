@@ -1,0 +1,629 @@
+"""The five topologies: one conformance check shared by all of them, then what each adds (pooling, state carry,
+generation, teacher forcing, attention, beam search, token inputs) and the errors bad input gets.
+
+A new topology adds one line to SPECS; the conformance check, the input errors and the constructor errors then
+run on it for every cell and task.
+"""
+import itertools
+import re
+from dataclasses import dataclass
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch.testing import assert_close
+
+from rnr.data import Batch
+from rnr.rnn import step_mask
+from rnr.topologies import EncoderDecoder, ManyToManySync, ManyToOne, OneToMany, OneToOne
+from rnr.train import fit
+from conftest import garbage_padded
+
+I, O, H = 3, 4, 8            # input features, outputs (values or classes), hidden units
+LX = torch.tensor([5, 2, 4])  # ragged input lengths, unsorted on purpose
+LY = torch.tensor([3, 4, 1])  # ragged target lengths of the decoders
+CELLS = ["elman", "lstm", "gru"]
+TASKS = ["regression", "classification"]
+
+@dataclass
+class Spec:
+    cls: type
+    x: str  # "vector": (B, I) | "sequence": (B, T, I) with lengths LX
+    y: str  # "one": (B, O) or (B,) | "sequence": (B, T_out, O) or (B, T_out) with lengths LY | "synced": like x
+
+    def __str__(self):
+        return self.cls.__name__
+
+SPECS = [
+    Spec(OneToOne, "vector", "one"),
+    Spec(OneToMany, "vector", "sequence"),
+    Spec(ManyToOne, "sequence", "one"),
+    Spec(EncoderDecoder, "sequence", "sequence"),
+    Spec(ManyToManySync, "sequence", "synced"),
+]
+SEQUENCE_SPECS = [s for s in SPECS if s.x == "sequence"]
+VECTOR_SPECS = [s for s in SPECS if s.x == "vector"]
+
+def lit(text: str) -> str:
+    """A message fragment matched literally (pytest.raises(match=...) takes a regular expression)."""
+    return re.escape(text)
+
+# ---------------------------------------------------------------- batches, outputs and each example alone
+
+def make_batch(spec: Spec, task: str, vocab_size: int | None = None, LX=LX, LY=LY) -> Batch:
+    """A ragged batch whose padding (inputs and targets) holds large garbage, never zeros."""
+    B, T, T_out = len(LX), int(LX.max()), int(LY.max())
+    classify = task == "classification"
+    if spec.x == "vector":
+        x, x_len = torch.randn(B, I), None
+    elif vocab_size:
+        x, x_len = torch.randint(0, vocab_size, (B, T)), LX  # padding is random tokens
+    else:
+        x, x_len = garbage_padded(torch.randn(B, T, I), LX), LX
+
+    def targets(steps, lengths):
+        if classify:  # padded ids are valid ids, but random: the decoders read them past each end when forcing
+            return torch.randint(0, O, (B, steps))
+        return garbage_padded(torch.randn(B, steps, O), lengths)
+
+    if spec.y == "one":
+        y, y_len = (torch.randint(0, O, (B,)) if classify else torch.randn(B, O)), None
+    elif spec.y == "sequence":
+        y, y_len = targets(T_out, LY), LY
+    else:
+        y, y_len = targets(T, LX), LX
+    return Batch(x, y, x_len, y_len)
+
+def outputs(model, spec: Spec, batch: Batch):
+    """The model's outputs for a batch through its public forward (decoders score the batch's targets)."""
+    args = (batch.x,) if spec.x == "vector" else (batch.x, batch.x_lengths)
+    return model(*args, target=batch.y) if spec.y == "sequence" else model(*args)
+
+def real_steps(spec: Spec, batch: Batch, i: int) -> int | None:
+    """How many output steps of example i are real (None: one output, no time axis)."""
+    if spec.y == "one":
+        return None
+    lengths = batch.y_lengths if spec.y == "sequence" else batch.x_lengths
+    return int(lengths[i]) if lengths is not None else batch.y.shape[1]
+
+def alone(spec: Spec, batch: Batch, i: int) -> Batch:
+    """Example i on its own, cut to its real length: no padding, no lengths."""
+    x = batch.x[i : i + 1]
+    if spec.x == "sequence" and batch.x_lengths is not None:
+        x = x[:, : int(batch.x_lengths[i])]
+    n = real_steps(spec, batch, i)
+    y = batch.y[i : i + 1] if n is None else batch.y[i : i + 1, :n]
+    return Batch(x, y)
+
+def check_each_alone(model, spec: Spec, batch: Batch) -> None:
+    """Padding never changes results: every example's outputs and loss equal running it alone."""
+    out = outputs(model, spec, batch)
+    weights, losses = [], []
+    for i in range(len(batch)):
+        one = alone(spec, batch, i)
+        n = real_steps(spec, batch, i)
+        assert_close(out[i : i + 1] if n is None else out[i : i + 1, :n], outputs(model, spec, one),
+                     msg=lambda m: f"example {i}: {m}")
+        if spec.y == "synced":
+            assert not out[i, n:].any(), f"outputs past the end of example {i} must be zero"
+        weights.append(1 if n is None else n)  # the loss is a mean over real targets
+        losses.append(model.loss(one))
+    w = torch.tensor(weights, dtype=torch.float32)
+    assert_close(model.loss(batch), (torch.stack(losses) * w).sum() / w.sum())
+
+@settings(max_examples=30, deadline=None)
+@given(data=st.data(), spec=st.sampled_from(SPECS[1:]), cell=st.sampled_from(CELLS), task=st.sampled_from(TASKS),
+       bidirectional=st.booleans())
+def test_any_ragged_batch_gives_what_each_example_gives_alone(data, spec, cell, task, bidirectional):
+    B = data.draw(st.integers(1, 4), label="B")
+    LX = torch.tensor(data.draw(st.lists(st.integers(1, 6), min_size=B, max_size=B), label="LX"))
+    LY = torch.tensor(data.draw(st.lists(st.integers(1, 5), min_size=B, max_size=B), label="LY"))
+    extra = dict(bidirectional=bidirectional) if spec.x == "sequence" else {}  # vector inputs: one direction
+    model = spec.cls(I, O, hidden_size=H, cell=cell, task=task, num_layers=2, **extra)
+    check_each_alone(model, spec, make_batch(spec, task, LX=LX, LY=LY))
+
+# ---------------------------------------------------------------- the conformance check
+
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_conformance(spec, cell, task):
+    model = spec.cls(I, O, hidden_size=H, cell=cell, task=task)
+    batch = make_batch(spec, task)
+    B, classify = len(batch), task == "classification"
+
+    # shapes
+    out = outputs(model, spec, batch)
+    steps = {"one": (), "sequence": (int(LY.max()),), "synced": (int(LX.max()),)}[spec.y]
+    assert out.shape == (B, *steps, O)
+
+    # loss: a finite scalar, and backward reaches every parameter
+    loss = model.loss(batch)
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, f"{name} got no gradient"
+        assert torch.isfinite(p.grad).all(), f"{name} has a non-finite gradient"
+        # OneToOne takes one step from a zero state, so h_0 W_h is zero and W_h can learn nothing
+        if not (spec.cls is OneToOne and name.startswith("rnn.weight_hh")):
+            assert p.grad.abs().sum() > 0, f"{name} got an all-zero gradient"
+
+    # metrics: the loss, and for classification the accuracy over the real targets
+    metrics = model.metrics(batch)
+    assert set(metrics) == ({"loss", "accuracy"} if classify else {"loss"})
+    assert metrics["loss"] == pytest.approx(model.loss(batch).item(), rel=1e-6)
+    if classify:
+        hit = outputs(model, spec, batch).argmax(-1) == batch.y
+        if spec.y != "one":
+            lengths = batch.y_lengths if spec.y == "sequence" else batch.x_lengths
+            hit = hit[step_mask(lengths, hit.shape[1])]
+        assert metrics["accuracy"] == pytest.approx(hit.float().mean().item())
+
+    # padding never changes results
+    check_each_alone(model, spec, batch)
+
+    # repr shows only the settings that differ from the defaults
+    name = spec.cls.__name__
+    shown = ", task='classification'" if classify else ""
+    assert repr(model) == f"{name}({cell}, {I} -> {H} -> {O}{shown})"
+    assert repr(spec.cls(3, 1, cell=cell, num_layers=2)) == f"{name}({cell}, 3 -> 64 -> 1, num_layers=2)"
+
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_the_shared_settings_have_an_effect(spec):
+    """loss, nonlinearity and dropout, each against the same weights with the default."""
+    batch = make_batch(spec, "regression")
+    base = spec.cls(I, O, hidden_size=H, num_layers=2)
+
+    def twin(**kwargs):
+        model = spec.cls(I, O, hidden_size=H, num_layers=2, **kwargs)
+        model.load_state_dict(base.state_dict())
+        return model
+
+    mae = twin(loss="mae")
+    pred = outputs(base, spec, batch)
+    assert_close(outputs(mae, spec, batch), pred)  # the same model, judged differently
+    real = torch.ones(pred.shape[:-1], dtype=torch.bool)
+    if spec.y != "one":
+        real = step_mask(batch.y_lengths if spec.y == "sequence" else batch.x_lengths, pred.shape[1])
+    assert_close(mae.loss(batch), (pred - batch.y).abs()[real].mean())
+    assert_close(base.loss(batch), ((pred - batch.y) ** 2)[real].mean())
+
+    assert not torch.allclose(outputs(twin(nonlinearity="relu"), spec, batch), pred)
+
+    dropped = twin(dropout=0.5)  # between the two layers, in training only
+    assert not torch.allclose(outputs(dropped, spec, batch), pred)
+    dropped.eval(), base.eval()
+    assert_close(outputs(dropped, spec, batch), outputs(base, spec, batch))
+
+# ---------------------------------------------------------------- input errors, shared by every topology
+
+VECTOR_INPUT_ERRORS = {  # id: (x, exception, message)
+    "3d": (torch.randn(2, 4, I), ValueError, lit(f"x must have shape (batch, {I}): one vector per example, got "
+                                                 f"(2, 4, {I}); for sequences use ManyToOne or ManyToManySync")),
+    "features": (torch.randn(2, I + 2), ValueError, lit(f"x must have shape (batch, {I}): one vector per example, "
+                                                        f"got (2, {I + 2})")),
+    "nan": (torch.tensor([[0.0, 1.0, 2.0], [0.0, 0.0, float("nan")]]), ValueError,
+            lit("x must be finite, got NaN or inf (first at index (1, 2)); fill or drop missing values")),
+    "inf": (torch.tensor([[0.0, float("inf"), 2.0], [0.0, 0.0, 0.0]]), ValueError,
+            lit("x must be finite, got NaN or inf (first at index (0, 1))")),
+    # vector inputs take no vocab_size, so the message must not suggest one
+    "int": (torch.ones(2, I, dtype=torch.long), TypeError,
+            lit("x must hold floating-point values, got dtype torch.int64; convert it with x.float()") + "$"),
+    "list": ([[0.0] * I], TypeError, lit("x must be a torch.Tensor, got list; convert it with torch.as_tensor(x")),
+}
+
+@pytest.mark.parametrize("case", VECTOR_INPUT_ERRORS)
+@pytest.mark.parametrize("spec", VECTOR_SPECS, ids=str)
+def test_vector_input_errors(spec, case):
+    x, exc, message = VECTOR_INPUT_ERRORS[case]
+    model = spec.cls(I, O, hidden_size=H, steps=3) if spec.cls is OneToMany else spec.cls(I, O, hidden_size=H)
+    with pytest.raises(exc, match=message):
+        model(x)
+
+def _with(value, index, shape=(2, 5, I)):
+    x = torch.zeros(shape)
+    x[index] = value
+    return x
+
+SEQUENCE_INPUT_ERRORS = {  # id: (x, lengths, exception, message)
+    "2d": (torch.randn(5, I), None, ValueError,
+           lit(f"x must have 3 dimensions (batch, time, features), got 2 with shape (5, {I}); add a batch "
+               f"dimension with x.unsqueeze(0)")),
+    "4d": (torch.randn(2, 5, I, 1), None, ValueError,
+           lit(f"x must have 3 dimensions (batch, time, features), got 4 with shape (2, 5, {I}, 1); reshape it")),
+    "features": (torch.randn(2, 5, I + 1), None, ValueError,
+                 lit(f"x must have input_size={I} features in its last dimension, got shape (2, 5, {I + 1}); "
+                     f"build the model with input_size={I + 1} or fix the data")),
+    "empty": (torch.randn(2, 0, I), None, ValueError,
+              lit(f"x must have at least one time step, got shape (2, 0, {I}); drop empty sequences")),
+    "length_0": (torch.randn(2, 5, I), [5, 0], ValueError,
+                 lit("lengths must be >= 1 (every sequence needs at least one step), got lengths[1]=0; drop empty")),
+    "length_past_T": (torch.randn(2, 5, I), [6, 2], ValueError,
+                      lit("lengths must be <= the padded length T=5 of the batch, got lengths[0]=6; pad the batch")),
+    "lengths_count": (torch.randn(2, 5, I), [5], ValueError,
+                      lit("lengths must have one entry per sequence (batch size 2), got 1 entries")),
+    "nan": (_with(float("nan"), (1, 3, 2)), None, ValueError,
+            lit("x must be finite, got NaN or inf (first at index (1, 3, 2)); fill or drop missing values")),
+    "inf": (_with(-float("inf"), (0, 4, 0)), None, ValueError,
+            lit("x must be finite, got NaN or inf (first at index (0, 4, 0))")),
+    "int_without_vocab": (torch.ones(2, 5, I, dtype=torch.long), None, TypeError,
+                          lit("x must hold floating-point values, got dtype torch.int64; convert it with x.float(), "
+                              "or give the model an embedding (vocab_size=...) to read integer tokens")),
+}
+
+@pytest.mark.parametrize("case", SEQUENCE_INPUT_ERRORS)
+@pytest.mark.parametrize("spec", SEQUENCE_SPECS, ids=str)
+def test_sequence_input_errors(spec, case):
+    x, lengths, exc, message = SEQUENCE_INPUT_ERRORS[case]
+    with pytest.raises(exc, match=message):
+        spec.cls(I, O, hidden_size=H)(x, lengths)
+
+TOKEN_INPUT_ERRORS = {  # id: (x, exception, message), for a model with vocab_size=7
+    "float": (torch.zeros(2, 5), TypeError,
+              lit("x must hold integer token ids, got dtype torch.float32; convert it with x.long()")),
+    "3d": (torch.zeros(2, 5, 1, dtype=torch.long), ValueError,
+           lit("x must have 2 dimensions (batch, time) of token ids, got 3 with shape (2, 5, 1)")),
+    "out_of_vocab": (torch.tensor([[0, 7, 1]]), ValueError,
+                     lit("x must hold token ids in [0, 7), got values in [0, 7]; build the model with a larger "
+                         "vocab_size or map unknown tokens to an id below 7")),
+    "negative": (torch.tensor([[0, -1, 1]]), ValueError, lit("x must hold token ids in [0, 7), got values in [-1, 1]")),
+    "empty": (torch.zeros(2, 0, dtype=torch.long), ValueError,
+              lit("x must have at least one time step, got shape (2, 0); drop empty sequences")),
+}
+
+@pytest.mark.parametrize("case", TOKEN_INPUT_ERRORS)
+@pytest.mark.parametrize("spec", SEQUENCE_SPECS, ids=str)
+def test_token_input_errors(spec, case):
+    x, exc, message = TOKEN_INPUT_ERRORS[case]
+    with pytest.raises(exc, match=message):
+        spec.cls(I, O, hidden_size=H, vocab_size=7)(x)
+
+CONSTRUCTOR_ERRORS = {  # id: (keyword arguments, exception, message)
+    "cell": (dict(cell="rnn"), ValueError, lit("cell must be one of ['elman', 'lstm', 'gru'], got 'rnn'; pass e.g. "
+                                               "cell='gru'")),
+    "nonlinearity": (dict(nonlinearity="softsign"), ValueError,
+                     lit("nonlinearity must be one of ['identity', 'relu', 'sigmoid', 'tanh'] or an elementwise "
+                         "callable, got 'softsign'; pass e.g. nonlinearity='tanh'")),
+    "nonlinearity_for_lstm": (dict(cell="lstm", nonlinearity="relu"), ValueError,
+                              lit("nonlinearity applies only to cell='elman', got nonlinearity='relu' with "
+                                  "cell='lstm'; leave nonlinearity at its default")),
+    "task": (dict(task="ranking"), ValueError,
+             lit("task must be 'regression' or 'classification', got 'ranking'")),
+    "loss": (dict(loss="huber"), ValueError,
+             lit("loss must be one of ['mse', 'mae'] for task='regression', got 'huber'; leave loss=None for 'mse'")),
+    "loss_of_the_other_task": (dict(loss="cross_entropy"), ValueError,
+                               lit("loss must be one of ['mse', 'mae'] for task='regression', got 'cross_entropy'; "
+                                   "loss='cross_entropy' needs task='classification'")),
+    "hidden_size": (dict(hidden_size=0), ValueError, lit("hidden_size must be >= 1, got 0")),
+    "hidden_size_float": (dict(hidden_size=8.0), TypeError, lit("hidden_size must be an int, got float 8.0")),
+    "num_layers": (dict(num_layers=0), ValueError, lit("num_layers must be >= 1, got 0")),
+    "dropout": (dict(dropout=1.0), ValueError, lit("dropout must be in [0, 1), got 1.0")),
+}
+
+@pytest.mark.parametrize("case", CONSTRUCTOR_ERRORS)
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_constructor_errors(spec, case):
+    kwargs, exc, message = CONSTRUCTOR_ERRORS[case]
+    with pytest.raises(exc, match=message):
+        spec.cls(I, O, **kwargs)
+
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_sizes_must_be_positive(spec):
+    with pytest.raises(ValueError, match=lit("input_size must be >= 1, got 0")):
+        spec.cls(0, O)
+    with pytest.raises(ValueError, match=lit("output_size must be >= 1, got -1")):
+        spec.cls(I, -1)
+
+@pytest.mark.parametrize("cls, kwargs, message", [
+    (ManyToOne, dict(pooling="sum"), "pooling must be 'last', 'mean' or 'max', got 'sum'"),
+    (EncoderDecoder, dict(attention="luong"), "attention must be None, 'dot' or 'additive', got 'luong'"),
+    (EncoderDecoder, dict(teacher_forcing=1.5), "teacher_forcing must be a probability in [0, 1], got 1.5"),
+    (OneToMany, dict(teacher_forcing=-0.1), "teacher_forcing must be a probability in [0, 1], got -0.1"),
+    (OneToMany, dict(eos=2), "eos (a stop token) needs task='classification'; regression outputs run for `steps`"),
+    (EncoderDecoder, dict(task="classification", eos=O), f"eos must be a class id in [0, output_size={O}), got {O}"),
+    (OneToMany, dict(steps=0), "steps must be >= 1, got 0"),
+    (OneToMany, dict(max_steps=0), "max_steps must be >= 1, got 0"),
+    (ManyToOne, dict(vocab_size=0), "vocab_size must be >= 1, got 0"),
+], ids=lambda v: v.__name__ if isinstance(v, type) else None)
+def test_topology_specific_constructor_errors(cls, kwargs, message):
+    with pytest.raises(ValueError, match=lit(message)):
+        cls(I, O, **kwargs)
+
+# ---------------------------------------------------------------- ManyToOne: pooling
+
+def _pool_manually(out: torch.Tensor, lengths: torch.Tensor, pooling: str) -> torch.Tensor:
+    rows = []
+    for b, n in enumerate(lengths.tolist()):
+        real = out[b, :n]  # (n, D*H): the real steps only
+        rows.append({"last": real[-1], "mean": real.mean(0), "max": real.max(0).values}[pooling])
+    return torch.stack(rows)
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_many_to_one_pooling_reads_the_real_steps(cell):
+    models = {p: ManyToOne(I, O, hidden_size=H, cell=cell, num_layers=2, pooling=p) for p in ("last", "mean", "max")}
+    weights = models["last"].state_dict()
+    for m in models.values():
+        m.load_state_dict(weights)  # pooling has no parameters: the three differ only in how they pool
+    x = garbage_padded(torch.randn(len(LX), int(LX.max()), I), LX)
+    top, _ = models["last"].rnn(x, lengths=LX)  # (B, T, H): the top layer's outputs
+    results = {}
+    for pooling, model in models.items():
+        results[pooling] = model(x, LX)
+        assert_close(results[pooling], model.head(_pool_manually(top, LX, pooling)))
+    for a, b in [("last", "mean"), ("last", "max"), ("mean", "max")]:
+        assert not torch.allclose(results[a], results[b]), f"pooling={a!r} and {b!r} give the same outputs"
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_bidirectional_last_pooling_reads_the_backward_state_at_step_0(cell):
+    model = ManyToOne(I, O, hidden_size=H, cell=cell, bidirectional=True)
+    x = garbage_padded(torch.randn(len(LX), int(LX.max()), I), LX)
+    out, _ = model.rnn(x, lengths=LX)  # (B, T, 2H): forward outputs, then backward ones
+    forward_last = torch.stack([out[b, n - 1, :H] for b, n in enumerate(LX.tolist())])
+    backward_first = out[:, 0, H:]  # the backward direction ends at step 0, having read the whole sequence
+    assert_close(model(x, LX), model.head(torch.cat([forward_last, backward_first], dim=-1)))
+    # reading the backward direction at the last step instead would see one step only: a different answer
+    backward_last = torch.stack([out[b, n - 1, H:] for b, n in enumerate(LX.tolist())])
+    assert not torch.allclose(model(x, LX), model.head(torch.cat([forward_last, backward_last], dim=-1)))
+    for pooling in ("mean", "max"):  # the other poolings read both directions at every real step
+        m = ManyToOne(I, O, hidden_size=H, cell=cell, bidirectional=True, pooling=pooling)
+        m.load_state_dict(model.state_dict())
+        assert_close(m(x, LX), m.head(_pool_manually(out, LX, pooling)))
+
+# ---------------------------------------------------------------- ManyToManySync: state carry
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_many_to_many_sync_carries_state_across_chunks(cell):
+    model = ManyToManySync(I, O, hidden_size=H, cell=cell, num_layers=2)
+    x = torch.randn(3, 9, I)
+    whole, state = model(x, return_state=True)
+    first, mid = model(x[:, :4], return_state=True)
+    second, end = model(x[:, 4:], state=mid, return_state=True)
+    assert_close(torch.cat([first, second], dim=1), whole)
+    for a, b in zip(end if cell == "lstm" else [end], state if cell == "lstm" else [state]):
+        assert_close(a, b)
+    # without the state the second chunk starts from zeros and differs
+    assert not torch.allclose(model(x[:, 4:]), second)
+    # loss_and_state (what fit's truncated BPTT calls) carries the same state
+    batch = Batch(x[:, 4:], torch.randn(3, 5, O))
+    loss, carried = model.loss_and_state(batch, mid)
+    assert_close(loss, F.mse_loss(second, batch.y))
+    assert_close(carried[0] if cell == "lstm" else carried, end[0] if cell == "lstm" else end)
+
+def test_a_bidirectional_model_cannot_carry_state():
+    model = ManyToManySync(I, O, hidden_size=H, bidirectional=True)
+    _, state = model(torch.randn(2, 4, I), return_state=True)
+    with pytest.raises(ValueError, match=lit("state cannot be carried by a bidirectional model: its backward "
+                                             "direction reads the future; use bidirectional=False")):
+        model(torch.randn(2, 4, I), state=state)
+
+# ---------------------------------------------------------------- OneToMany: generation and teacher forcing
+
+def test_one_to_many_generates_until_eos_and_reports_the_lengths():
+    eos, max_steps = 2, 12
+    X = torch.eye(3)  # three one-hot vectors, each trained to its own sequence of 1, 3 and 5 tokens and a stop
+    Y = [torch.tensor([0, eos]), torch.tensor([1, 1, 0, eos]), torch.tensor([0, 1, 1, 0, 1, eos])]
+    model = OneToMany(3, 3, hidden_size=16, cell="gru", task="classification", eos=eos, max_steps=max_steps)
+    fit(model, (X, Y), epochs=100, batch_size=3, lr=0.03, progress=False)
+    out, lengths = model.generate(X)
+    assert lengths.tolist() == [1, 3, 5]  # each length counts the tokens before the row's stop token
+    assert out.shape == (3, 6)  # generation stops right after the last row's stop token
+    for b, y in enumerate(Y):
+        assert torch.equal(out[b, : len(y)], y)  # what follows a row's stop token is not part of its answer
+    # greedy generation equals free-running scoring: each step reads the previous argmax
+    assert torch.equal(out, model(X, steps=out.shape[1]).argmax(-1))
+
+    B = 8
+    x = torch.randn(B, 3)
+    with torch.no_grad():  # a model that always emits the stop token stops at once, one that never does runs on
+        model.decoder.head.weight.zero_()  # outputs that no longer depend on the input or the state
+        model.decoder.head.bias.copy_(torch.tensor([0.0, 0.0, 5.0]))
+    out, lengths = model.generate(x)
+    assert out.shape == (B, 1) and (out == eos).all() and (lengths == 0).all()
+    with torch.no_grad():
+        model.decoder.head.bias.copy_(torch.tensor([0.0, 5.0, 0.0]))
+    out, lengths = model.generate(x)
+    assert out.shape == (B, max_steps) and (out == 1).all() and (lengths == max_steps).all()
+    out, lengths = model.generate(x, steps=4)  # steps overrides max_steps
+    assert out.shape == (B, 4) and (lengths == 4).all()
+
+def test_one_to_many_steps():
+    x = torch.randn(5, I)
+    model = OneToMany(I, 2, hidden_size=H, steps=4)
+    assert model(x).shape == (5, 4, 2)  # the steps given at construction
+    assert model(x, steps=6).shape == (5, 6, 2)  # or per call
+    values, lengths = model.generate(x)
+    assert values.shape == (5, 4, 2) and (lengths == 4).all()
+    values, lengths = model.generate(x, steps=7)
+    assert values.shape == (5, 7, 2) and (lengths == 7).all()
+    assert_close(values, model(x, steps=7))  # generation feeds back the previous values, as free running does
+    with pytest.raises(ValueError, match=lit("steps must be >= 1, got 0")):
+        model.generate(x, steps=0)
+    with pytest.raises(ValueError, match=lit("steps must be >= 1, got -2")):
+        model(x, steps=-2)
+
+    no_steps = OneToMany(I, 2, hidden_size=H)
+    with pytest.raises(ValueError, match=lit("steps must be given (or set at construction) when there is no target")):
+        no_steps(x)
+    with pytest.raises(ValueError, match=lit("steps must be given (or set at construction, or an eos given) to "
+                                             "generate")):
+        no_steps.generate(x)
+    with pytest.raises(ValueError, match=lit("beam search needs task='classification'; use beam_size=1")):
+        no_steps.generate(x, steps=3, beam_size=2)
+
+@pytest.mark.parametrize("task", TASKS)
+def test_teacher_forcing_reads_the_target_in_training(task):
+    spec = SPECS[1]  # OneToMany
+    forced = OneToMany(I, O, hidden_size=H, task=task, teacher_forcing=1.0)
+    free = OneToMany(I, O, hidden_size=H, task=task, teacher_forcing=0.0)
+    free.load_state_dict(forced.state_dict())
+    batch = make_batch(spec, task)
+    T = batch.y.shape[1]
+    # teacher_forcing=0: each step reads the model's own previous output, as if there were no target
+    assert_close(free(batch.x, target=batch.y), free(batch.x, steps=T))
+    # teacher_forcing=1: each step reads the previous target; the first output, read from the start symbol, agrees
+    assert_close(forced(batch.x, target=batch.y)[:, 0], free(batch.x, target=batch.y)[:, 0])
+    assert not torch.allclose(forced(batch.x, target=batch.y), free(batch.x, target=batch.y))
+    assert forced.loss(batch).item() != pytest.approx(free.loss(batch).item())
+    # the per-call argument overrides the setting
+    assert_close(forced(batch.x, target=batch.y, teacher_forcing=0.0), free(batch.x, target=batch.y))
+    # in eval mode a target is scored fully forced by both: validation is deterministic
+    forced.eval(), free.eval()
+    assert_close(free.loss(batch), forced.loss(batch))
+
+def _score_step_by_step(model, spec, batch, forced_steps):
+    """The reference for scoring: decoder.step one step at a time, reading the target where forced, else the
+    model's own previous output."""
+    d = model.decoder
+    if spec.x == "vector":
+        state, memory = model._init_state(batch.x), None
+    else:
+        enc, state, mask = model.encode(batch.x, batch.x_lengths)
+        memory = (enc, mask)
+    prev, outs = d._start(len(batch), batch.x.device), []
+    for t in range(batch.y.shape[1]):
+        y, state = d.step(prev, state, memory)
+        outs.append(y)
+        target = batch.y[:, t] if d.classify else batch.y[:, t].float()
+        prev = target if t in forced_steps else (y.argmax(-1) if d.classify else y.detach())
+    return torch.stack(outs, dim=1)
+
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("spec, attention", [(SPECS[1], None), (SPECS[3], None), (SPECS[3], "dot"),
+                                             (SPECS[3], "additive")], ids=str)
+def test_scoring_a_target_matches_stepping_the_decoder(spec, attention, task):
+    extra = dict(attention=attention) if attention else {}  # OneToMany has no encoder to attend to
+    model = spec.cls(I, O, hidden_size=H, cell="lstm", num_layers=2, task=task, **extra)
+    batch = make_batch(spec, task)
+    T = batch.y.shape[1]
+    args = (batch.x,) if spec.x == "vector" else (batch.x, batch.x_lengths)
+    # full teacher forcing (without attention, one fused call over the whole target) against the step loop
+    assert_close(model(*args, target=batch.y), _score_step_by_step(model, spec, batch, range(T)))
+    # partial forcing: each step reads the target with probability teacher_forcing, one draw per step
+    torch.manual_seed(1)
+    mixed = model(*args, target=batch.y, teacher_forcing=0.5)
+    torch.manual_seed(1)
+    forced_steps = [t for t in range(T) if float(torch.rand(())) < 0.5]
+    assert 0 < len(forced_steps) < T
+    assert_close(mixed, _score_step_by_step(model, spec, batch, forced_steps))
+
+# ---------------------------------------------------------------- EncoderDecoder: attention, bidirectional, beam
+
+@pytest.mark.parametrize("attention", [None, "dot", "additive"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_encoder_decoder_ignores_padding_with_attention_and_both_directions(cell, bidirectional, attention):
+    spec = SPECS[3]
+    for task in TASKS:
+        model = EncoderDecoder(I, O, hidden_size=H, cell=cell, num_layers=2, bidirectional=bidirectional, task=task,
+                               attention=attention)
+        check_each_alone(model, spec, make_batch(spec, task))
+
+@pytest.mark.parametrize("attention", ["dot", "additive"])
+def test_attention_first_step_matches_the_equations(attention):
+    model = EncoderDecoder(I, O, hidden_size=H, bidirectional=True, task="classification", attention=attention)
+    x = garbage_padded(torch.randn(len(LX), int(LX.max()), I), LX)
+    y = torch.randint(0, O, (len(LX), 2))
+    enc, state, mask = model.encode(x, LX)  # (B, S, 2H)
+    d = model.decoder
+    h = state[-1]  # (B, H): the decoder's state before its first step
+    if attention == "dot":
+        scores = (enc * d.att_q(h)[:, None]).sum(-1)  # (h W_q) . e_s
+    else:
+        scores = d.att_v(torch.tanh(d.att_k(enc) + d.att_q(h)[:, None])).squeeze(-1)  # v . tanh(h W_q + e_s W_k)
+    alpha = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)  # (B, S), zero on padding
+    assert (alpha[~mask] == 0).all()
+    context = (alpha[..., None] * enc).sum(1)  # (B, 2H)
+    start = d.embed(torch.full((len(LX),), O))  # id O is the start symbol
+    h1, _ = d.rnn(torch.cat([start, context], -1)[:, None], state)
+    expected = d.head(torch.cat([h1[:, 0], context], -1))
+    assert_close(model(x, LX, target=y)[:, 0], expected)
+
+def _log_prob(model, x, lengths, tokens, n):
+    """Summed log-probability of each row of tokens through its stop token (at position n; all of it if none)."""
+    with torch.no_grad():
+        logp = F.log_softmax(model(x, lengths, target=tokens), -1).gather(-1, tokens[..., None])[..., 0]
+    return (logp * (torch.arange(tokens.shape[1])[None] <= n[:, None])).sum(1)
+
+def _padded(tokens, steps, eos):
+    return torch.cat([tokens, torch.full((tokens.shape[0], steps - tokens.shape[1]), eos)], dim=1)
+
+@pytest.fixture
+def peaky_decoder():
+    """An untrained EncoderDecoder (two tokens and a stop token) whose output distributions are sharp enough that
+    greedy decoding, beam search and the most likely sequence differ."""
+    eos = 2
+    model = EncoderDecoder(I, 3, hidden_size=H, cell="gru", task="classification", eos=eos, attention="dot",
+                           vocab_size=6).eval()
+    with torch.no_grad():
+        model.decoder.head.weight.mul_(8.0)
+    x = torch.randint(0, 6, (8, 5))
+    lengths = torch.tensor([5, 3, 4, 1, 2, 5, 2, 4])
+    return model, x, lengths, eos
+
+def test_greedy_decoding_is_beam_search_with_one_beam(peaky_decoder):
+    model, x, lengths, eos = peaky_decoder
+    greedy, g_len = model.generate(x, lengths, steps=8)
+    assert torch.equal(model.generate(x, lengths, steps=8, beam_size=1)[0], greedy)  # beam_size=1 is the greedy path
+    # the beam implementation with one beam keeps the single best token each step: greedy decoding
+    out, state, mask = model.encode(x, lengths)
+    one, one_len = model.decoder._beam(state, (out, mask), 8, 1)
+    assert torch.equal(one_len, g_len)
+    for b in range(len(x)):
+        assert torch.equal(one[b, : g_len[b] + 1], greedy[b, : g_len[b] + 1])  # through the stop token
+
+def test_beam_search_finds_a_sequence_at_least_as_likely_as_greedy(peaky_decoder):
+    model, x, lengths, eos = peaky_decoder
+    greedy, g_len = model.generate(x, lengths, steps=8)
+    beam, b_len = model.generate(x, lengths, steps=8, beam_size=3)
+    for b in range(len(x)):  # a finished beam sequence: no stop token before its length, only stop tokens after
+        assert (beam[b, : b_len[b]] != eos).all() and (beam[b, b_len[b]:] == eos).all()
+    g_score = _log_prob(model, x, lengths, _padded(greedy, 9, eos), g_len)
+    b_score = _log_prob(model, x, lengths, _padded(beam, 9, eos), b_len)
+    finished = g_len < 8  # greedy sequences cut off at `steps` are no complete answer to compare with
+    assert finished.sum() >= 4
+    assert (b_score[finished] >= g_score[finished] - 1e-5).all(), (b_score, g_score)
+    assert (b_score[finished] > g_score[finished] + 0.1).any(), "beam search should beat greedy somewhere here"
+
+def test_a_beam_wide_enough_to_keep_every_prefix_finds_the_most_likely_sequence(peaky_decoder):
+    model, x, lengths, eos = peaky_decoder
+    T = 4  # sequences of up to 3 tokens then the stop token: 1 + 2 + 4 + 8 = 15, all kept by 32 beams
+    candidates = [list(p) for n in range(T) for p in itertools.product([0, 1], repeat=n)]
+    scores = torch.stack([_log_prob(model, x, lengths, torch.tensor(c + [eos] * (T - len(c))).expand(len(x), T),
+                                    torch.full((len(x),), len(c))) for c in candidates], dim=1)  # (B, 15)
+    best = [candidates[i] for i in scores.argmax(1).tolist()]
+    assert any(best), "the most likely sequence should be longer than the stop token alone somewhere here"
+    beam, b_len = model.generate(x, lengths, steps=T, beam_size=32)
+    assert [beam[b, : n].tolist() for b, n in enumerate(b_len.tolist())] == best
+    assert_close(_log_prob(model, x, lengths, _padded(beam, T, eos), b_len), scores.max(1).values)
+
+# ---------------------------------------------------------------- token inputs
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("spec", SEQUENCE_SPECS, ids=str)
+def test_token_inputs_read_through_an_embedding(spec, cell):
+    vocab = 7
+    model = spec.cls(I, O, hidden_size=H, cell=cell, vocab_size=vocab)
+    assert repr(model) == f"{spec.cls.__name__}({cell}, {I} -> {H} -> {O}, vocab_size={vocab})"
+    batch = make_batch(spec, "regression", vocab_size=vocab)
+    check_each_alone(model, spec, batch)  # random tokens in the padding change nothing
+    # the same model without an embedding, fed the embedded tokens, gives the same outputs
+    twin = spec.cls(I, O, hidden_size=H, cell=cell)
+    twin.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("embedding.")})
+    embedded = Batch(model.embedding(batch.x), batch.y, batch.x_lengths, batch.y_lengths)
+    assert_close(outputs(model, spec, batch), outputs(twin, spec, embedded))
+    model.loss(batch).backward()
+    used = model.embedding.weight.grad.abs().sum(1) > 0  # (vocab,): rows that got a gradient
+    real = torch.zeros(vocab, dtype=torch.bool)
+    real[batch.x[step_mask(LX, batch.x.shape[1])]] = True
+    assert torch.equal(used, real), "only tokens at real steps may get a gradient"
+
+
+def test_eval_scoring_is_fully_forced_and_per_call_ratio_is_checked():
+    model = EncoderDecoder(3, 2, hidden_size=8, teacher_forcing=0.3)
+    x, y = torch.randn(4, 5, 3), torch.randn(4, 6, 2)
+    model.eval()
+    torch.testing.assert_close(model(x, target=y), model(x, target=y, teacher_forcing=1.0))
+    with pytest.raises(ValueError, match=r"teacher_forcing"):
+        model(x, target=y, teacher_forcing=1.5)
