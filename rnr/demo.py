@@ -7,7 +7,7 @@ origins beside naive, seasonal naive, Naive2 and the lagged-variables ridge regr
 the temperature's lags), all on the same windows. It prints the table, and writes the forecast plot, the error
 by horizon and the model file to ``--out``.
 
-    python -m rnr.demo                 # about two minutes on 2 CPU cores
+    python -m rnr.demo                 # about 70 seconds on 2 CPU cores
     python -m rnr.demo --epochs 5      # quicker, less accurate
 """
 import argparse
@@ -25,10 +25,10 @@ from rnr.io import save
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="rnr demo", description=__doc__.splitlines()[0])
-    p.add_argument("--shops", type=int, default=30, help="series in the generated panel")
+    p.add_argument("--shops", type=int, default=100, help="series in the generated panel")
     p.add_argument("--days", type=int, default=730, help="days from the first shop's opening to the end")
-    p.add_argument("--epochs", type=int, default=15, help="training passes of the RNN")
-    p.add_argument("--windows", type=int, default=3, help="rolling origins of the backtest")
+    p.add_argument("--epochs", type=int, default=40, help="training passes of the RNN")
+    p.add_argument("--windows", type=int, default=4, help="rolling origins of the backtest")
     p.add_argument("--out", default="rnr-output", help="folder for the plots and the model file")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
