@@ -304,3 +304,12 @@ def test_base_input_reaches_the_head_and_needs_a_base(panel, tmp_path):
     pd.testing.assert_frame_equal(f.predict(), rnr.load(rnr.save(f, tmp_path / "f.safetensors")).predict())
     with pytest.raises(ValueError, match=r"base_input=True feeds the head the base it corrects, so it needs"):
         RNNForecaster(horizon=7, base_input=True).fit(panel)
+
+
+def test_several_targets_are_forecast_together(panel):
+    df = panel.assign(y2=panel.y * 2 + 1)
+    pred = RNNForecaster(horizon=3, **FAST).fit(df, target=["y", "y2"]).predict()
+    assert list(pred.columns) == ["unique_id", "ds", "target", "y_hat"]
+    assert sorted(pred.target.unique()) == ["y", "y2"] and len(pred) == 2 * 6 * 3
+    means = pred.groupby("target").y_hat.mean()
+    assert means["y2"] > means["y"]  # each target back on its own scale
