@@ -15,6 +15,7 @@ from rnr import baselines, datasets, metrics, tasks
 from rnr.backtest import BacktestResult, backtest
 from rnr.cells import ElmanCell, GRUCell, LSTMCell
 from rnr.data import Batch, SequenceData, pad
+from rnr.estimators import RNNClassifier
 from rnr.forecast import RNNForecaster
 from rnr.io import load, save
 from rnr.losses import masked_loss
@@ -29,6 +30,6 @@ __all__ = [
     "OneToOne", "OneToMany", "ManyToOne", "EncoderDecoder", "ManyToManySync",
     "SequenceData", "Batch", "pad", "masked_loss",
     "fit", "evaluate", "TrainConfig", "History", "save", "load",
-    "Panel", "Scaler", "RNNForecaster", "backtest", "BacktestResult",
+    "Panel", "Scaler", "RNNForecaster", "backtest", "BacktestResult", "RNNClassifier",
     "tasks", "metrics", "baselines", "datasets",
 ]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["data_dir", "load_m4", "M4_SUBSETS"]
+__all__ = ["data_dir", "load_m4", "load_ts", "load_uea", "M4_SUBSETS"]
 
 # subset -> (horizon, seasonal period m) as M4 defines them
 M4_SUBSETS = {
@@ -93,3 +93,44 @@ def load_m4(subset: str = "Hourly", folder=None):
     if ids != test_ids:
         raise ValueError(f"{paths[1]} must list the same series ids as {paths[0]} in the same order")
     return train, test, ids
+
+
+def load_ts(path) -> tuple[list[np.ndarray], np.ndarray]:
+    """Read a UEA/UCR ``.ts`` file: (X, y) with X a list of (T_i, channels) float32 arrays and y the labels (str).
+
+    The format: ``#`` comments, ``@`` header lines, then after ``@data`` one case per line, its channels separated
+    by ``:`` (values by ``,``) and the class label last. Missing values (``?``) become NaN.
+    """
+    X, y = [], []
+    with open(path) as f:
+        in_data = False
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            if not in_data:
+                in_data = line.lower().startswith("@data")
+                continue
+            *channels, label = line.split(":")
+            try:
+                rows = [np.array([np.nan if v == "?" else float(v) for v in c.split(",")]) for c in channels]
+            except ValueError as e:
+                raise ValueError(f"{path}: line {n} is not a .ts case (channels of numbers, ':'-separated, the label "
+                                 f"last): {e}") from None
+            if not rows or len({len(r) for r in rows}) != 1:
+                raise ValueError(f"{path}: line {n} has channels of different lengths {[len(r) for r in rows]}")
+            X.append(np.stack(rows, axis=1).astype(np.float32))  # (T_i, channels)
+            y.append(label.strip())
+    if not in_data or not X:
+        raise ValueError(f"{path} holds no cases: a .ts file needs an '@data' line followed by one case per line")
+    return X, np.array(y)
+
+
+def load_uea(name: str):
+    """(X_train, y_train, X_test, y_test) of a UEA archive data set under the data folder (e.g. "JapaneseVowels",
+    in ``japanese_vowels/``), or None when it is absent."""
+    root = data_dir()
+    folder = "".join("_" + c.lower() if c.isupper() and i else c.lower() for i, c in enumerate(name))
+    if root is None or not (root / folder / f"{name}_TRAIN.ts").is_file():
+        return None
+    return (*load_ts(root / folder / f"{name}_TRAIN.ts"), *load_ts(root / folder / f"{name}_TEST.ts"))

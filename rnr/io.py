@@ -25,11 +25,12 @@ FORMAT_VERSION = 1
 
 
 def _classes() -> dict:
+    from rnr.estimators import RNNClassifier
     from rnr.forecast import RNNForecaster
     from rnr.rnn import RNN
     from rnr.topologies import TOPOLOGIES
 
-    return {**TOPOLOGIES, "RNN": RNN, "RNNForecaster": RNNForecaster}
+    return {**TOPOLOGIES, "RNN": RNN, "RNNForecaster": RNNForecaster, "RNNClassifier": RNNClassifier}
 
 
 def _check_config_json(config: dict, cls_name: str) -> str:
@@ -47,7 +48,7 @@ def _check_config_json(config: dict, cls_name: str) -> str:
 
 
 def save(model, path) -> Path:
-    """Write ``model`` (an rnr topology, ``rnr.RNN`` or ``RNNForecaster``) to ``path``; returns the path."""
+    """Write ``model`` (an rnr topology, ``rnr.RNN``, ``RNNForecaster`` or ``RNNClassifier``) to ``path``."""
     classes = _classes()
     name = type(model).__name__
     if name not in classes or not isinstance(model, classes[name]):

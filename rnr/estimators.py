@@ -1,0 +1,174 @@
+"""Estimators with scikit-learn's conventions: ``RNNClassifier`` for labelled sequences of any lengths.
+
+``__init__`` only stores its arguments; ``fit(X, y)`` validates, learns and returns ``self``; learned state ends
+in ``_``; ``get_params``/``set_params`` make ``sklearn.base.clone`` and ``GridSearchCV`` work, with ragged ``X``
+(a list of ``(T_i, F)`` arrays). scikit-learn itself is not needed to use them.
+
+Example:
+    >>> clf = RNNClassifier(hidden_size=32, epochs=30).fit(X_train, y_train)   # X: list of (T_i, F) arrays
+    >>> clf.score(X_test, y_test)
+"""
+import inspect
+
+import numpy as np
+import torch
+
+from rnr.data import SequenceData
+from rnr.topologies import ManyToOne
+from rnr.train import fit as train
+
+
+class RNNClassifier:
+    """A sequence in, a class out: a (bidirectional) recurrent encoder, pooled, then a linear layer.
+
+    Args:
+        hidden_size, cell, num_layers, bidirectional, dropout, pooling: the ``ManyToOne`` model.
+        epochs, batch_size, lr, weight_decay, clip_grad_norm, lr_schedule: training (see ``rnr.TrainConfig``).
+        standardize: scale each feature to zero mean and unit variance over the training steps.
+        seed: the same seed gives the same model.
+        progress: a progress bar per epoch.
+
+    Learned: ``classes_`` (sorted labels), ``n_features_in_``, ``model_`` (the ``ManyToOne``), ``mean_``,
+    ``scale_`` (per feature), ``history_`` (``rnr.History``).
+    """
+
+    _estimator_type = "classifier"
+
+    def __init__(self, hidden_size: int = 64, cell: str = "gru", num_layers: int = 1, bidirectional: bool = True,
+                 dropout: float = 0.0, pooling: str = "last", epochs: int = 50, batch_size: int = 32,
+                 lr: float = 3e-3, weight_decay: float = 0.0, clip_grad_norm: float | None = 1.0,
+                 lr_schedule: str | None = "cosine", standardize: bool = True, seed: int = 0,
+                 progress: bool = False):
+        for name, value in locals().items():
+            if name != "self":
+                setattr(self, name, value)
+
+    # scikit-learn conventions -------------------------------------------------------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params) -> "RNNClassifier":
+        known = self._param_names()
+        for name, value in params.items():
+            if name not in known:
+                raise ValueError(f"RNNClassifier has no parameter {name!r}; known: {known}")
+            setattr(self, name, value)
+        return self
+
+    def __sklearn_tags__(self):  # called by scikit-learn only, so it is installed
+        from sklearn.utils import ClassifierTags, Tags, TargetTags
+
+        return Tags(estimator_type="classifier", target_tags=TargetTags(required=True),
+                    classifier_tags=ClassifierTags(), non_deterministic=False)
+
+    def __repr__(self) -> str:
+        default = type(self)()
+        diff = [f"{k}={v!r}" for k, v in self.get_params().items() if getattr(default, k) != v]
+        return f"RNNClassifier({', '.join(diff)})"
+
+    # learning -----------------------------------------------------------------------------------------------
+    def fit(self, X, y) -> "RNNClassifier":
+        """Learn from X (a list of (T_i, F) arrays, or one (N, T, F) array) and labels y (N,). Returns self."""
+        seqs = _sequences(X, "X")
+        y = np.asarray(y)
+        if y.ndim != 1 or len(y) != len(seqs):
+            raise ValueError(f"y must hold one label per sequence of X ({len(seqs)}), got shape {y.shape}")
+        self.n_features_in_ = seqs[0].shape[1]
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"y must hold at least two classes, got only {self.classes_.tolist()}")
+        steps = np.concatenate(seqs)
+        self.mean_ = steps.mean(0) if self.standardize else np.zeros(self.n_features_in_, np.float32)
+        scale = steps.std(0) if self.standardize else np.ones(self.n_features_in_, np.float32)
+        self.scale_ = np.where(scale > 0, scale, 1.0).astype(np.float32)
+        torch.manual_seed(self.seed)
+        self.model_ = ManyToOne(self.n_features_in_, len(self.classes_), hidden_size=self.hidden_size, cell=self.cell,
+                                num_layers=self.num_layers, bidirectional=self.bidirectional, dropout=self.dropout,
+                                task="classification", pooling=self.pooling)
+        data = SequenceData(self._scaled(seqs), torch.from_numpy(codes.astype(np.int64)))
+        self.history_ = train(self.model_, data, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                              weight_decay=self.weight_decay, clip_grad_norm=self.clip_grad_norm,
+                              lr_schedule=self.lr_schedule, seed=self.seed, progress=self.progress)
+        return self
+
+    def _scaled(self, seqs) -> list[torch.Tensor]:
+        return [torch.from_numpy((s - self.mean_) / self.scale_) for s in seqs]
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise ValueError("this RNNClassifier is not fitted yet; call fit(X, y) first")
+
+    @torch.no_grad()
+    def predict_proba(self, X) -> np.ndarray:
+        """(N, classes) probabilities, columns in the order of ``classes_``."""
+        self._check_fitted()
+        seqs = _sequences(X, "X", self.n_features_in_)
+        data = SequenceData(self._scaled(seqs), torch.zeros(len(seqs), dtype=torch.int64))
+        self.model_.eval()
+        out = [torch.softmax(self.model_(b.x, b.x_lengths), -1) for b in data.batches(256)]
+        return torch.cat(out).numpy()
+
+    def predict(self, X) -> np.ndarray:
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(1)]
+
+    def score(self, X, y) -> float:
+        """Accuracy on (X, y)."""
+        return float((self.predict(X) == np.asarray(y)).mean())
+
+    # model files (rnr.save / rnr.load) ----------------------------------------------------------------------
+    def _to_file(self) -> tuple[dict, dict]:
+        self._check_fitted()
+        if self.classes_.dtype.kind not in "iufUSb":
+            raise ValueError(f"cannot save labels of dtype {self.classes_.dtype}: use numbers or strings")
+        tensors = {f"model.{k}": v for k, v in self.model_.state_dict().items()}
+        tensors.update(mean=torch.from_numpy(np.asarray(self.mean_, np.float32)),
+                       scale=torch.from_numpy(np.asarray(self.scale_, np.float32)))
+        config = {"params": self.get_params(), "classes": self.classes_.tolist(),
+                  "classes_dtype": self.classes_.dtype.str, "n_features_in": int(self.n_features_in_)}
+        return tensors, config
+
+    @classmethod
+    def _from_file(cls, tensors: dict, config: dict, device="cpu") -> "RNNClassifier":
+        from rnr.io import load_weights
+
+        self = cls(**config["params"])
+        self.classes_ = np.array(config["classes"], dtype=config["classes_dtype"])
+        self.n_features_in_ = config["n_features_in"]
+        self.mean_, self.scale_ = tensors["mean"].numpy(), tensors["scale"].numpy()
+        self.model_ = ManyToOne(self.n_features_in_, len(self.classes_), hidden_size=self.hidden_size, cell=self.cell,
+                                num_layers=self.num_layers, bidirectional=self.bidirectional, dropout=self.dropout,
+                                task="classification", pooling=self.pooling)
+        load_weights(self.model_, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")},
+                     "the classifier file")
+        self.model_.eval()
+        return self
+
+
+def _sequences(X, name: str, n_features: int | None = None) -> list[np.ndarray]:
+    """A list of (T_i, F) float32 arrays from a list of arrays or one (N, T, F) array, validated."""
+    if isinstance(X, np.ndarray) and X.ndim == 3 or isinstance(X, torch.Tensor) and X.dim() == 3:
+        X = list(np.asarray(X))
+    if not isinstance(X, (list, tuple)) or len(X) == 0:
+        raise TypeError(f"{name} must be a non-empty list of (T_i, F) arrays (one per sequence) or an (N, T, F) "
+                        f"array, got {type(X).__name__}")
+    out = []
+    for i, s in enumerate(X):
+        a = np.asarray(s, dtype=np.float32) if not isinstance(s, torch.Tensor) else s.float().numpy()
+        if a.ndim == 1:
+            a = a[:, None]  # a univariate sequence
+        if a.ndim != 2 or a.shape[0] == 0:
+            raise ValueError(f"{name}[{i}] must be a (T, F) array with T >= 1, got shape {a.shape}")
+        if not np.isfinite(a).all():
+            raise ValueError(f"{name}[{i}] holds NaN or inf; fill or drop missing values first")
+        want = n_features if n_features is not None else (out[0].shape[1] if out else a.shape[1])
+        if a.shape[1] != want:
+            where = "the model was fitted on" if n_features is not None else "the first sequence has"
+            raise ValueError(f"{name}[{i}] has {a.shape[1]} features, but {where} {want}; every sequence needs the "
+                             f"same features")
+        out.append(a)
+    return out
