@@ -100,3 +100,25 @@ def ice_cream(n_shops: int = 30, days: int = 730, seed: int = 0):
         frames.append(pd.DataFrame({"unique_id": f"shop_{s:02d}", "ds": dates[opened:], "y": y[opened:].round(1),
                                     "temperature": temp[opened:].round(1), "size": "large" if large else "small"}))
     return pd.concat(frames, ignore_index=True)
+
+
+DIGIT_NAMES = {"en": ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"],
+               "pt": ["zero", "um", "dois", "tres", "quatro", "cinco", "seis", "sete", "oito", "nove"]}
+
+
+def digit_captions(lang: str = "en"):
+    """scikit-learn's 8x8 digits (1,797 images) captioned with the digit's name, letter by letter.
+
+    Returns X (N, 64) float32 in [0, 1], Y a list of (len(name) + 1,) letter tokens ending in EOS, and the digit
+    labels (N,). Needs scikit-learn, which ships the images.
+    """
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    if lang not in DIGIT_NAMES:
+        raise ValueError(f"lang must be one of {list(DIGIT_NAMES)}, got {lang!r}")
+    digits = load_digits()
+    X = torch.from_numpy((digits.data / 16.0).astype(np.float32))
+    names = DIGIT_NAMES[lang]
+    Y = [torch.tensor([LETTERS.index(c) for c in names[d]] + [EOS]) for d in digits.target]
+    return X, Y, digits.target
