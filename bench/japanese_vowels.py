@@ -27,6 +27,8 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--pooling", default="last")
+    p.add_argument("--wd", type=float, default=0.0, help="weight decay")
+    p.add_argument("--layers", type=int, default=1)
     args = p.parse_args(argv)
     data = load_uea("JapaneseVowels")
     if data is None:
@@ -39,7 +41,8 @@ def main(argv=None) -> int:
     for seed in range(args.seeds):
         start = time.perf_counter()
         clf = RNNClassifier(hidden_size=args.hidden, cell=args.cell, epochs=args.epochs, lr=args.lr,
-                            batch_size=args.batch, dropout=args.dropout, pooling=args.pooling, seed=seed)
+                            batch_size=args.batch, dropout=args.dropout, pooling=args.pooling, seed=seed,
+                            weight_decay=args.wd, num_layers=args.layers)
         clf.fit(X_train, y_train)
         accs.append(100 * clf.score(X_test, y_test))
         print(f"seed {seed}: test accuracy {accs[-1]:.2f}%  ({time.perf_counter() - start:.1f} s)", flush=True)
