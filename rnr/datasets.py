@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["data_dir", "load_m4", "load_ts", "load_uea", "M4_SUBSETS"]
+__all__ = ["data_dir", "load_m4", "load_sst2", "load_ts", "load_uea", "M4_SUBSETS"]
 
 # subset -> (horizon, seasonal period m) as M4 defines them
 M4_SUBSETS = {
@@ -134,3 +134,17 @@ def load_uea(name: str):
     if root is None or not (root / folder / f"{name}_TRAIN.ts").is_file():
         return None
     return (*load_ts(root / folder / f"{name}_TRAIN.ts"), *load_ts(root / folder / f"{name}_TEST.ts"))
+
+
+def load_sst2():
+    """SST-2 sentences: {"train": (texts, labels), "dev": ..., "test": ...} from ``sst2/stsa.binary.*`` (each
+    line a 0/1 label, a space, the tokenised sentence), or None when absent."""
+    root = data_dir()
+    if root is None or not (root / "sst2" / "stsa.binary.train").is_file():
+        return None
+    out = {}
+    for split in ("train", "dev", "test"):
+        lines = (root / "sst2" / f"stsa.binary.{split}").read_text().splitlines()
+        pairs = [line.split(" ", 1) for line in lines if line.strip()]
+        out[split] = ([text for _, text in pairs], np.array([int(label) for label, _ in pairs]))
+    return out

@@ -25,11 +25,13 @@ class RNNClassifier:
         hidden_size, cell, num_layers, bidirectional, dropout, pooling: the ``ManyToOne`` model.
         epochs, batch_size, lr, weight_decay, clip_grad_norm, lr_schedule: training (see ``rnr.TrainConfig``).
         standardize: scale each feature to zero mean and unit variance over the training steps.
+        tokenizer, min_count, embedding_dim: when X is a list of strings, a ``rnr.text.Tokenizer`` ("word" or
+            "char", tokens seen at least ``min_count`` times) and a learned embedding of this width read them.
         seed: the same seed gives the same model.
         progress: a progress bar per epoch.
 
     Learned: ``classes_`` (sorted labels), ``n_features_in_``, ``model_`` (the ``ManyToOne``), ``mean_``,
-    ``scale_`` (per feature), ``history_`` (``rnr.History``).
+    ``scale_`` (per feature), ``tokenizer_`` (text only, else None), ``history_`` (``rnr.History``).
     """
 
     _estimator_type = "classifier"
@@ -37,8 +39,8 @@ class RNNClassifier:
     def __init__(self, hidden_size: int = 64, cell: str = "gru", num_layers: int = 1, bidirectional: bool = True,
                  dropout: float = 0.0, pooling: str = "last", epochs: int = 50, batch_size: int = 32,
                  lr: float = 3e-3, weight_decay: float = 0.0, clip_grad_norm: float | None = 1.0,
-                 lr_schedule: str | None = "cosine", standardize: bool = True, seed: int = 0,
-                 progress: bool = False):
+                 lr_schedule: str | None = "cosine", standardize: bool = True, tokenizer: str = "word",
+                 min_count: int = 1, embedding_dim: int = 64, seed: int = 0, progress: bool = False):
         for name, value in locals().items():
             if name != "self":
                 setattr(self, name, value)
@@ -73,29 +75,49 @@ class RNNClassifier:
     # learning -----------------------------------------------------------------------------------------------
     def fit(self, X, y) -> "RNNClassifier":
         """Learn from X (a list of (T_i, F) arrays, or one (N, T, F) array) and labels y (N,). Returns self."""
-        seqs = _sequences(X, "X")
+        texts = _is_text(X)
+        if texts:
+            from rnr.text import Tokenizer
+
+            self.tokenizer_ = Tokenizer(self.tokenizer, min_count=self.min_count).fit(X)
+            self.n_features_in_ = 1
+            self.mean_, self.scale_ = np.zeros(1, np.float32), np.ones(1, np.float32)
+        else:
+            self.tokenizer_ = None
+            seqs = _sequences(X, "X")
+            self.n_features_in_ = seqs[0].shape[1]
+            steps = np.concatenate(seqs)
+            self.mean_ = steps.mean(0) if self.standardize else np.zeros(self.n_features_in_, np.float32)
+            scale = steps.std(0) if self.standardize else np.ones(self.n_features_in_, np.float32)
+            self.scale_ = np.where(scale > 0, scale, 1.0).astype(np.float32)
         y = np.asarray(y)
-        if y.ndim != 1 or len(y) != len(seqs):
-            raise ValueError(f"y must hold one label per sequence of X ({len(seqs)}), got shape {y.shape}")
-        self.n_features_in_ = seqs[0].shape[1]
+        if y.ndim != 1 or len(y) != len(X):
+            raise ValueError(f"y must hold one label per sequence of X ({len(X)}), got shape {y.shape}")
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(f"y must hold at least two classes, got only {self.classes_.tolist()}")
-        steps = np.concatenate(seqs)
-        self.mean_ = steps.mean(0) if self.standardize else np.zeros(self.n_features_in_, np.float32)
-        scale = steps.std(0) if self.standardize else np.ones(self.n_features_in_, np.float32)
-        self.scale_ = np.where(scale > 0, scale, 1.0).astype(np.float32)
         torch.manual_seed(self.seed)
-        self.model_ = ManyToOne(self.n_features_in_, len(self.classes_), hidden_size=self.hidden_size, cell=self.cell,
-                                num_layers=self.num_layers, bidirectional=self.bidirectional, dropout=self.dropout,
-                                task="classification", pooling=self.pooling)
-        data = SequenceData(self._scaled(seqs), torch.from_numpy(codes.astype(np.int64)))
+        self.model_ = self._build()
+        data = SequenceData(self._inputs(X), torch.from_numpy(codes.astype(np.int64)))
         self.history_ = train(self.model_, data, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                               weight_decay=self.weight_decay, clip_grad_norm=self.clip_grad_norm,
                               lr_schedule=self.lr_schedule, seed=self.seed, progress=self.progress)
         return self
 
-    def _scaled(self, seqs) -> list[torch.Tensor]:
+    def _build(self) -> ManyToOne:
+        text = self.tokenizer_ is not None
+        return ManyToOne(self.embedding_dim if text else self.n_features_in_, len(self.classes_),
+                         hidden_size=self.hidden_size, cell=self.cell, num_layers=self.num_layers,
+                         bidirectional=self.bidirectional, dropout=self.dropout, task="classification",
+                         pooling=self.pooling, vocab_size=len(self.tokenizer_) if text else None)
+
+    def _inputs(self, X) -> list[torch.Tensor]:
+        """Token id sequences (text) or standardised (T_i, F) float tensors."""
+        if self.tokenizer_ is not None:
+            if not _is_text(X):
+                raise TypeError("X must be a list of strings: the model was fitted on text")
+            return [torch.tensor(self.tokenizer_.encode(t), dtype=torch.int64) for t in X]
+        seqs = _sequences(X, "X", self.n_features_in_)
         return [torch.from_numpy((s - self.mean_) / self.scale_) for s in seqs]
 
     def _check_fitted(self) -> None:
@@ -106,8 +128,8 @@ class RNNClassifier:
     def predict_proba(self, X) -> np.ndarray:
         """(N, classes) probabilities, columns in the order of ``classes_``."""
         self._check_fitted()
-        seqs = _sequences(X, "X", self.n_features_in_)
-        data = SequenceData(self._scaled(seqs), torch.zeros(len(seqs), dtype=torch.int64))
+        seqs = self._inputs(X)
+        data = SequenceData(seqs, torch.zeros(len(seqs), dtype=torch.int64))
         self.model_.eval()
         out = [torch.softmax(self.model_(b.x, b.x_lengths), -1) for b in data.batches(256)]
         return torch.cat(out).numpy()
@@ -129,7 +151,8 @@ class RNNClassifier:
         tensors.update(mean=torch.from_numpy(np.asarray(self.mean_, np.float32)),
                        scale=torch.from_numpy(np.asarray(self.scale_, np.float32)))
         config = {"params": self.get_params(), "classes": self.classes_.tolist(),
-                  "classes_dtype": self.classes_.dtype.str, "n_features_in": int(self.n_features_in_)}
+                  "classes_dtype": self.classes_.dtype.str, "n_features_in": int(self.n_features_in_),
+                  "tokenizer": None if self.tokenizer_ is None else self.tokenizer_.to_state()}
         return tensors, config
 
     @classmethod
@@ -140,13 +163,21 @@ class RNNClassifier:
         self.classes_ = np.array(config["classes"], dtype=config["classes_dtype"])
         self.n_features_in_ = config["n_features_in"]
         self.mean_, self.scale_ = tensors["mean"].numpy(), tensors["scale"].numpy()
-        self.model_ = ManyToOne(self.n_features_in_, len(self.classes_), hidden_size=self.hidden_size, cell=self.cell,
-                                num_layers=self.num_layers, bidirectional=self.bidirectional, dropout=self.dropout,
-                                task="classification", pooling=self.pooling)
+        if config["tokenizer"] is None:
+            self.tokenizer_ = None
+        else:
+            from rnr.text import Tokenizer
+
+            self.tokenizer_ = Tokenizer.from_state(config["tokenizer"])
+        self.model_ = self._build()
         load_weights(self.model_, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")},
                      "the classifier file")
         self.model_.eval()
         return self
+
+
+def _is_text(X) -> bool:
+    return isinstance(X, (list, tuple)) and len(X) > 0 and all(isinstance(t, str) for t in X)
 
 
 def _sequences(X, name: str, n_features: int | None = None) -> list[np.ndarray]:
