@@ -22,6 +22,7 @@ from rnr.losses import masked_loss
 from rnr.panel import Panel
 from rnr.rnn import RNN
 from rnr.scaling import Scaler
+from rnr.text import Tokenizer
 from rnr.topologies import EncoderDecoder, ManyToManySync, ManyToOne, OneToMany, OneToOne
 from rnr.train import History, TrainConfig, evaluate, fit
 
@@ -30,6 +31,6 @@ __all__ = [
     "OneToOne", "OneToMany", "ManyToOne", "EncoderDecoder", "ManyToManySync",
     "SequenceData", "Batch", "pad", "masked_loss",
     "fit", "evaluate", "TrainConfig", "History", "save", "load",
-    "Panel", "Scaler", "RNNForecaster", "backtest", "BacktestResult", "RNNClassifier",
+    "Panel", "Scaler", "RNNForecaster", "backtest", "BacktestResult", "RNNClassifier", "Tokenizer",
     "tasks", "metrics", "baselines", "datasets",
 ]
