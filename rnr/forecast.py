@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from rnr._checks import check_positive_int
 from rnr.forecast_net import ForecastNet, SeriesArrays, as_periods, base_back, quantile_loss, season_features
 from rnr.panel import Panel
+from rnr.rnn import detach_state, put_rows, take_rows
 from rnr.scaling import CovariateScaler, Scaler
 
 
@@ -173,7 +174,7 @@ class RNNForecaster:
                     rows = (lens > c0).nonzero().squeeze(1)  # series with steps left in this chunk
                     sl = slice(c0, c0 + c.chunk)
                     sub_len = (lens[rows] - c0).clamp(max=x[:, sl].shape[1])
-                    st = None if state is None else _take(state, rows)
+                    st = None if state is None else take_rows(state, rows)
                     out, new = net.encode(self._inputs(x[rows, sl], s_num[rows], s_cat[rows]), st, sub_len)
                     b = base[rows, sl]  # (B', T', J, K)
                     k = torch.cat([known[rows, sl], b.flatten(2)], dim=-1) if c.base_input else known[rows, sl]
@@ -190,7 +191,7 @@ class RNNForecaster:
                         torch.nn.utils.clip_grad_norm_(net.parameters(), c.clip_grad_norm)
                     opt.step()
                     sched.step()
-                    state = _put(state, rows, _detach(new), len(series))
+                    state = put_rows(state, rows, detach_state(new), len(series))
                     n = float(mask[rows, sl].sum())
                     losses.append(value * n)
                     weights.append(n)
@@ -210,9 +211,9 @@ class RNNForecaster:
         for i in range(0, S, 256):
             series = np.arange(i, min(S, i + 256))
             x, s_num, s_cat, lens, *_ = arrays.batch(series, 1, self._periods())
-            st = None if state is None else _take(state, torch.from_numpy(series))
+            st = None if state is None else take_rows(state, torch.from_numpy(series))
             _, st = net.encode(self._inputs(x, s_num, s_cat), st, lens)
-            finals = _put(finals, torch.from_numpy(series), st, S)
+            finals = put_rows(finals, torch.from_numpy(series), st, S)
         return finals
 
     def _remember(self, panel: Panel, arrays: SeriesArrays) -> None:
@@ -241,9 +242,9 @@ class RNNForecaster:
         observed = panel.observed if panel.observed is not None else np.ones_like(panel.y, dtype=bool)
         arrays = SeriesArrays(y, observed, past, fut, time_index(panel), info["static_num"][pos],
                               info["static_cat"][pos], panel.offsets)
-        state = _take(self.state_, torch.from_numpy(pos))
+        state = take_rows(self.state_, torch.from_numpy(pos))
         new = self._encode_all(arrays, state)
-        self.state_ = _put(self.state_, torch.from_numpy(pos), new, len(info["ids"]))
+        self.state_ = put_rows(self.state_, torch.from_numpy(pos), new, len(info["ids"]))
         last = panel.offsets[1:] - 1
         tix = time_index(panel)
         info["last_time"][pos], info["last_tindex"][pos] = panel.time[last], tix[last]
@@ -471,24 +472,3 @@ def _tails(y: np.ndarray, offsets: np.ndarray, n: int, before: np.ndarray | None
         out[s, n - len(seg) :] = seg
         out[s, : n - len(seg)] = seg[0]
     return out
-
-
-def _take(state, rows):
-    return tuple(s.index_select(1, rows) for s in state) if isinstance(state, tuple) else state.index_select(1, rows)
-
-
-def _detach(state):
-    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
-
-
-def _put(state, rows, new, S: int):
-    """Write the rows of ``new`` into a full (L, S, H) state (created on first use)."""
-    if isinstance(new, tuple):
-        base = state if state is not None else tuple(n.new_zeros(n.shape[0], S, n.shape[2]) for n in new)
-        base = tuple(b.clone() for b in base)
-        for b, n in zip(base, new):
-            b[:, rows] = n
-        return base
-    base = new.new_zeros(new.shape[0], S, new.shape[2]) if state is None else state.clone()
-    base[:, rows] = new
-    return base

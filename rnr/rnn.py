@@ -245,3 +245,25 @@ class RNN(nn.Module):
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)}"
         return s
+
+
+# recurrent states ((L*D, B, H) tensors, or (h, c) pairs) indexed by batch row: truncated BPTT and carried states
+
+
+def take_rows(state, rows: Tensor):
+    """The given batch rows of a state."""
+    return tuple(s.index_select(1, rows) for s in state) if isinstance(state, tuple) else state.index_select(1, rows)
+
+
+def detach_state(state):
+    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+
+
+def put_rows(state, rows: Tensor, new, size: int | None = None):
+    """A copy of ``state`` with its ``rows`` replaced by ``new``; a zero state of ``size`` rows when state is None."""
+    if isinstance(new, tuple):
+        base = state if state is not None else (None,) * len(new)
+        return tuple(put_rows(b, rows, n, size) for b, n in zip(base, new))
+    base = new.new_zeros(new.shape[0], size, new.shape[2]) if state is None else state.clone()
+    base[:, rows] = new
+    return base

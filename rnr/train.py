@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from rnr import _safefile
 from rnr._checks import check_positive_int
 from rnr.data import Batch, SequenceData, as_data
+from rnr.rnn import detach_state, put_rows, take_rows
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = (None, "cosine", "step", "plateau")
@@ -76,7 +77,8 @@ class TrainConfig:
 
 class History:
     """One row per epoch: epoch, steps (batches so far), train_loss, val_* metrics, lr (the rate the epoch trained
-    with), clipped (updates whose gradient was clipped; with tbptt, one update per chunk), seconds. ``history["val_loss"]`` gives a column; ``best_epoch`` and ``stopped_early`` summarise the run."""
+    with), clipped (updates whose gradient was clipped; with tbptt, one update per chunk), seconds.
+    ``history["val_loss"]`` gives a column; ``best_epoch`` and ``stopped_early`` summarise the run."""
 
     def __init__(self, rows=None, monitor: str = "train_loss"):
         self.rows: list[dict] = list(rows or [])
@@ -211,10 +213,11 @@ class Trainer:
             dev_rows = rows.to(self.device)
             chunk = Batch(batch.x[dev_rows, start : start + steps], batch.y[dev_rows, start : start + steps],
                           chunk_len, chunk_len)
-            sub = None if state is None else _rows(state, dev_rows)
+            sub = None if state is None else take_rows(state, dev_rows)
             loss, new = self.model.loss_and_state(chunk, sub)
             value, c = self._update(loss, len(rows))
-            state = _detach(new) if state is None else _put(_detach(state), dev_rows, _detach(new))
+            new = detach_state(new)
+            state = new if state is None else put_rows(detach_state(state), dev_rows, new)
             w = int(chunk_len.sum())
             total, n, clipped = total + value * w, n + w, clipped + c
         return total / n, clipped
@@ -371,19 +374,3 @@ def _scheduler(opt, cfg: TrainConfig):
     if cfg.lr_schedule == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.lr_gamma, patience=cfg.lr_step)
     return None
-
-
-def _rows(state, rows: Tensor):
-    return tuple(s[:, rows] for s in state) if isinstance(state, tuple) else state[:, rows]
-
-
-def _detach(state):
-    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
-
-
-def _put(state, rows: Tensor, new):
-    if isinstance(state, tuple):
-        return tuple(_put(s, rows, n) for s, n in zip(state, new))
-    state = state.clone()
-    state[:, rows] = new
-    return state
