@@ -10,7 +10,7 @@ Example:
     >>> f.predict().head()                                                # unique_id, ds, y_hat
 """
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -48,7 +48,6 @@ class ForecastConfig:
     seed: int = 0                    # the same seed gives the same model
     progress: bool = False           # a progress bar per epoch
     threads: int | None = None       # torch threads (None: leave as set)
-    history: list = field(default_factory=list, repr=False)
 
 
 class RNNForecaster:
@@ -60,14 +59,14 @@ class RNNForecaster:
     """
 
     def __init__(self, horizon: int, **kwargs):
-        known = set(ForecastConfig.__dataclass_fields__) - {"history"}
+        known = set(ForecastConfig.__dataclass_fields__)
         unknown = sorted(set(kwargs) - known)
         if unknown:
             raise TypeError(f"RNNForecaster got unknown option(s) {unknown}; known: {sorted(known)}")
         self.config = ForecastConfig(horizon=horizon, **kwargs)
 
     def get_params(self, deep: bool = True) -> dict:
-        return {k: v for k, v in asdict(self.config).items() if k != "history"}
+        return asdict(self.config)
 
     def __repr__(self) -> str:
         default = ForecastConfig(horizon=self.config.horizon)
