@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 from rnr import baselines, datasets, metrics, tasks
 from rnr.backtest import BacktestResult, backtest
+from rnr.charlm import CharLM
 from rnr.cells import ElmanCell, GRUCell, LSTMCell
 from rnr.data import Batch, SequenceData, pad
 from rnr.estimators import RNNClassifier
@@ -22,6 +23,7 @@ from rnr.losses import masked_loss
 from rnr.panel import Panel
 from rnr.rnn import RNN
 from rnr.scaling import Scaler
+from rnr.seq2seq import Seq2Seq
 from rnr.text import Tokenizer
 from rnr.topologies import EncoderDecoder, ManyToManySync, ManyToOne, OneToMany, OneToOne
 from rnr.train import History, TrainConfig, evaluate, fit
@@ -31,6 +33,7 @@ __all__ = [
     "OneToOne", "OneToMany", "ManyToOne", "EncoderDecoder", "ManyToManySync",
     "SequenceData", "Batch", "pad", "masked_loss",
     "fit", "evaluate", "TrainConfig", "History", "save", "load",
-    "Panel", "Scaler", "RNNForecaster", "backtest", "BacktestResult", "RNNClassifier", "Tokenizer",
+    "Panel", "Scaler", "RNNForecaster", "backtest", "BacktestResult",
+    "RNNClassifier", "Tokenizer", "CharLM", "Seq2Seq",
     "tasks", "metrics", "baselines", "datasets",
 ]

@@ -148,3 +148,40 @@ def load_sst2():
         pairs = [line.split(" ", 1) for line in lines if line.strip()]
         out[split] = ([text for _, text in pairs], np.array([int(label) for label, _ in pairs]))
     return out
+
+
+def load_tinyshakespeare(val_fraction: float = 0.1):
+    """(train, val) texts of tiny Shakespeare, ``tinyshakespeare/input.txt``, the last ``val_fraction`` of the
+    characters held out (nanoGPT's split); None when absent."""
+    root = data_dir()
+    if root is None or not (root / "tinyshakespeare" / "input.txt").is_file():
+        return None
+    text = (root / "tinyshakespeare" / "input.txt").read_text(encoding="utf-8")
+    cut = int(len(text) * (1 - val_fraction))
+    return text[:cut], text[cut:]
+
+
+def load_multi30k(source: str = "de", target: str = "en", tokenised: bool = True):
+    """Multi30k task 1 (``multi30k/``): {"train": (sources, targets), "val": ..., "test": ...} as lists of str, or
+    None when absent. ``tokenised=True`` reads the lower-cased tokenised files (``tok/``), else the original
+    text (``raw/``, gzip'd); test is test_2016_flickr."""
+    import gzip
+
+    root = data_dir()
+    if root is None or not (root / "multi30k" / "tok").is_dir():
+        return None
+    out = {}
+    for split, stem in (("train", "train"), ("val", "val"), ("test", "test_2016_flickr")):
+        pair = []
+        for lang in (source, target):
+            if tokenised:
+                path = root / "multi30k" / "tok" / f"{stem}.lc.norm.tok.{lang}"
+                text = path.read_text(encoding="utf-8")
+            else:
+                path = root / "multi30k" / "raw" / f"{stem}.{lang}.gz"
+                text = gzip.decompress(path.read_bytes()).decode("utf-8")
+            pair.append(text.rstrip("\n").split("\n"))
+        if len(pair[0]) != len(pair[1]):
+            raise ValueError(f"multi30k {split}: {len(pair[0])} {source} lines but {len(pair[1])} {target} lines")
+        out[split] = tuple(pair)
+    return out

@@ -52,6 +52,7 @@ class Decoder(nn.Module):
         C = context_size or 0
         feed = H if self.classify else O
         self.embed = nn.Embedding(O + 1, H) if self.classify else None  # id O is the start symbol
+        self.embed_drop = nn.Dropout(c.get("embedding_dropout", 0.0))
         self.rnn = owner._rnn(feed + C, bidirectional=False)
         self.head = nn.Linear(H + C, O)
         if self.attention == "dot":
@@ -81,7 +82,7 @@ class Decoder(nn.Module):
 
     def step(self, prev: Tensor, state, memory):
         """prev: (B,) ids or (B, O) values -> (logits or values (B, O), next state)."""
-        inp = self.embed(prev) if self.classify else prev
+        inp = self.embed_drop(self.embed(prev)) if self.classify else prev
         if self.attention:
             ctx = self._attend(state, memory)
             inp = torch.cat([inp, ctx], dim=-1)
@@ -131,7 +132,7 @@ class Decoder(nn.Module):
         if ratio >= 1.0 and not self.attention:
             # full teacher forcing: every input is known, so the recurrence runs in one call
             prev = torch.cat([start[:, None], target[:, :-1]], dim=1)  # (B, T[, O])
-            out, _ = self.rnn(self.embed(prev) if self.classify else prev, state)
+            out, _ = self.rnn(self.embed_drop(self.embed(prev)) if self.classify else prev, state)
             return self.head(out)  # (B, T, O)
         outs, prev = [], start
         for t in range(T):

@@ -18,7 +18,32 @@ from rnr.topologies import ManyToOne
 from rnr.train import fit as train
 
 
-class RNNClassifier:
+class Estimator:
+    """scikit-learn's parameter conventions: every ``__init__`` argument is stored as given and read back by
+    ``get_params``; ``set_params`` changes them; the repr shows those that differ from the defaults."""
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params):
+        known = self._param_names()
+        for name, value in params.items():
+            if name not in known:
+                raise ValueError(f"{type(self).__name__} has no parameter {name!r}; known: {known}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        default = type(self)()
+        diff = [f"{k}={v!r}" for k, v in self.get_params().items() if getattr(default, k) != v]
+        return f"{type(self).__name__}({', '.join(diff)})"
+
+
+class RNNClassifier(Estimator):
     """A sequence in, a class out: a (bidirectional) recurrent encoder, pooled, then a linear layer.
 
     Args:
@@ -45,32 +70,11 @@ class RNNClassifier:
             if name != "self":
                 setattr(self, name, value)
 
-    # scikit-learn conventions -------------------------------------------------------------------------------
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-
-    def get_params(self, deep: bool = True) -> dict:
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params) -> "RNNClassifier":
-        known = self._param_names()
-        for name, value in params.items():
-            if name not in known:
-                raise ValueError(f"RNNClassifier has no parameter {name!r}; known: {known}")
-            setattr(self, name, value)
-        return self
-
     def __sklearn_tags__(self):  # called by scikit-learn only, so it is installed
         from sklearn.utils import ClassifierTags, Tags, TargetTags
 
         return Tags(estimator_type="classifier", target_tags=TargetTags(required=True),
                     classifier_tags=ClassifierTags(), non_deterministic=False)
-
-    def __repr__(self) -> str:
-        default = type(self)()
-        diff = [f"{k}={v!r}" for k, v in self.get_params().items() if getattr(default, k) != v]
-        return f"RNNClassifier({', '.join(diff)})"
 
     # learning -----------------------------------------------------------------------------------------------
     def fit(self, X, y) -> "RNNClassifier":

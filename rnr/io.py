@@ -25,12 +25,15 @@ FORMAT_VERSION = 1
 
 
 def _classes() -> dict:
+    from rnr.charlm import CharLM
     from rnr.estimators import RNNClassifier
+    from rnr.seq2seq import Seq2Seq
     from rnr.forecast import RNNForecaster
     from rnr.rnn import RNN
     from rnr.topologies import TOPOLOGIES
 
-    return {**TOPOLOGIES, "RNN": RNN, "RNNForecaster": RNNForecaster, "RNNClassifier": RNNClassifier}
+    return {**TOPOLOGIES, "RNN": RNN, "RNNForecaster": RNNForecaster, "RNNClassifier": RNNClassifier,
+            "CharLM": CharLM, "Seq2Seq": Seq2Seq}
 
 
 def _check_config_json(config: dict, cls_name: str) -> str:

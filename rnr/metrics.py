@@ -242,3 +242,21 @@ def evaluate_panel(actuals, forecasts, insamples, m: int) -> dict:
         rows[i, 2] = np.mean(ae)
         rows[i, 3] = np.sqrt(np.mean(ae**2))
     return dict(zip(("smape", "mase", "mae", "rmse"), rows.mean(axis=0).tolist()))
+
+
+def bleu(hypotheses, references, tokenize: str = "13a", lowercase: bool = False) -> float:
+    """Corpus BLEU-4 (0-100; Papineni et al. 2002) of hypotheses against one reference each, computed by
+    sacrebleu (Post 2018). ``tokenize="none"`` scores text that is already tokenised as it is; "13a" is
+    sacrebleu's standard tokenisation of detokenised text (WMT's mteval-v13a)."""
+    try:
+        import sacrebleu
+    except ImportError:
+        raise ImportError("bleu needs sacrebleu: pip install sacrebleu (or pip install 'rnr[text]')") from None
+    for name, texts in (("hypotheses", hypotheses), ("references", references)):
+        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+            raise TypeError(f"{name} must be a list of str (one sentence each)")
+    if len(hypotheses) != len(references) or not len(hypotheses):
+        raise ValueError(f"hypotheses and references must be non-empty and of the same length, got "
+                         f"{len(hypotheses)} and {len(references)}")
+    return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)], tokenize=tokenize,
+                                       lowercase=lowercase).score)

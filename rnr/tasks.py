@@ -122,3 +122,24 @@ def digit_captions(lang: str = "en"):
     names = DIGIT_NAMES[lang]
     Y = [torch.tensor([LETTERS.index(c) for c in names[d]] + [EOS]) for d in digits.target]
     return X, Y, digits.target
+
+
+def shuffle_words(sentences, seed: int = 0) -> list[str]:
+    """Each sentence with its words (split on white space) in a random order: the input of the word-order task,
+    whose target is the sentence itself."""
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for s in sentences:
+        words = s.split()
+        out.append(" ".join(words[i] for i in torch.randperm(len(words), generator=gen).tolist()))
+    return out
+
+
+def toy_sentences(n: int, seed: int = 0) -> list[str]:
+    """Sentences of a small grammar, "the ADJ NOUN VERB a OBJECT [ADVERB]", in which every word's class fixes its
+    place, so that a shuffled sentence has exactly one right order."""
+    slots = [["the"], ["big", "small", "red", "old"], ["cat", "dog", "man", "bird"], ["sees", "likes", "finds"],
+             ["a"], ["ball", "tree", "car", "house"], ["today", "slowly", "again", ""]]
+    gen = torch.Generator().manual_seed(seed)
+    return [" ".join(w for w in (words[int(torch.randint(len(words), (), generator=gen))] for words in slots) if w)
+            for _ in range(n)]

@@ -1,21 +1,23 @@
 """Tokenizers: text to integer tokens and back, with a vocabulary built from training text.
 
-``Tokenizer(level="word" | "char", lower=True, min_count=1, max_size=None)``: ``fit(texts)`` keeps the tokens seen
+``Tokenizer(level="word" | "char" | "space", lower=True, min_count=1, max_size=None)``: ``fit(texts)`` keeps the tokens seen
 at least ``min_count`` times (the ``max_size`` most frequent, ties broken alphabetically, so the vocabulary is
 the same on every run); ``encode(text)`` maps the rest to the unknown token. Token 0 is padding, 1 is unknown.
-Words are runs of letters, digits and apostrophes, or single punctuation marks.
+Words are runs of letters, digits and apostrophes, or single punctuation marks; "space" splits on white space
+only, for text that is already tokenised.
 """
 import re
 from collections import Counter
 
 PAD, UNK = "<pad>", "<unk>"
+LEVELS = ("word", "char", "space")
 _WORD = re.compile(r"[\w']+|[^\w\s]")
 
 
 class Tokenizer:
     def __init__(self, level: str = "word", lower: bool = True, min_count: int = 1, max_size: int | None = None):
-        if level not in ("word", "char"):
-            raise ValueError(f"level must be 'word' or 'char', got {level!r}")
+        if level not in LEVELS:
+            raise ValueError(f"level must be one of {list(LEVELS)}, got {level!r}")
         if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
             raise ValueError(f"min_count must be an int >= 1, got {min_count!r}")
         if max_size is not None and (not isinstance(max_size, int) or max_size < 1):
@@ -26,6 +28,8 @@ class Tokenizer:
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
         text = text.lower() if self.lower else text
+        if self.level == "space":
+            return text.split()
         return list(text) if self.level == "char" else _WORD.findall(text)
 
     def fit(self, texts) -> "Tokenizer":

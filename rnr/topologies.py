@@ -18,8 +18,8 @@ classification head (cross-entropy over O classes), masks padded steps out of it
 import torch
 from torch import Tensor, nn
 
-from rnr._checks import (check_finite, check_float, check_lengths, check_positive_int, check_sequence,
-                         check_tensor, check_tokens)
+from rnr._checks import (check_finite, check_float, check_lengths, check_positive_int, check_probability,
+                         check_sequence, check_tensor, check_tokens)
 from rnr.data import Batch
 from rnr.decoder import Decoder
 from rnr.losses import check_loss, masked_loss
@@ -27,7 +27,7 @@ from rnr.rnn import RNN, step_mask
 
 _DEFAULTS = dict(hidden_size=64, cell="elman", nonlinearity="tanh", num_layers=1, bidirectional=False, dropout=0.0,
                  task="regression", loss=None, vocab_size=None, pooling="last", steps=None, eos=None,
-                 teacher_forcing=1.0, max_steps=100, attention=None)
+                 teacher_forcing=1.0, max_steps=100, attention=None, embedding_dropout=0.0)
 
 
 class Topology(nn.Module):
@@ -238,14 +238,17 @@ class EncoderDecoder(Topology):
     start the decoder, which emits one output per step reading its previous output (teacher forcing with
     probability ``teacher_forcing`` in training). ``attention="dot" | "additive"`` lets every decoder step also
     read a weighted mix of all encoder outputs (Luong et al. 2015; Bahdanau et al. 2015).
+    ``embedding_dropout`` zeroes token embeddings (source tokens with ``vocab_size``, and the decoder's previous
+    tokens) with that probability in training.
     """
 
     def __init__(self, input_size: int, output_size: int, hidden_size: int = 64, cell: str = "elman",
                  nonlinearity="tanh", num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0,
                  task: str = "regression", loss: str | None = None, vocab_size: int | None = None,
                  eos: int | None = None, teacher_forcing: float = 1.0, max_steps: int = 100,
-                 attention: str | None = None):
+                 attention: str | None = None, embedding_dropout: float = 0.0):
         super().__init__(locals())
+        self.embedding_dropout = nn.Dropout(check_probability(embedding_dropout, "embedding_dropout"))
         self.encoder = self._rnn()
         D = self.encoder.num_directions
         self.bridge = nn.Linear(D * hidden_size, hidden_size)
@@ -254,6 +257,8 @@ class EncoderDecoder(Topology):
     def encode(self, x, lengths=None):
         """Encoder outputs (B, S, D*H), the decoder's initial state and the source mask."""
         x, lengths = self.read(x, lengths)
+        if self.embedding is not None:
+            x = self.embedding_dropout(x)
         out, h_n = self.encoder(x, lengths=lengths)
         L, D = self.config["num_layers"], self.encoder.num_directions
 

@@ -23,7 +23,7 @@ def test_char_tokenizer_max_size_and_case():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(level="bpe"), r"level must be 'word' or 'char', got 'bpe'"),
+    (dict(level="bpe"), r"level must be one of \['word', 'char', 'space'\], got 'bpe'"),
     (dict(min_count=0), r"min_count must be an int >= 1, got 0"),
     (dict(max_size=0), r"max_size must be None or an int >= 1, got 0"),
 ])
