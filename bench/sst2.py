@@ -30,6 +30,10 @@ def main(argv=None) -> int:
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--wd", type=float, default=0.0)
     p.add_argument("--min-count", type=int, default=1)
+    p.add_argument("--emb-dropout", type=float, default=0.0)
+    p.add_argument("--patience", type=int, default=None, help="early stopping on the dev set (keeps the best epoch)")
+    p.add_argument("--schedule", default="cosine")
+    p.add_argument("--batch", type=int, default=32)
     args = p.parse_args(argv)
     data = load_sst2()
     if data is None:
@@ -43,12 +47,14 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         clf = RNNClassifier(hidden_size=args.hidden, embedding_dim=args.emb, cell=args.cell, pooling=args.pooling,
                             epochs=args.epochs, lr=args.lr, dropout=args.dropout, weight_decay=args.wd,
-                            min_count=args.min_count, batch_size=32, seed=seed)
-        clf.fit(Xtr, ytr)
+                            min_count=args.min_count, batch_size=args.batch, embedding_dropout=args.emb_dropout,
+                            patience=args.patience, lr_schedule=args.schedule, seed=seed)
+        clf.fit(Xtr, ytr, *((Xdev, ydev) if args.patience else ()))
         secs = time.perf_counter() - start
         accs.append(100 * clf.score(Xte, yte))
-        print(f"seed {seed}: dev {100 * clf.score(Xdev, ydev):.2f}%, test {accs[-1]:.2f}% ({secs:.0f} s to train)",
-              flush=True)
+        best = clf.history_.best_epoch() if args.patience else len(clf.history_)
+        print(f"seed {seed}: dev {100 * clf.score(Xdev, ydev):.2f}%, test {accs[-1]:.2f}% ({secs:.0f} s to train, "
+              f"epoch {best} kept)", flush=True)
     print(f"test accuracy {np.mean(accs):.2f} +- {np.std(accs):.2f} % over {len(accs)} seeds")
     return 0
 

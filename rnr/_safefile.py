@@ -63,7 +63,10 @@ def read(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {str(path)!r}")
     blob = path.read_bytes()
-    if blob[8:9] != b"{" and (blob[:1] == b"\x80" or blob[:2] == b"PK"):  # safetensors: 8-byte length, then JSON
+    # safetensors: an 8-byte little-endian header length (its third byte is 0 below 64 KiB), then JSON; a pickle
+    # starts with 0x80, its protocol (2-5) and a non-zero opcode; torch.save writes a zip ("PK")
+    pickle = blob[:1] == b"\x80" and blob[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05") and blob[2:3] != b"\x00"
+    if blob[8:9] != b"{" and (pickle or blob[:2] == b"PK"):
         raise DamagedFileError(
             f"{str(path)!r} looks like a pickle or torch.save file; rnr never unpickles (it can run arbitrary "
             f"code). Load it with torch yourself if you trust it, then write it again with rnr.save"

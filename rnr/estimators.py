@@ -50,8 +50,11 @@ class RNNClassifier(Estimator):
         hidden_size, cell, num_layers, bidirectional, dropout, pooling: the ``ManyToOne`` model.
         epochs, batch_size, lr, weight_decay, clip_grad_norm, lr_schedule: training (see ``rnr.TrainConfig``).
         standardize: scale each feature to zero mean and unit variance over the training steps.
-        tokenizer, min_count, embedding_dim: when X is a list of strings, a ``rnr.text.Tokenizer`` ("word" or
-            "char", tokens seen at least ``min_count`` times) and a learned embedding of this width read them.
+        tokenizer, min_count, embedding_dim: when X is a list of strings, a ``rnr.text.Tokenizer`` ("word",
+            "char" or "space"; tokens seen at least ``min_count`` times) and a learned embedding of this width read
+            them. embedding_dropout: zeroes embeddings with this probability in training.
+        patience: with validation data given to ``fit``, stop after this many epochs without a lower validation
+            loss and keep the best epoch's weights.
         seed: the same seed gives the same model.
         progress: a progress bar per epoch.
 
@@ -65,7 +68,8 @@ class RNNClassifier(Estimator):
                  dropout: float = 0.0, pooling: str = "last", epochs: int = 50, batch_size: int = 32,
                  lr: float = 3e-3, weight_decay: float = 0.0, clip_grad_norm: float | None = 1.0,
                  lr_schedule: str | None = "cosine", standardize: bool = True, tokenizer: str = "word",
-                 min_count: int = 1, embedding_dim: int = 64, seed: int = 0, progress: bool = False):
+                 min_count: int = 1, embedding_dim: int = 64, embedding_dropout: float = 0.0,
+                 patience: int | None = None, seed: int = 0, progress: bool = False):
         for name, value in locals().items():
             if name != "self":
                 setattr(self, name, value)
@@ -77,8 +81,11 @@ class RNNClassifier(Estimator):
                     classifier_tags=ClassifierTags(), non_deterministic=False)
 
     # learning -----------------------------------------------------------------------------------------------
-    def fit(self, X, y) -> "RNNClassifier":
-        """Learn from X (a list of (T_i, F) arrays, or one (N, T, F) array) and labels y (N,). Returns self."""
+    def fit(self, X, y, X_val=None, y_val=None) -> "RNNClassifier":
+        """Learn from X (a list of (T_i, F) arrays, or one (N, T, F) array, or a list of strings) and labels y (N,);
+        report the loss and accuracy on (X_val, y_val) after each epoch. Returns self."""
+        if (X_val is None) != (y_val is None):
+            raise ValueError("give both X_val and y_val, or neither")
         texts = _is_text(X)
         if texts:
             from rnr.text import Tokenizer
@@ -103,17 +110,30 @@ class RNNClassifier(Estimator):
         torch.manual_seed(self.seed)
         self.model_ = self._build()
         data = SequenceData(self._inputs(X), torch.from_numpy(codes.astype(np.int64)))
-        self.history_ = train(self.model_, data, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+        val = None if X_val is None else SequenceData(self._inputs(X_val), torch.from_numpy(self._codes(y_val)))
+        self.history_ = train(self.model_, data, val, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                               weight_decay=self.weight_decay, clip_grad_norm=self.clip_grad_norm,
-                              lr_schedule=self.lr_schedule, seed=self.seed, progress=self.progress)
+                              lr_schedule=self.lr_schedule, patience=self.patience, seed=self.seed,
+                              progress=self.progress)
         return self
+
+    def _codes(self, y) -> np.ndarray:
+        """Class indices of labels y, every label one seen in fit."""
+        y = np.asarray(y)
+        codes = np.searchsorted(self.classes_, y)
+        bad = (codes >= len(self.classes_)) | (self.classes_[np.minimum(codes, len(self.classes_) - 1)] != y)
+        if bad.any():
+            raise ValueError(f"y_val holds labels the training labels lack, e.g. {y[bad][0]!r}; known: "
+                             f"{self.classes_.tolist()}")
+        return codes.astype(np.int64)
 
     def _build(self) -> ManyToOne:
         text = self.tokenizer_ is not None
         return ManyToOne(self.embedding_dim if text else self.n_features_in_, len(self.classes_),
                          hidden_size=self.hidden_size, cell=self.cell, num_layers=self.num_layers,
                          bidirectional=self.bidirectional, dropout=self.dropout, task="classification",
-                         pooling=self.pooling, vocab_size=len(self.tokenizer_) if text else None)
+                         pooling=self.pooling, vocab_size=len(self.tokenizer_) if text else None,
+                         embedding_dropout=self.embedding_dropout)
 
     def _inputs(self, X) -> list[torch.Tensor]:
         """Token id sequences (text) or standardised (T_i, F) float tensors."""

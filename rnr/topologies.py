@@ -48,11 +48,13 @@ class Topology(nn.Module):
             raise ValueError(f"vocab_size applies to sequence inputs only, not to {type(self).__name__}")
         self.embedding = None if vocab is None else nn.Embedding(check_positive_int(vocab, "vocab_size"),
                                                                  self.input_size)
+        self.embedding_dropout = nn.Dropout(check_probability(config.get("embedding_dropout", 0.0),
+                                                              "embedding_dropout"))
 
     def read(self, x, lengths=None) -> tuple[Tensor, Tensor | None]:
         """Check x and lengths; embed tokens. Returns (B, T, I) floats and CPU lengths (or None)."""
         if self.embedding is not None:
-            x = self.embedding(check_tokens(x, self.embedding.num_embeddings))
+            x = self.embedding_dropout(self.embedding(check_tokens(x, self.embedding.num_embeddings)))
         else:
             check_sequence(x, self.input_size)
         return x, check_lengths(lengths, x.shape[0], x.shape[1])
@@ -123,17 +125,20 @@ class ManyToOne(Topology):
 
     pooling: "last" (the final state of each direction: the forward one at each sequence's last real step, the
     backward one at its first step), "mean" or "max" over the real steps of the top layer's outputs.
+    dropout: between stacked layers and on the pooled features, in training. embedding_dropout: on the token
+    embeddings (with ``vocab_size``), in training.
     """
 
     def __init__(self, input_size: int, output_size: int, hidden_size: int = 64, cell: str = "elman",
                  nonlinearity="tanh", num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0,
                  task: str = "regression", loss: str | None = None, vocab_size: int | None = None,
-                 pooling: str = "last"):
+                 pooling: str = "last", embedding_dropout: float = 0.0):
         super().__init__(locals())
         if pooling not in ("last", "mean", "max"):
             raise ValueError(f"pooling must be 'last', 'mean' or 'max', got {pooling!r}")
         self.pooling = pooling
         self.rnn = self._rnn()
+        self.pooled_dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size * self.rnn.num_directions, output_size)
 
     def forward(self, x: Tensor, lengths=None) -> Tensor:
@@ -151,7 +156,7 @@ class ManyToOne(Topology):
             else:
                 pooled = out if mask is None else out.masked_fill(~mask[..., None], float("-inf"))
                 pooled = pooled.max(1).values
-        return self.head(pooled)  # (B, O)
+        return self.head(self.pooled_dropout(pooled))  # (B, O)
 
     def _predict_batch(self, batch):
         return self(batch.x, batch.x_lengths), None
@@ -166,7 +171,8 @@ class ManyToManySync(Topology):
 
     def __init__(self, input_size: int, output_size: int, hidden_size: int = 64, cell: str = "elman",
                  nonlinearity="tanh", num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0,
-                 task: str = "regression", loss: str | None = None, vocab_size: int | None = None):
+                 task: str = "regression", loss: str | None = None, vocab_size: int | None = None,
+                 embedding_dropout: float = 0.0):
         super().__init__(locals())
         self.rnn = self._rnn()
         self.head = nn.Linear(hidden_size * self.rnn.num_directions, output_size)
@@ -248,7 +254,6 @@ class EncoderDecoder(Topology):
                  eos: int | None = None, teacher_forcing: float = 1.0, max_steps: int = 100,
                  attention: str | None = None, embedding_dropout: float = 0.0):
         super().__init__(locals())
-        self.embedding_dropout = nn.Dropout(check_probability(embedding_dropout, "embedding_dropout"))
         self.encoder = self._rnn()
         D = self.encoder.num_directions
         self.bridge = nn.Linear(D * hidden_size, hidden_size)
@@ -257,8 +262,6 @@ class EncoderDecoder(Topology):
     def encode(self, x, lengths=None):
         """Encoder outputs (B, S, D*H), the decoder's initial state and the source mask."""
         x, lengths = self.read(x, lengths)
-        if self.embedding is not None:
-            x = self.embedding_dropout(x)
         out, h_n = self.encoder(x, lengths=lengths)
         L, D = self.config["num_layers"], self.encoder.num_directions
 
