@@ -104,12 +104,24 @@ class SequenceData:
         return Batch(x, y, x_len, y_len)
 
     def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
-                skip: int = 0) -> Iterator[Batch]:
-        """Batches in order, or in a random order drawn from ``generator``; ``skip`` drops the first batches."""
+                skip: int = 0, bucket: bool = False) -> Iterator[Batch]:
+        """Batches in order, or in a random order drawn from ``generator``; ``skip`` drops the first batches.
+
+        bucket (with shuffle): each pool of 50 batches' worth of examples, drawn at random, is sorted by length
+        and cut into batches, which then come in a random order: batches of similar lengths, so less padding.
+        """
         n = len(self)
         order = torch.randperm(n, generator=generator).tolist() if shuffle else list(range(n))
-        for start in range(skip * batch_size, n, batch_size):
-            yield self.batch(order[start : start + batch_size])
+        if shuffle and bucket and not isinstance(self.X, Tensor):
+            groups = []
+            for start in range(0, n, 50 * batch_size):
+                pool = sorted(order[start : start + 50 * batch_size], key=lambda i: self.X[i].shape[0] if self.X[i].dim() else 1)
+                groups += [pool[k : k + batch_size] for k in range(0, len(pool), batch_size)]
+            groups = [groups[g] for g in torch.randperm(len(groups), generator=generator).tolist()]
+        else:
+            groups = [order[k : k + batch_size] for k in range(0, n, batch_size)]
+        for idx in groups[skip:]:
+            yield self.batch(idx)
 
     def num_batches(self, batch_size: int) -> int:
         return -(-len(self) // batch_size)

@@ -54,7 +54,15 @@ class Decoder(nn.Module):
         self.embed = nn.Embedding(O + 1, H) if self.classify else None  # id O is the start symbol
         self.embed_drop = nn.Dropout(c.get("embedding_dropout", 0.0))
         self.rnn = owner._rnn(feed + C, bidirectional=False)
-        self.head = nn.Linear(H + C, O)
+        self.tie = bool(c.get("tie_embeddings", False))
+        if self.tie and not self.classify:
+            raise ValueError("tie_embeddings shares the output layer with the embedding of output tokens, so it "
+                             "needs task='classification'")
+        if self.tie:  # y_t = b_o + tanh([h_t; c_t] W_c) E^T, E the output tokens' embedding (Press & Wolf 2017)
+            self.head_proj = nn.Linear(H + C, H)
+            self.head_bias = nn.Parameter(torch.zeros(O))
+        else:
+            self.head = nn.Linear(H + C, O)
         if self.attention == "dot":
             self.att_q = nn.Linear(H, C, bias=False)
         elif self.attention == "additive":
@@ -68,27 +76,50 @@ class Decoder(nn.Module):
             return torch.full((B,), self.output_size, dtype=torch.long, device=device)
         return torch.zeros(B, self.output_size, device=device)
 
+    def _keys(self, memory):
+        """(encoder outputs, mask) -> (outputs, mask, keys): the additive score's e_s W_k, computed once for all
+        decoder steps."""
+        if not self.attention or memory is None or len(memory) == 3:
+            return memory
+        enc, mask = memory
+        return enc, mask, self.att_k(enc) if self.attention == "additive" else enc
+
     def _attend(self, state, memory) -> Tensor:
-        enc, mask = memory  # (B, S, C), (B, S) or None
+        enc, mask, keys = self._keys(memory)  # (B, S, C), (B, S) or None, (B, S, H or C)
         h = (state[0] if isinstance(state, tuple) else state)[-1]  # (B, H): top layer's previous state
         if self.attention == "dot":
             scores = (enc @ self.att_q(h)[:, :, None]).squeeze(-1)  # (B, S)
         else:
-            scores = self.att_v(torch.tanh(self.att_k(enc) + self.att_q(h)[:, None])).squeeze(-1)
+            scores = self.att_v(torch.tanh(keys + self.att_q(h)[:, None])).squeeze(-1)
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf"))
         alpha = torch.softmax(scores, dim=-1)
-        return (alpha[:, :, None] * enc).sum(1)  # (B, C)
+        return torch.bmm(alpha[:, None], enc)[:, 0]  # (B, C)
 
-    def step(self, prev: Tensor, state, memory):
-        """prev: (B,) ids or (B, O) values -> (logits or values (B, O), next state)."""
-        inp = self.embed_drop(self.embed(prev)) if self.classify else prev
+    def _head(self, feats: Tensor) -> Tensor:
+        if self.tie:
+            return F.linear(torch.tanh(self.head_proj(feats)), self.embed.weight[: self.output_size], self.head_bias)
+        return self.head(feats)
+
+    def _read_prev(self, prev: Tensor) -> Tensor:
+        """The decoder's input for its previous outputs: (..., ) ids -> embeddings, or values as they are."""
+        return self.embed_drop(self.embed(prev)) if self.classify else prev
+
+    def features(self, prev: Tensor, state, memory, inp: Tensor | None = None):
+        """prev: (B,) ids or (B, O) values (or ``inp``, them already read) -> (what the head reads, [h_t; c_t]
+        or h_t, next state)."""
+        inp = self._read_prev(prev) if inp is None else inp
         if self.attention:
             ctx = self._attend(state, memory)
             inp = torch.cat([inp, ctx], dim=-1)
         out, state = self.rnn(inp[:, None], state)  # (B, 1, H)
         h = out[:, 0]
-        return self.head(torch.cat([h, ctx], dim=-1) if self.attention else h), state
+        return (torch.cat([h, ctx], dim=-1) if self.attention else h), state
+
+    def step(self, prev: Tensor, state, memory):
+        """prev: (B,) ids or (B, O) values -> (logits or values (B, O), next state)."""
+        feats, state = self.features(prev, state, memory)
+        return self._head(feats), state
 
     # whole sequences ----------------------------------------------------------------------------------------
     def _check_target(self, target) -> Tensor:
@@ -129,11 +160,21 @@ class Decoder(nn.Module):
             raise ValueError(f"teacher_forcing must be a probability in [0, 1], got {teacher_forcing!r}")
         ratio = 0.0 if target is None else teacher_forcing
         start = self._start(B, device)
+        memory = self._keys(memory)
         if ratio >= 1.0 and not self.attention:
             # full teacher forcing: every input is known, so the recurrence runs in one call
             prev = torch.cat([start[:, None], target[:, :-1]], dim=1)  # (B, T[, O])
-            out, _ = self.rnn(self.embed_drop(self.embed(prev)) if self.classify else prev, state)
-            return self.head(out)  # (B, T, O)
+            out, _ = self.rnn(self._read_prev(prev), state)
+            return self._head(out)  # (B, T, O)
+        if ratio >= 1.0:
+            # attention, fully forced: only the recurrence steps one at a time; the head (often the largest
+            # layer, a vocabulary wide) runs once on all steps, as the one-call path above does
+            inputs = self._read_prev(torch.cat([start[:, None], target[:, :-1]], dim=1))  # all at once
+            feats = []
+            for t in range(T):
+                f, state = self.features(None, state, memory, inputs[:, t])
+                feats.append(f)
+            return self._head(torch.stack(feats, dim=1))  # (B, T, O)
         outs, prev = [], start
         for t in range(T):
             y, state = self.step(prev, state, memory)
@@ -150,6 +191,7 @@ class Decoder(nn.Module):
         T = steps or self.steps or (self.max_steps if self.eos is not None else None)
         if T is None:
             raise ValueError("steps must be given (or set at construction, or an eos given) to generate")
+        memory = self._keys(memory)
         if beam_size > 1:
             if not self.classify:
                 raise ValueError("beam search needs task='classification'; use beam_size=1 for regression")
@@ -178,8 +220,9 @@ class Decoder(nn.Module):
             st = _select(state, torch.full((k,), b, device=device))
             mem = None
             if memory is not None:
-                enc, mask = memory
-                mem = (enc[b : b + 1].expand(k, -1, -1), None if mask is None else mask[b : b + 1].expand(k, -1))
+                enc, mask, keys = self._keys(memory)
+                mem = (enc[b : b + 1].expand(k, -1, -1), None if mask is None else mask[b : b + 1].expand(k, -1),
+                       keys[b : b + 1].expand(k, -1, -1))
             scores = torch.full((k,), float("-inf"), device=device)
             scores[0] = 0.0  # one live prefix to start with
             seqs = torch.zeros(k, 0, dtype=torch.long, device=device)

@@ -114,7 +114,7 @@ class RNNClassifier(Estimator):
         self.history_ = train(self.model_, data, val, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                               weight_decay=self.weight_decay, clip_grad_norm=self.clip_grad_norm,
                               lr_schedule=self.lr_schedule, patience=self.patience, seed=self.seed,
-                              progress=self.progress)
+                              progress=self.progress, bucket=True)
         return self
 
     def _codes(self, y) -> np.ndarray:

@@ -258,5 +258,6 @@ def bleu(hypotheses, references, tokenize: str = "13a", lowercase: bool = False)
     if len(hypotheses) != len(references) or not len(hypotheses):
         raise ValueError(f"hypotheses and references must be non-empty and of the same length, got "
                          f"{len(hypotheses)} and {len(references)}")
+    # force: tokenised text is what tokenize="none" is for, so sacrebleu's warning about it does not apply
     return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)], tokenize=tokenize,
-                                       lowercase=lowercase).score)
+                                       lowercase=lowercase, force=tokenize == "none").score)

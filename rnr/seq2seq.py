@@ -30,6 +30,8 @@ class Seq2Seq(Estimator):
             read both ways; the decoder reads forwards; ``attention`` is "additive", "dot" or None).
         embedding_dim: width of the source word embedding (the decoder embeds its words at ``hidden_size``).
         embedding_dropout: probability of zeroing word embeddings in training.
+        tie_embeddings: the decoder's output layer shares its weights with its word embedding (see
+            ``EncoderDecoder``): fewer weights and a faster output layer.
         teacher_forcing: probability of feeding the reference's previous word (else the model's own) in training.
         tokenizer, lower, min_count, max_vocab: a ``rnr.text.Tokenizer`` per language ("space" for text that is
             already tokenised, "word", or "char"); rarer words read as ``<unk>``.
@@ -44,7 +46,8 @@ class Seq2Seq(Estimator):
 
     def __init__(self, hidden_size: int = 256, embedding_dim: int = 256, cell: str = "gru", num_layers: int = 1,
                  bidirectional: bool = True, attention: str | None = "additive", dropout: float = 0.0,
-                 embedding_dropout: float = 0.3, teacher_forcing: float = 1.0, tokenizer: str = "space",
+                 embedding_dropout: float = 0.3, tie_embeddings: bool = True, teacher_forcing: float = 1.0,
+                 tokenizer: str = "space",
                  lower: bool = True, min_count: int = 1, max_vocab: int | None = None, max_len: int = 80,
                  epochs: int = 10, batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 0.0,
                  clip_grad_norm: float | None = 1.0, lr_schedule: str | None = None, patience: int | None = None,
@@ -70,7 +73,7 @@ class Seq2Seq(Estimator):
         self.history_ = train(self.model_, self._data(X, Y), val, epochs=self.epochs, batch_size=self.batch_size,
                               lr=self.lr, weight_decay=self.weight_decay, clip_grad_norm=self.clip_grad_norm,
                               lr_schedule=self.lr_schedule, patience=self.patience, seed=self.seed,
-                              progress=self.progress, device=self.device)
+                              progress=self.progress, device=self.device, bucket=True)
         return self
 
     @property
@@ -82,7 +85,8 @@ class Seq2Seq(Estimator):
                               cell=self.cell, num_layers=self.num_layers, bidirectional=self.bidirectional,
                               dropout=self.dropout, task="classification", vocab_size=len(self.source_tokenizer_),
                               eos=self.eos_, teacher_forcing=self.teacher_forcing, max_steps=self.max_len,
-                              attention=self.attention, embedding_dropout=self.embedding_dropout)
+                              attention=self.attention, embedding_dropout=self.embedding_dropout,
+                              tie_embeddings=self.tie_embeddings)
 
     def _sources(self, X) -> list[torch.Tensor]:
         return [torch.tensor(self.source_tokenizer_.encode(x), dtype=torch.int64) for x in X]

@@ -27,7 +27,8 @@ from rnr.rnn import RNN, step_mask
 
 _DEFAULTS = dict(hidden_size=64, cell="elman", nonlinearity="tanh", num_layers=1, bidirectional=False, dropout=0.0,
                  task="regression", loss=None, vocab_size=None, pooling="last", steps=None, eos=None,
-                 teacher_forcing=1.0, max_steps=100, attention=None, embedding_dropout=0.0)
+                 teacher_forcing=1.0, max_steps=100, attention=None, embedding_dropout=0.0,
+                 tie_embeddings=False)
 
 
 class Topology(nn.Module):
@@ -245,14 +246,16 @@ class EncoderDecoder(Topology):
     probability ``teacher_forcing`` in training). ``attention="dot" | "additive"`` lets every decoder step also
     read a weighted mix of all encoder outputs (Luong et al. 2015; Bahdanau et al. 2015).
     ``embedding_dropout`` zeroes token embeddings (source tokens with ``vocab_size``, and the decoder's previous
-    tokens) with that probability in training.
+    tokens) with that probability in training. ``tie_embeddings`` (classification): the output layer is the
+    decoder's token embedding, read through a ``tanh`` projection of ``[h_t; c_t]`` (Luong et al. 2015's
+    attentional state; Press & Wolf 2017): fewer weights, and much less work when the vocabulary is large.
     """
 
     def __init__(self, input_size: int, output_size: int, hidden_size: int = 64, cell: str = "elman",
                  nonlinearity="tanh", num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0,
                  task: str = "regression", loss: str | None = None, vocab_size: int | None = None,
                  eos: int | None = None, teacher_forcing: float = 1.0, max_steps: int = 100,
-                 attention: str | None = None, embedding_dropout: float = 0.0):
+                 attention: str | None = None, embedding_dropout: float = 0.0, tie_embeddings: bool = False):
         super().__init__(locals())
         self.encoder = self._rnn()
         D = self.encoder.num_directions

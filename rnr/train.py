@@ -44,6 +44,7 @@ class TrainConfig:
     patience: int | None = None          # early stopping: epochs without improvement; None: run every epoch
     seed: int = 0                        # shuffling, dropout and teacher forcing draw from this seed
     shuffle: bool = True                 # a new order of the training examples each epoch
+    bucket: bool = False                 # shuffled batches of similar lengths (less padding; see SequenceData)
     progress: bool = True                # a progress bar per epoch
     history_csv: str | None = None       # write the history here after each epoch
     checkpoint_dir: str | None = None    # write checkpoints here (the last two are kept)
@@ -166,7 +167,8 @@ class Trainer:
             start = time.perf_counter()
             self.model.train()
             order = torch.Generator().manual_seed(self.cfg.seed * 100_003 + self.epoch)
-            batches = self.train_data.batches(self.cfg.batch_size, self.cfg.shuffle, order, skip=self.batch_in_epoch)
+            batches = self.train_data.batches(self.cfg.batch_size, self.cfg.shuffle, order, skip=self.batch_in_epoch,
+                                              bucket=self.cfg.bucket)
             bar = tqdm(batches, total=n_batches, initial=self.batch_in_epoch, disable=not self.cfg.progress,
                        desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", leave=False)
             for batch in bar:

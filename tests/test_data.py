@@ -146,3 +146,22 @@ BAD = {  # id: (X, Y, exception, message)
 def test_bad_data_is_rejected_with_a_clear_message(X, Y, exc, message):
     with pytest.raises(exc, match=re.escape(message)):
         SequenceData(X, Y)
+
+
+def test_bucketed_batches_cover_every_example_once_with_similar_lengths():
+    def steps(b):  # lengths are None when a batch's sequences are all as long
+        return b.x_lengths.tolist() if b.x_lengths is not None else [b.x.shape[1]] * len(b)
+
+    gen_lengths = torch.Generator().manual_seed(0)
+    lengths = torch.randint(1, 60, (1000,), generator=gen_lengths).tolist()
+    data = SequenceData([torch.zeros(n, 1) for n in lengths], torch.zeros(1000))
+    batches = list(data.batches(8, shuffle=True, generator=torch.Generator().manual_seed(3), bucket=True))
+    assert len(batches) == data.num_batches(8) == 125
+    assert sum(len(b) for b in batches) == 1000
+    assert sorted(n for b in batches for n in steps(b)) == sorted(lengths)
+    spread = sum(max(steps(b)) - min(steps(b)) for b in batches) / len(batches)
+    plain = list(data.batches(8, shuffle=True, generator=torch.Generator().manual_seed(3)))
+    plain_spread = sum(max(steps(b)) - min(steps(b)) for b in plain) / len(plain)
+    assert spread < 3 < 30 < plain_spread  # sorted pools of 400 examples: neighbours differ by a step or so
+    again = list(data.batches(8, shuffle=True, generator=torch.Generator().manual_seed(3), bucket=True, skip=5))
+    assert [steps(b) for b in again] == [steps(b) for b in batches[5:]]
