@@ -127,6 +127,26 @@ def test_scoring_a_target_matches_stepping_the_decoder(spec, attention, task):
 
 # ---------------------------------------------------------------- EncoderDecoder: attention, bidirectional, beam
 
+@pytest.mark.parametrize("attention", [None, "additive"])
+def test_tied_output_layer_is_the_token_embedding(attention):
+    spec = SPECS[3]
+    model = EncoderDecoder(I, O, hidden_size=H, cell="gru", task="classification", attention=attention,
+                           tie_embeddings=True)
+    batch = make_batch(spec, "classification")
+    assert_close(model(batch.x, batch.x_lengths, target=batch.y),
+                 _score_step_by_step(model, spec, batch, range(batch.y.shape[1])))
+    check_each_alone(model, spec, batch)
+    assert not [n for n, _ in model.named_parameters() if n.startswith("decoder.head.")]  # no separate output matrix
+    before = model(batch.x, batch.x_lengths, target=batch.y)
+    with torch.no_grad():
+        model.decoder.embed.weight[1] += 1.0  # token 1's embedding is also its row of the output layer
+    after = model(batch.x, batch.x_lengths, target=batch.y)
+    assert not torch.allclose(before[:, 0, 1], after[:, 0, 1])  # the first step reads the start symbol only
+    assert_close(before[:, 0, [0, 2]], after[:, 0, [0, 2]])
+    with pytest.raises(ValueError, match="tie_embeddings .* needs task='classification'"):
+        EncoderDecoder(I, O, hidden_size=H, task="regression", tie_embeddings=True)
+
+
 @pytest.mark.parametrize("attention", [None, "dot", "additive"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
