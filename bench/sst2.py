@@ -52,7 +52,7 @@ def main(argv=None) -> int:
         clf.fit(Xtr, ytr, *((Xdev, ydev) if args.patience else ()))
         secs = time.perf_counter() - start
         accs.append(100 * clf.score(Xte, yte))
-        best = clf.history_.best_epoch() if args.patience else len(clf.history_)
+        best = clf.history_.best_epoch if args.patience else len(clf.history_)
         print(f"seed {seed}: dev {100 * clf.score(Xdev, ydev):.2f}%, test {accs[-1]:.2f}% ({secs:.0f} s to train, "
               f"epoch {best} kept)", flush=True)
     print(f"test accuracy {np.mean(accs):.2f} +- {np.std(accs):.2f} % over {len(accs)} seeds")

@@ -38,6 +38,7 @@ class Seq2Seq(Estimator):
         max_len: the longest output, in tokens, that decoding produces.
         epochs, batch_size, lr, weight_decay, clip_grad_norm, lr_schedule, patience: training (``rnr.TrainConfig``);
             with validation sentences and ``patience``, the best epoch by validation loss is kept.
+        max_minutes: a training time budget: no epoch starts that would end past it (judged by the longest one).
         seed: the same seed gives the same model. progress: a progress bar per epoch. device: "cpu", "cuda", "auto".
 
     Learned: ``source_tokenizer_``, ``target_tokenizer_``, ``model_`` (the ``EncoderDecoder``; its last class is
@@ -51,7 +52,7 @@ class Seq2Seq(Estimator):
                  lower: bool = True, min_count: int = 1, max_vocab: int | None = None, max_len: int = 80,
                  epochs: int = 10, batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 0.0,
                  clip_grad_norm: float | None = 1.0, lr_schedule: str | None = None, patience: int | None = None,
-                 seed: int = 0, progress: bool = True, device: str = "cpu"):
+                 max_minutes: float | None = None, seed: int = 0, progress: bool = True, device: str = "cpu"):
         for name, value in locals().items():
             if name != "self":
                 setattr(self, name, value)
@@ -73,7 +74,8 @@ class Seq2Seq(Estimator):
         self.history_ = train(self.model_, self._data(X, Y), val, epochs=self.epochs, batch_size=self.batch_size,
                               lr=self.lr, weight_decay=self.weight_decay, clip_grad_norm=self.clip_grad_norm,
                               lr_schedule=self.lr_schedule, patience=self.patience, seed=self.seed,
-                              progress=self.progress, device=self.device, bucket=True)
+                              max_minutes=self.max_minutes, progress=self.progress, device=self.device,
+                              bucket=True)
         return self
 
     @property

@@ -51,6 +51,7 @@ class TrainConfig:
     checkpoint_every: int | None = None  # also checkpoint every N batches (always at each epoch's end)
     resume: bool = False                 # continue from the newest good checkpoint in checkpoint_dir
     max_steps: int | None = None         # stop after this many batches in all (one update each without tbptt)
+    max_minutes: float | None = None     # skip any epoch that would end past this budget, judged by the longest one
     device: str = "cpu"                  # "cpu", "cuda", "cuda:1", ... or "auto"
 
     def __post_init__(self):
@@ -72,6 +73,9 @@ class TrainConfig:
             raise ValueError("lr must be > 0, got 0; a typical start is 1e-3 for adam")
         if self.clip_grad_norm is not None and not (self.clip_grad_norm > 0):
             raise ValueError(f"clip_grad_norm must be > 0 or None, got {self.clip_grad_norm!r}")
+        m = self.max_minutes
+        if m is not None and (isinstance(m, bool) or not isinstance(m, (int, float)) or not m > 0):
+            raise ValueError(f"max_minutes must be a number > 0 or None, got {m!r}")
         if (self.resume or self.checkpoint_every) and not self.checkpoint_dir:
             raise ValueError("resume and checkpoint_every need checkpoint_dir: pass checkpoint_dir='runs/ckpt'")
 
@@ -85,6 +89,7 @@ class History:
         self.rows: list[dict] = list(rows or [])
         self.monitor = monitor
         self.stopped_early = False
+        self.out_of_time = False  # max_minutes ended the run
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -163,8 +168,14 @@ class Trainer:
         if self.cfg.resume:
             self._resume()
         n_batches = self.train_data.num_batches(self.cfg.batch_size)
+        began = time.perf_counter()
         while self.epoch < self.cfg.epochs and not self._out_of_steps() and not self.history.stopped_early:
             start = time.perf_counter()
+            if self.cfg.max_minutes and self.history.rows:
+                longest = max(r["seconds"] for r in self.history.rows)
+                if start - began + longest > 60 * self.cfg.max_minutes:
+                    self.history.out_of_time = True
+                    break
             self.model.train()
             order = torch.Generator().manual_seed(self.cfg.seed * 100_003 + self.epoch)
             batches = self.train_data.batches(self.cfg.batch_size, self.cfg.shuffle, order, skip=self.batch_in_epoch,

@@ -70,3 +70,27 @@ def test_sst2_loads_its_three_splits():
         pytest.skip("SST-2 absent: set RNR_DATA or place it at ../shared/data/sst2")
     assert {k: len(v[0]) for k, v in data.items()} == {"train": 6920, "dev": 872, "test": 1821}
     assert set(data["train"][1]) == {0, 1}
+
+
+def test_tiny_shakespeare_splits_as_nanogpt_does():
+    from rnr.datasets import load_tinyshakespeare
+
+    data = load_tinyshakespeare()
+    if data is None:
+        pytest.skip("tiny Shakespeare absent: set RNR_DATA or place it at ../shared/data/tinyshakespeare")
+    train, val = data
+    assert len(train) + len(val) == 1_115_394 and len(val) == 111_540
+    assert len(set(train + val)) == 65 and set(val) <= set(train)  # a CharLM fitted on train reads all of val
+
+
+def test_multi30k_loads_aligned_splits():
+    from rnr.datasets import load_multi30k
+
+    data = load_multi30k()
+    if data is None:
+        pytest.skip("Multi30k absent: set RNR_DATA or place it at ../shared/data/multi30k")
+    assert {k: (len(v[0]), len(v[1])) for k, v in data.items()} == {
+        "train": (29000, 29000), "val": (1014, 1014), "test": (1000, 1000)}
+    assert data["test"][1][0] == "a man in an orange hat starring at something ."
+    raw = load_multi30k(tokenised=False)
+    assert raw["test"][1][0] == "A man in an orange hat starring at something."

@@ -286,6 +286,20 @@ def test_max_steps_at_an_epoch_boundary():
     assert history["steps"] == [4, 8]
 
 
+def test_a_time_budget_skips_epochs_that_would_not_fit(monkeypatch):
+    from rnr import train as train_module
+
+    clock = iter(range(0, 10_000, 10))  # every reading of the clock is 10 s after the last
+    monkeypatch.setattr(train_module.time, "perf_counter", lambda: next(clock))
+    history = rnr.fit(many_to_one(), sums(), epochs=50, max_minutes=1.0, **QUIET)
+    # epochs read the clock twice each (start, end): 10 s long, starting 20 s apart; an epoch starting at
+    # 40 s or later would end past 60 s by the longest so far, so three epochs run
+    assert len(history) == 3 and history.out_of_time and not history.stopped_early
+    assert not rnr.fit(many_to_one(), sums(), epochs=2, max_minutes=1.0, **QUIET).out_of_time
+    with pytest.raises(ValueError, match="max_minutes must be a number > 0 or None, got 0"):
+        rnr.fit(many_to_one(), sums(), max_minutes=0, **QUIET)
+
+
 def test_max_steps_inside_an_epoch_stops_after_exactly_that_many_steps(tmp_path):
     model = many_to_one()
     history = rnr.fit(model, sums(), epochs=5, max_steps=6, checkpoint_dir=str(tmp_path), checkpoint_every=1,
