@@ -539,7 +539,7 @@ def test_a_huge_lr_diverges_with_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize("settings, exc, message", [
     (dict(epoch=3), TypeError, "fit got unknown settings ['epoch']; known settings: ['batch_size', "
-                               "'checkpoint_dir', 'checkpoint_every', 'clip_grad_norm', 'device', 'epochs',"),
+                               "'bucket', 'checkpoint_dir', 'checkpoint_every', 'clip_grad_norm', 'device', 'epochs',"),
     (dict(optimizer="foo"), ValueError, "optimizer must be one of ['adam', 'adamw', 'sgd'], got 'foo'"),
     (dict(lr=-1), ValueError, "lr must be a finite number >= 0, got -1"),
     (dict(lr=0), ValueError, "lr must be > 0, got 0"),
