@@ -218,8 +218,8 @@ class Decoder(nn.Module):
         results = []
         for b in range(B):
             st = _select(state, torch.full((k,), b, device=device))
-            mem = None
-            if memory is not None:
+            mem = None  # without attention the decoder never reads the encoder's outputs
+            if memory is not None and self.attention:
                 enc, mask, keys = self._keys(memory)
                 mem = (enc[b : b + 1].expand(k, -1, -1), None if mask is None else mask[b : b + 1].expand(k, -1),
                        keys[b : b + 1].expand(k, -1, -1))

@@ -264,3 +264,14 @@ def test_eval_scoring_is_fully_forced_and_per_call_ratio_is_checked():
     torch.testing.assert_close(model(x, target=y), model(x, target=y, teacher_forcing=1.0))
     with pytest.raises(ValueError, match=r"teacher_forcing"):
         model(x, target=y, teacher_forcing=1.5)
+
+
+def test_beam_search_without_attention():
+    spec = SPECS[3]
+    model = EncoderDecoder(I, O, hidden_size=H, cell="gru", task="classification", eos=0, max_steps=6).eval()
+    batch = make_batch(spec, "classification")
+    greedy, _ = model.generate(batch.x, batch.x_lengths)
+    beam, _ = model.generate(batch.x, batch.x_lengths, beam_size=1)
+    assert torch.equal(greedy[:, : beam.shape[1]], beam)
+    wide, lengths = model.generate(batch.x, batch.x_lengths, beam_size=3)
+    assert wide.shape[0] == len(batch) and (lengths <= 6).all()
