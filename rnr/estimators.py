@@ -123,7 +123,7 @@ class RNNClassifier(Estimator):
         codes = np.searchsorted(self.classes_, y)
         bad = (codes >= len(self.classes_)) | (self.classes_[np.minimum(codes, len(self.classes_) - 1)] != y)
         if bad.any():
-            raise ValueError(f"y_val holds labels the training labels lack, e.g. {y[bad][0]!r}; known: "
+            raise ValueError(f"y_val holds labels the training labels lack, e.g. {y[bad][0].item()!r}; known: "
                              f"{self.classes_.tolist()}")
         return codes.astype(np.int64)
 

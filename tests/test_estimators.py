@@ -43,6 +43,24 @@ def test_learns_ragged_sequences_with_string_labels(data, fitted):
     assert set(fitted.predict(Xt)) <= {"down", "up"}
 
 
+def test_validation_data_and_early_stopping(data):
+    (X, y), (Xt, yt) = data
+    flipped = np.where(yt == "up", "down", "up")  # held-out labels the training makes ever more wrong
+    clf = RNNClassifier(**dict(FAST, epochs=40), patience=2, embedding_dropout=0.1).fit(X, y, Xt, flipped)
+    rows = clf.history_.rows
+    assert {"val_loss", "val_accuracy"} <= set(rows[0])
+    assert len(rows) < 40 and clf.history_.stopped_early  # stopped once the held-out loss stopped falling
+    best = clf.history_.best_epoch
+    assert best < len(rows) and rows[best - 1]["val_loss"] == min(r["val_loss"] for r in rows)
+    held_out = rnr.SequenceData(clf._inputs(Xt), torch.from_numpy(clf._codes(flipped)))
+    assert rnr.evaluate(clf.model_, held_out)["loss"] == pytest.approx(rows[best - 1]["val_loss"], rel=1e-5)
+    with pytest.raises(ValueError, match="give both X_val and y_val, or neither"):
+        RNNClassifier(**FAST).fit(X, y, Xt)
+    with pytest.raises(ValueError, match=r"y_val holds labels the training labels lack, e.g. 'sideways'; known: "
+                                         r"\['down', 'up'\]"):
+        RNNClassifier(**FAST).fit(X, y, Xt[:2], ["up", "sideways"])
+
+
 def test_fit_returns_self_and_params_round_trip():
     clf = RNNClassifier(hidden_size=8, cell="lstm")
     assert clf.get_params()["hidden_size"] == 8 and clf.set_params(epochs=3) is clf and clf.epochs == 3
