@@ -67,7 +67,7 @@ def main(argv=None) -> int:
         result[f"beam{beam}"] = {"exact": exact, "same_words": same_words, "bleu": score, "bleu_input": base,
                                  "examples": list(zip(shuffled[:5], hyp[:5]))}
     print(f"{minutes:.1f} min of training")
-    for src, ref, hyp in zip(shuffled[:5], refs[:5], s2s.predict(shuffled[:5], beam_width=args.beam)):
+    for src, ref, hyp in zip(shuffled[:5], refs[:5], hyp[:5]):  # the last decoding: beam of args.beam
         print(f"  in:  {src}\n  ref: {ref}\n  out: {hyp}")
     if args.json:
         with open(args.json, "w") as f:

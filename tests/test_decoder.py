@@ -145,6 +145,8 @@ def test_tied_output_layer_is_the_token_embedding(attention):
     assert_close(before[:, 0, [0, 2]], after[:, 0, [0, 2]])
     with pytest.raises(ValueError, match="tie_embeddings .* needs task='classification'"):
         EncoderDecoder(I, O, hidden_size=H, task="regression", tie_embeddings=True)
+    with pytest.raises(ValueError, match="embedding_dropout"):
+        EncoderDecoder(I, O, hidden_size=H, task="classification", vocab_size=5, embedding_dropout=1.5)
 
 
 @pytest.mark.parametrize("attention", [None, "dot", "additive"])
