@@ -5,10 +5,12 @@ dict loads both ways. Three implementations compute the same thing (tests hold t
 
 - ``"loop"``: the reference, each step written plainly with the step functions of ``rnr.cells`` under autograd;
 - ``"bptt"``: Elman only, the hand-written backpropagation through time of ``rnr.bptt`` (any ``phi``);
-- ``"fused"``: PyTorch's fused kernels (``torch._VF``, cuDNN on a GPU): LSTM, GRU, and Elman with tanh or relu.
+- ``"fused"``: PyTorch's fused kernels (``torch._VF``, cuDNN on a GPU): LSTM, GRU, and Elman with tanh or relu;
+- ``"compiled"``: the time loop compiled for the CPU (``rnr.kernels``, numba): every cell, Elman with a built-in phi.
 
-``impl="auto"`` picks ``"bptt"`` for Elman layers (``"fused"`` on a GPU when phi is tanh or relu) and ``"fused"`` for
-LSTM and GRU.
+``impl="auto"`` picks, on a GPU, ``"fused"`` where PyTorch has a kernel (cuDNN) and ``"bptt"`` for Elman layers with
+any other phi; on a CPU, ``"compiled"`` up to ``COMPILED_MAX_HIDDEN`` units (where per-step overhead dominates; see
+``bench/kernels.py``), above it ``"fused"``, or ``"bptt"`` for a custom phi.
 
 Ragged batches: with ``lengths``, each sequence's state freezes after its last real step, outputs past the end are
 zero, and the reverse direction reads each sequence backwards from its own last step, so every output, final
@@ -20,12 +22,18 @@ import torch
 from torch import Tensor, _VF, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from rnr import kernels
 from rnr._checks import check_lengths, check_positive_int, check_probability, check_sequence, check_state
 from rnr.bptt import elman_bptt
+from rnr.fast import run_compiled
 from rnr.cells import GATES, PHIS, Phi, check_cell, elman_step, gru_step, init_uniform_, lstm_step, resolve_phi
 
+_PHI_CODES = {PHIS[name]: code for name, code in kernels.PHI_CODES.items()}
+_COMPILED_DTYPES = (torch.float32, torch.float64)
+
 State = Union[Tensor, tuple[Tensor, Tensor]]
-IMPLS = ("auto", "loop", "bptt", "fused")
+IMPLS = ("auto", "loop", "bptt", "fused", "compiled")
+COMPILED_MAX_HIDDEN = 256  # above this, a step is one large matrix product and PyTorch's kernels are as fast
 _FUSED = {"lstm": _VF.lstm, "gru": _VF.gru, "tanh": _VF.rnn_tanh, "relu": _VF.rnn_relu}
 
 
@@ -85,8 +93,9 @@ class RNN(nn.Module):
         bidirectional: also read each sequence backwards (D = 2) and concatenate.
         dropout: probability of zeroing outputs of every layer but the last, in training.
         bias: learn biases.
-        impl: "auto", "loop" (the plain reference), "bptt" (Elman, hand-written backward) or "fused"
-            (PyTorch's kernels; LSTM, GRU, Elman with tanh or relu). All give the same results.
+        impl: "auto", "loop" (the plain reference), "bptt" (Elman, hand-written backward), "fused"
+            (PyTorch's kernels; LSTM, GRU, Elman with tanh or relu) or "compiled" (the CPU time loop compiled
+            with numba; Elman with a built-in phi, LSTM, GRU). All give the same results.
 
     Shapes: ``forward(x (B, T, I), h0=None, lengths=None) -> (out (B, T, D*H), h_n (L*D, B, H))``; for LSTM
     ``h0`` and ``h_n`` are ``(h, c)`` pairs. ``lengths`` (B,) gives each sequence's real length.
@@ -133,6 +142,12 @@ class RNN(nn.Module):
         if impl == "fused" and cell == "elman" and self.phi not in (PHIS["tanh"], PHIS["relu"]):
             raise ValueError(f"impl='fused' needs nonlinearity 'tanh' or 'relu' for Elman cells, got "
                              f"{nonlinearity!r}; use impl='bptt' for any other phi")
+        if impl == "compiled" and cell == "elman" and self.phi not in _PHI_CODES:
+            raise ValueError(f"impl='compiled' needs a built-in nonlinearity ({sorted(kernels.PHI_CODES)}) for Elman "
+                             f"cells, got {nonlinearity!r}; use impl='bptt' for any other phi")
+        if impl == "compiled" and not kernels.AVAILABLE:
+            raise ImportError("impl='compiled' needs numba, which is not installed; pip install numba, or use "
+                              "impl='auto'")
         self.impl = impl
         self.config = dict(input_size=input_size, hidden_size=hidden_size, cell=cell, nonlinearity=nonlinearity,
                            num_layers=num_layers, bidirectional=bidirectional, dropout=dropout, bias=bias, impl=impl)
@@ -158,11 +173,16 @@ class RNN(nn.Module):
 
     def _impl(self, x: Tensor) -> str:
         if self.impl != "auto":
+            if self.impl == "compiled" and (x.device.type != "cpu" or x.dtype not in _COMPILED_DTYPES):
+                raise ValueError(f"impl='compiled' runs float32 or float64 tensors on the CPU, got {x.dtype} on "
+                                 f"{x.device}; use impl='auto'")
             return self.impl
-        if self.cell != "elman":
-            return "fused"
-        fusable = self.phi in (PHIS["tanh"], PHIS["relu"])
-        return "fused" if fusable and x.is_cuda else "bptt"
+        fusable = self.cell != "elman" or self.phi in (PHIS["tanh"], PHIS["relu"])
+        compilable = (kernels.AVAILABLE and x.device.type == "cpu" and x.dtype in _COMPILED_DTYPES
+                      and (self.cell != "elman" or self.phi in _PHI_CODES))
+        if compilable and self.hidden_size <= COMPILED_MAX_HIDDEN:
+            return "compiled"
+        return "fused" if fusable else "bptt"
 
     def _run(self, x, state, layer, direction, lengths, mask, impl):
         """One direction of one layer. x (B, T, I_k) -> out (B, T, H), final state."""
@@ -171,6 +191,9 @@ class RNN(nn.Module):
             x = reverse_padded(x, lengths)
         if impl == "bptt":
             out, state = elman_bptt(x, state, w_ih, w_hh, b_ih, b_hh, self.phi, mask)
+        elif impl == "compiled":
+            out, state = run_compiled(self.cell, _PHI_CODES.get(self.phi, 0), x, state, w_ih, w_hh, b_ih, b_hh,
+                                      lengths)
         else:
             out, state = _run_loop(self.cell, self.phi, x, state, w_ih, w_hh, b_ih, b_hh, mask)
         if direction == 1:

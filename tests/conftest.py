@@ -23,10 +23,14 @@ PEER_CASES = [
     ("elman", "relu", "bptt"),
     ("elman", "relu", "loop"),
     ("elman", "relu", "fused"),
+    ("elman", "tanh", "compiled"),
+    ("elman", "relu", "compiled"),
     ("lstm", "tanh", "loop"),
     ("lstm", "tanh", "fused"),
     ("gru", "tanh", "loop"),
     ("gru", "tanh", "fused"),
+    ("lstm", "tanh", "compiled"),
+    ("gru", "tanh", "compiled"),
 ]
 PEER_IDS = [f"{c}-{p}-{i}" if c == "elman" else f"{c}-{i}" for c, p, i in PEER_CASES]
 

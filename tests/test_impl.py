@@ -1,15 +1,17 @@
-"""Every implementation of rnr.RNN ("loop" reference, "bptt", "fused") computes the same outputs and gradients."""
+"""Every implementation of rnr.RNN ("loop" reference, "bptt", "fused", "compiled") computes the same outputs and
+gradients; "auto" picks the fast one for the size and device."""
 import pytest
 import torch
 
 import rnr.rnn as R
 
 CASES = [  # (cell, nonlinearity, implementations to hold against "loop")
-    ("elman", "tanh", ["bptt", "fused", "auto"]),
-    ("elman", "relu", ["bptt", "fused", "auto"]),
-    ("elman", "sigmoid", ["bptt", "auto"]),
-    ("lstm", "tanh", ["fused", "auto"]),
-    ("gru", "tanh", ["fused", "auto"]),
+    ("elman", "tanh", ["bptt", "fused", "compiled", "auto"]),
+    ("elman", "relu", ["bptt", "fused", "compiled", "auto"]),
+    ("elman", "sigmoid", ["bptt", "compiled", "auto"]),
+    ("elman", "identity", ["bptt", "compiled", "auto"]),
+    ("lstm", "tanh", ["fused", "compiled", "auto"]),
+    ("gru", "tanh", ["fused", "compiled", "auto"]),
 ]
 
 
@@ -37,15 +39,38 @@ def test_implementations_agree(cell, phi, impls, ragged):
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
-def test_auto_picks_bptt_for_elman_and_fused_for_gated_on_cpu():
+def test_auto_compiles_small_layers_on_cpu_and_falls_back_above_the_limit():
     x = torch.randn(2, 3, 4)
-    assert R.RNN(4, 5, cell="elman")._impl(x) == "bptt"
-    assert R.RNN(4, 5, cell="gru")._impl(x) == "fused"
+    big = R.COMPILED_MAX_HIDDEN + 1
+    for cell in ("elman", "lstm", "gru"):
+        assert R.RNN(4, 5, cell=cell)._impl(x) == "compiled"
+        assert R.RNN(4, big, cell=cell)._impl(x) == "fused"  # one step is a large product: PyTorch's kernel
+    assert R.RNN(4, 5, nonlinearity="sigmoid")._impl(x) == "compiled"
+    assert R.RNN(4, big, nonlinearity="sigmoid")._impl(x) == "bptt"  # no fused kernel for sigmoid
+    assert R.RNN(4, 5, nonlinearity=torch.nn.functional.softsign)._impl(x) == "bptt"  # any phi: the generic path
+    assert R.RNN(4, 5, cell="gru")._impl(x.to(torch.bfloat16)) == "fused"  # numba has no bfloat16
+
+
+def test_auto_without_numba_uses_torch(monkeypatch):
+    monkeypatch.setattr(R.kernels, "AVAILABLE", False)
+    x = torch.randn(2, 3, 4)
+    assert R.RNN(4, 5)._impl(x) == "fused"
+    assert R.RNN(4, 5, nonlinearity="sigmoid")._impl(x) == "bptt"
     assert R.RNN(4, 5, cell="lstm")._impl(x) == "fused"
+    with pytest.raises(ImportError, match="impl='compiled' needs numba"):
+        R.RNN(4, 5, impl="compiled")
+
+
+def test_compiled_refuses_what_it_cannot_run():
+    model = R.RNN(4, 5, cell="gru", impl="compiled")
+    with pytest.raises(ValueError, match=r"impl='compiled' runs float32 or float64 tensors on the CPU, got "
+                                         r"torch.bfloat16 on cpu; use impl='auto'"):
+        model.to(torch.bfloat16)(torch.randn(2, 3, 4, dtype=torch.bfloat16))
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(impl="cuda"), r"impl must be one of \['auto', 'loop', 'bptt', 'fused'\], got 'cuda'"),
+    (dict(impl="cuda"), r"impl must be one of \['auto', 'loop', 'bptt', 'fused', 'compiled'\], got 'cuda'"),
+    (dict(nonlinearity=torch.sin, impl="compiled"), r"impl='compiled' needs a built-in nonlinearity .* use impl='bptt'"),
     (dict(cell="gru", impl="bptt"), r"impl='bptt' .* cell='elman' only, got cell='gru'"),
     (dict(nonlinearity="sigmoid", impl="fused"), r"impl='fused' needs nonlinearity 'tanh' or 'relu' .* 'sigmoid'"),
 ])

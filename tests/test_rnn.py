@@ -160,7 +160,8 @@ def test_repr_shows_only_non_default_settings():
 
 RAGGED_CASES = [("elman", "tanh", "bptt"), ("elman", "relu", "bptt"), ("elman", "tanh", "loop"),
                 ("elman", "relu", "fused"), ("lstm", "tanh", "loop"), ("lstm", "tanh", "fused"),
-                ("gru", "tanh", "loop"), ("gru", "tanh", "fused")]
+                ("gru", "tanh", "loop"), ("gru", "tanh", "fused"), ("elman", "sigmoid", "compiled"),
+                ("elman", "tanh", "compiled"), ("lstm", "tanh", "compiled"), ("gru", "tanh", "compiled")]
 RAGGED_IDS = ["-".join(c) for c in RAGGED_CASES]
 
 
