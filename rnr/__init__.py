@@ -24,12 +24,13 @@ from rnr.panel import Panel
 from rnr.rnn import RNN
 from rnr.scaling import Scaler
 from rnr.seq2seq import Seq2Seq
+from rnr.stream import Stream
 from rnr.text import Tokenizer
 from rnr.topologies import EncoderDecoder, ManyToManySync, ManyToOne, OneToMany, OneToOne
 from rnr.train import History, TrainConfig, evaluate, fit
 
 __all__ = [
-    "RNN", "ElmanCell", "LSTMCell", "GRUCell",
+    "RNN", "ElmanCell", "LSTMCell", "GRUCell", "Stream",
     "OneToOne", "OneToMany", "ManyToOne", "EncoderDecoder", "ManyToManySync",
     "SequenceData", "Batch", "pad", "masked_loss",
     "fit", "evaluate", "TrainConfig", "History", "save", "load",

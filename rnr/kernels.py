@@ -306,3 +306,51 @@ def gru_backward(gates, hn, states, h0, grad_out, grad_hn, wt, lengths, dx, dh_l
                 gh[j] = dh * z
             _vecmat_into(gh, rh, wt)
         grad_h0[b] = gh
+
+
+# --- one step of one sequence (streaming inference) -------------------------------------------------------------
+
+
+@_jit
+def elman_step(x, h, w_ih_t, wt, bias, code, out):
+    """out = phi(bias + x w_ih_t + h wt) for one sequence: x (I,), h (H,), w_ih_t (I, H), wt (H, H)."""
+    out[:] = bias
+    _matvec_into(out, x, w_ih_t)
+    _matvec_into(out, h, wt)
+    _phi_(out, code)
+
+
+@_jit
+def lstm_step(x, h, c, w_ih_t, wt, bias, out_h, out_c, a):
+    """One LSTM step for one sequence; ``a`` (4H,) is scratch space."""
+    H = h.shape[0]
+    a[:] = bias
+    _matvec_into(a, x, w_ih_t)
+    _matvec_into(a, h, wt)
+    sigmoid_(a[: 2 * H])
+    tanh_(a[2 * H: 3 * H])
+    sigmoid_(a[3 * H:])
+    for j in range(H):
+        out_c[j] = a[H + j] * c[j] + a[j] * a[2 * H + j]
+    out_h[:] = out_c
+    tanh_(out_h)
+    for j in range(H):
+        out_h[j] *= a[3 * H + j]
+
+
+@_jit
+def gru_step(x, h, w_ih_t, b_ih, wt, b_hh, out, a, rzn):
+    """One GRU step for one sequence; ``a`` and ``rzn`` (3H,) are scratch space."""
+    H = h.shape[0]
+    rzn[:] = b_ih
+    _matvec_into(rzn, x, w_ih_t)
+    a[:] = b_hh
+    _matvec_into(a, h, wt)
+    for j in range(2 * H):
+        rzn[j] += a[j]
+    sigmoid_(rzn[: 2 * H])
+    for j in range(H):
+        rzn[2 * H + j] += rzn[j] * a[2 * H + j]
+    tanh_(rzn[2 * H:])
+    for j in range(H):
+        out[j] = (1 - rzn[H + j]) * rzn[2 * H + j] + rzn[H + j] * h[j]
