@@ -42,6 +42,7 @@ def main(argv=None) -> int:
     p.add_argument("--head", type=int, default=128, help="hidden width of the direct decoder MLP")
     p.add_argument("--base-input", action="store_true", help="the head also reads the base values it corrects")
     p.add_argument("--extra-seasons", type=int, nargs="*", default=[], help="more periods as phase inputs")
+    p.add_argument("--device", default="cpu", help="where to train: cpu, cuda or auto")
     p.add_argument("--no-baselines", action="store_true")
     p.add_argument("--json", help="also write the table here")
     args = p.parse_args(argv)
@@ -58,7 +59,7 @@ def main(argv=None) -> int:
         f = RNNForecaster(48, season=24, epochs=args.epochs, hidden_size=args.hidden, cell=args.cell,
                           strategy=args.strategy, lr=args.lr, chunk=args.chunk, batch_size=args.batch,
                           scaler=args.scaler, loss=args.loss, seed=seed, head_size=args.head, base_input=args.base_input,
-                          extra_seasons=tuple(args.extra_seasons),
+                          extra_seasons=tuple(args.extra_seasons), device=args.device,
                           relative_to=None if args.relative_to == "none" else args.relative_to)
         f.fit(df)
         pred = f.predict()
@@ -76,7 +77,7 @@ def main(argv=None) -> int:
             model.fit(train, val_horizon=48) if name == "lagged ridge" else model.fit(train)
             rows.append((name, model.predict(48), time.perf_counter() - s))
     print(f"\nM4 Hourly, 414 series, horizon 48 | {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}")
+          f"{torch.get_num_threads()} threads, torch {torch.__version__}, trained on {args.device}")
     print(f"{'model':<20} {'sMAPE':>7} {'MASE':>7} {'OWA':>7} {'seconds':>8}")
     table = []
     for name, fc, secs in rows:

@@ -48,6 +48,7 @@ class ForecastConfig:
     seed: int = 0                    # the same seed gives the same model
     progress: bool = False           # a progress bar per epoch
     threads: int | None = None       # torch threads (None: leave as set)
+    device: str = "cpu"              # where to train: "cpu", "cuda", "cuda:1", ... or "auto"; forecasts run on the CPU
 
 
 class RNNForecaster:
@@ -96,6 +97,10 @@ class RNNForecaster:
         if c.relative_to == "seasonal_naive" and not c.season:
             raise ValueError("relative_to='seasonal_naive' needs the seasonal period: pass season=m (e.g. 24 for "
                              "hourly data with a daily cycle)")
+        try:
+            torch.device("cpu" if c.device == "auto" else c.device)
+        except (RuntimeError, TypeError):
+            raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {c.device!r}") from None
         for q in c.quantiles:
             if not isinstance(q, (int, float)) or not 0 < q < 1:
                 raise ValueError(f"quantiles must lie strictly between 0 and 1, got {q!r} in {c.quantiles!r}")
@@ -149,7 +154,10 @@ class RNNForecaster:
         return torch.cat([x, static[:, None].expand(-1, x.shape[1], -1)], dim=-1)
 
     def _train(self, arrays: SeriesArrays) -> list[dict]:
+        """Truncated BPTT over length-sorted batches of series on ``config.device``; the net ends on the CPU."""
         c, net = self.config, self.net_
+        device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if c.device == "auto" else c.device)
+        net.to(device)
         back = self._back()
         opt = torch.optim.Adam(net.parameters(), lr=c.lr)
         lengths = arrays.lengths()
@@ -168,11 +176,13 @@ class RNNForecaster:
             for bi in bar:
                 series = batches[bi]
                 x, s_num, s_cat, lens, known, target, mask, base = arrays.batch(series, net.J, self._periods(), back)
+                x, s_num, s_cat, known, target, mask, base = (t.to(device) for t in (x, s_num, s_cat, known, target,
+                                                                                      mask, base))
                 state = None
                 for c0 in range(0, x.shape[1], c.chunk):
-                    rows = (lens > c0).nonzero().squeeze(1)  # series with steps left in this chunk
+                    rows = (lens > c0).nonzero().squeeze(1).to(device)  # series with steps left in this chunk
                     sl = slice(c0, c0 + c.chunk)
-                    sub_len = (lens[rows] - c0).clamp(max=x[:, sl].shape[1])
+                    sub_len = (lens[lens > c0] - c0).clamp(max=x[:, sl].shape[1])  # on the CPU, as packing wants
                     st = None if state is None else take_rows(state, rows)
                     out, new = net.encode(self._inputs(x[rows, sl], s_num[rows], s_cat[rows]), st, sub_len)
                     b = base[rows, sl]  # (B', T', J, K)
@@ -198,6 +208,7 @@ class RNNForecaster:
             history.append({"epoch": epoch + 1, "train_loss": sum(losses) / max(sum(weights), 1.0),
                             "lr": sched.get_last_lr()[0], "seconds": time.perf_counter() - start})
         net.eval()
+        net.to("cpu")
         return history
 
     # state after the history ------------------------------------------------------------------------------
