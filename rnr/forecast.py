@@ -229,7 +229,7 @@ class RNNForecaster:
     def _remember(self, panel: Panel, arrays: SeriesArrays) -> None:
         self.state_ = self._encode_all(arrays)
         last = panel.offsets[1:] - 1
-        tix = time_index(panel)
+        tix = arrays.tindex  # time_index(panel), computed once in _arrays
         prev = np.where(panel.lengths() > 1, tix[np.maximum(last - 1, 0)], tix[last] - 1)
         self.panel_info_ = {
             "ids": panel.ids, "columns": panel.columns, "freq": panel.freq,
@@ -449,7 +449,7 @@ def time_index(panel: Panel) -> np.ndarray:
         return t.astype(np.int64)
     off = pd.tseries.frequencies.to_offset(panel.freq)
     if isinstance(off, pd.offsets.Tick):
-        return t.astype("datetime64[ns]").astype(np.int64) // off.nanos
+        return t.astype("datetime64[ns]", copy=False).view(np.int64) // off.nanos
     alias = _PERIODS.get(off.rule_code.split("-")[0], "D")
     return pd.DatetimeIndex(t).to_period(alias).asi8.astype(np.int64)
 

@@ -317,7 +317,7 @@ def _time_values(col: pd.Series, name: str) -> np.ndarray:
         raise TypeError(f"time column {name!r} must hold time-zone-naive datetimes, got {col.dtype}; convert it "
                         f"with df[{name!r}].dt.tz_convert(None)")
     if pd.api.types.is_datetime64_dtype(col.dtype):
-        t = col.to_numpy().astype("datetime64[ns]")
+        t = col.to_numpy().astype("datetime64[ns]", copy=False)
         bad = np.isnat(t)
     elif pd.api.types.is_integer_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
         bad = col.isna().to_numpy()

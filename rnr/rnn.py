@@ -9,8 +9,8 @@ dict loads both ways. Three implementations compute the same thing (tests hold t
 - ``"compiled"``: the time loop compiled for the CPU (``rnr.kernels``, numba): every cell, Elman with a built-in phi.
 
 ``impl="auto"`` picks, on a GPU, ``"fused"`` where PyTorch has a kernel (cuDNN) and ``"bptt"`` for Elman layers with
-any other phi; on a CPU, ``"compiled"`` up to ``COMPILED_MAX_HIDDEN`` units (where per-step overhead dominates; see
-``bench/kernels.py``), above it ``"fused"``, or ``"bptt"`` for a custom phi.
+any other phi; on a CPU, ``"compiled"`` while a step is small (``COMPILED_MAX_WORK``: where torch's per-step overhead dominates;
+see ``bench/kernels.py``), above it ``"fused"``, or ``"bptt"`` for a custom phi.
 
 Ragged batches: with ``lengths``, each sequence's state freezes after its last real step, outputs past the end are
 zero, and the reverse direction reads each sequence backwards from its own last step, so every output, final
@@ -33,7 +33,10 @@ _COMPILED_DTYPES = (torch.float32, torch.float64)
 
 State = Union[Tensor, tuple[Tensor, Tensor]]
 IMPLS = ("auto", "loop", "bptt", "fused", "compiled")
-COMPILED_MAX_HIDDEN = 256  # above this, a step is one large matrix product and PyTorch's kernels are as fast
+# "auto" compiles a layer on the CPU while one step's hidden product, batch x gates*H x H multiply-adds, is at most
+# this; above it a step is a large enough matrix product for PyTorch's kernels (measured in bench/kernels.py: torch's
+# CPU LSTM is fused and wins early, its GRU late)
+COMPILED_MAX_WORK = {"elman": 2**18, "gru": 2**20, "lstm": 2**15}
 _FUSED = {"lstm": _VF.lstm, "gru": _VF.gru, "tanh": _VF.rnn_tanh, "relu": _VF.rnn_relu}
 
 
@@ -180,7 +183,8 @@ class RNN(nn.Module):
         fusable = self.cell != "elman" or self.phi in (PHIS["tanh"], PHIS["relu"])
         compilable = (kernels.AVAILABLE and x.device.type == "cpu" and x.dtype in _COMPILED_DTYPES
                       and (self.cell != "elman" or self.phi in _PHI_CODES))
-        if compilable and self.hidden_size <= COMPILED_MAX_HIDDEN:
+        work = x.shape[0] * GATES[self.cell] * self.hidden_size**2
+        if compilable and work <= COMPILED_MAX_WORK[self.cell]:
             return "compiled"
         return "fused" if fusable else "bptt"
 

@@ -69,22 +69,27 @@ class Scaler:
         loc, scale = np.zeros((S, K)), np.ones((S, K))
         constant = np.zeros((S, K), bool)
         for k in range(K):
-            rows = np.flatnonzero(use[:, k])
-            v, s = panel.y[rows, k].astype(np.float64), sid[rows]  # (n,), (n,)
-            n = np.bincount(s, minlength=S)
-            if self.kind is None:
-                continue
-            with np.errstate(invalid="ignore", divide="ignore"):
-                if self.kind == "standard":
-                    mean = np.bincount(s, weights=v, minlength=S) / n
-                    loc[:, k] = mean
-                    scale[:, k] = np.sqrt(np.bincount(s, weights=(v - mean[s]) ** 2, minlength=S) / n)
-                elif self.kind == "robust":
+            if self.kind == "robust":  # quantiles need every value of a series at once
+                rows = np.flatnonzero(use[:, k])
+                v, s = panel.y[rows, k].astype(np.float64), sid[rows]
+                n = np.bincount(s, minlength=S)
+                with np.errstate(invalid="ignore", divide="ignore"):
                     q1, loc[:, k], q3 = _quantiles(v, s, n, (0.25, 0.5, 0.75))
                     scale[:, k] = (q3 - q1) / IQR_NORMAL
-                else:  # meanabs
-                    scale[:, k] = np.bincount(s, weights=np.abs(v), minlength=S) / n
-            constant[:, k] = (n >= 2) & (scale[:, k] == 0)  # exact: float32 values sum exactly in float64
+            else:  # sums per series, a block of rows at a time: no copy of the whole column
+                n = _series_sums(panel.y[:, k], use[:, k], sid, S, lambda v, s: 1.0)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    if self.kind == "standard":
+                        mean = _series_sums(panel.y[:, k], use[:, k], sid, S, lambda v, s: v) / n
+                        loc[:, k] = mean
+                        sq = _series_sums(panel.y[:, k], use[:, k], sid, S, lambda v, s: (v - mean[s]) ** 2)
+                        scale[:, k] = np.sqrt(sq / n)
+                    elif self.kind == "meanabs":
+                        scale[:, k] = _series_sums(panel.y[:, k], use[:, k], sid, S, lambda v, s: np.abs(v)) / n
+            # no spread, or less than float32 can resolve at the series' level (dividing by it would overflow)
+            flat = scale[:, k] <= np.maximum(np.abs(loc[:, k]) * 1e-6, 1e-30)
+            constant[:, k] = (n >= 2) & flat
+            scale[flat, k] = 0.0
         loc[~np.isfinite(loc)] = 0.0  # no observed value
         scale[~np.isfinite(scale) | (scale <= 0)] = 1.0  # one value, none, or all alike
         if constant.any():
@@ -181,8 +186,8 @@ class CovariateScaler:
         A constant column, or none in range, gets scale 1 (and loc 0 when there are no rows).
         """
         rows = _training_rows(panel, until)
-        self.past_loc_, self.past_scale_ = _moments(panel.past[rows])
-        self.future_loc_, self.future_scale_ = _moments(panel.future[rows])
+        self.past_loc_, self.past_scale_ = _moments(panel.past, rows)
+        self.future_loc_, self.future_scale_ = _moments(panel.future, rows)
         return self
 
     def transform(self, past, future) -> tuple[np.ndarray, np.ndarray]:
@@ -232,13 +237,36 @@ def _training_rows(panel: Panel, until) -> np.ndarray:
     return panel.time <= _as_time(until, panel.time.dtype, "until")
 
 
-def _moments(x: np.ndarray):
-    """Column means and standard deviations (ddof=0) of x (n, C) in float64; scale 1 where undefined or 0."""
-    if not len(x):
-        return np.zeros(x.shape[1]), np.ones(x.shape[1])
-    x = x.astype(np.float64)
-    loc = x.mean(axis=0)
-    scale = x.std(axis=0)
+_BLOCK = 1 << 20  # rows per block when summing over a whole panel
+
+
+def _series_sums(column, use, sid, S: int, f) -> np.ndarray:
+    """Per series, the sum in float64 of f(v, s) over the used rows, v the values and s their series."""
+    total = np.zeros(S)
+    for lo in range(0, len(column), _BLOCK):
+        rows = np.flatnonzero(use[lo : lo + _BLOCK]) + lo
+        v, s = column[rows].astype(np.float64), sid[rows]
+        weights = f(v, s)
+        total += np.bincount(s, weights=np.broadcast_to(weights, v.shape), minlength=S)
+    return total
+
+
+def _moments(x: np.ndarray, rows: np.ndarray):
+    """Column means and standard deviations (ddof=0) in float64 of x (N, C) over the rows where ``rows`` is True,
+    a block of rows at a time; scale 1 where undefined or 0."""
+    C = x.shape[1]
+    n, total, sq = 0, np.zeros(C), np.zeros(C)
+    for lo in range(0, len(x), _BLOCK):
+        block = x[lo : lo + _BLOCK][rows[lo : lo + _BLOCK]]
+        n += len(block)
+        total += block.sum(axis=0, dtype=np.float64)
+    if not n:
+        return np.zeros(C), np.ones(C)
+    loc = total / n
+    for lo in range(0, len(x), _BLOCK):
+        block = x[lo : lo + _BLOCK][rows[lo : lo + _BLOCK]]
+        sq += ((block - loc) ** 2).sum(axis=0)
+    scale = np.sqrt(sq / n)
     scale[~np.isfinite(scale) | (scale <= 0)] = 1.0
     return loc, scale
 

@@ -40,13 +40,14 @@ def test_implementations_agree(cell, phi, impls, ragged):
 
 
 def test_auto_compiles_small_layers_on_cpu_and_falls_back_above_the_limit():
-    x = torch.randn(2, 3, 4)
-    big = R.COMPILED_MAX_HIDDEN + 1
     for cell in ("elman", "lstm", "gru"):
-        assert R.RNN(4, 5, cell=cell)._impl(x) == "compiled"
-        assert R.RNN(4, big, cell=cell)._impl(x) == "fused"  # one step is a large product: PyTorch's kernel
+        model = R.RNN(4, 16, cell=cell)
+        limit = R.COMPILED_MAX_WORK[cell] // (R.GATES[cell] * 16**2)  # the largest batch that compiles
+        assert model._impl(torch.randn(limit, 3, 4)) == "compiled"
+        assert model._impl(torch.randn(limit + 1, 3, 4)) == "fused"  # one step is a large product: PyTorch's kernel
+    x = torch.randn(1, 3, 4)
     assert R.RNN(4, 5, nonlinearity="sigmoid")._impl(x) == "compiled"
-    assert R.RNN(4, big, nonlinearity="sigmoid")._impl(x) == "bptt"  # no fused kernel for sigmoid
+    assert R.RNN(4, 1024, nonlinearity="sigmoid")._impl(x) == "bptt"  # no fused kernel for sigmoid
     assert R.RNN(4, 5, nonlinearity=torch.nn.functional.softsign)._impl(x) == "bptt"  # any phi: the generic path
     assert R.RNN(4, 5, cell="gru")._impl(x.to(torch.bfloat16)) == "fused"  # numba has no bfloat16
 

@@ -166,3 +166,12 @@ def test_covariate_scaler_is_global_and_fitted_on_training_rows():
     with pytest.raises(ValueError, match=re.escape("future must have its 1 covariates in the last axis, got shape "
                                                    "(5, 2)")):
         cs.transform(p.past, np.zeros((5, 2)))
+
+
+def test_a_spread_below_float32_resolution_counts_as_none():
+    """Quartiles 1e-38 apart would scale the value 5 past float32's range; such a series gets scale 1 and a warning."""
+    p = panel({"a": [-1e-38, 0.0, 0.0, 1e-38, 5.0], "b": [1.0, 2.0, 3.0, 4.0, 5.0]})
+    with pytest.warns(UserWarning, match=r"1 series have no spread .*'a'"):
+        sc = Scaler("robust").fit(p)
+    z = sc.transform(p.y, p.series_index())
+    assert np.isfinite(z).all() and sc.scale_[0, 0] == 1.0 and sc.scale_[1, 0] != 1.0
