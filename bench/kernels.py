@@ -97,6 +97,8 @@ def time_layer(model, x, train: bool, repeats: int, device) -> float:
 def kernel_rows(args, device, peak):
     rows = []
     for cell, phi in CELLS:
+        if args.cells and (f"{cell}-{phi}" if cell == "elman" else cell) not in args.cells:
+            continue
         for H, B, T, I in sizes(args.quick):
             ours, theirs = layer_pair(cell, phi, I, H, device)
             x = torch.randn(B, T, I, device=device)
@@ -208,6 +210,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (rnr's loops follow it)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--only", choices=["kernels", "stream", "padding"], default=None)
+    p.add_argument("--cells", nargs="*", default=None, help="e.g. lstm gru elman-tanh elman-relu (default: all)")
     p.add_argument("--json", default=None, help="also write every row to this file")
     args = p.parse_args(argv)
     args.repeats = args.repeats or (3 if args.quick else 7)

@@ -78,3 +78,16 @@ def test_compiled_refuses_what_it_cannot_run():
 def test_bad_impl(kwargs, match):
     with pytest.raises(ValueError, match=match):
         R.RNN(2, 3, **kwargs)
+
+
+def test_compiled_loops_follow_torch_thread_setting():
+    numba = pytest.importorskip("numba")
+    model = R.RNN(3, 4, cell="gru", impl="compiled")
+    before = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            model(torch.randn(2, 5, 3))
+            assert numba.get_num_threads() == min(n, numba.config.NUMBA_NUM_THREADS)
+    finally:
+        torch.set_num_threads(before)
