@@ -39,6 +39,11 @@ def _weight_grads(ctx_x, d_in: Tensor, w_ih: Tensor, d_hid: Tensor, prev: Tensor
     return grad_x, grad_w_ih, grad_w_hh, d_in2.sum(0), d_hid2.sum(0)
 
 
+def _dense(grad: Tensor | None, like: Tensor) -> Tensor:
+    """An incoming gradient as a contiguous tensor; zeros where autograd passed None (an output not used)."""
+    return torch.zeros_like(like) if grad is None else grad.contiguous()
+
+
 def _prev_states(h0: Tensor, states: Tensor) -> Tensor:
     """s_{t-1} for every t, (B, T, H); past a row's end its value is unused (the gradients there are zero)."""
     return torch.cat([h0[:, None], states[:, :-1]], dim=1)
@@ -61,8 +66,7 @@ class ElmanCompiled(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out, grad_hn):
         x, h0, w_ih, w_hh, out, lengths = ctx.saved_tensors
-        grad_out = torch.zeros_like(out) if grad_out is None else grad_out.contiguous()
-        grad_hn = torch.zeros_like(h0) if grad_hn is None else grad_hn.contiguous()
+        grad_out, grad_hn = _dense(grad_out, out), _dense(grad_hn, h0)
         da = torch.empty_like(out)
         grad_h0 = torch.empty_like(h0)
         _use_threads()
@@ -94,9 +98,7 @@ class LSTMCompiled(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out, grad_hn, grad_cn):
         x, h0, c0, w_ih, w_hh, out, gates, cells, lengths = ctx.saved_tensors
-        grad_out = torch.zeros_like(out) if grad_out is None else grad_out.contiguous()
-        grad_hn = torch.zeros_like(h0) if grad_hn is None else grad_hn.contiguous()
-        grad_cn = torch.zeros_like(c0) if grad_cn is None else grad_cn.contiguous()
+        grad_out, grad_hn, grad_cn = _dense(grad_out, out), _dense(grad_hn, h0), _dense(grad_cn, c0)
         da = torch.empty_like(gates)
         grad_h0, grad_c0 = torch.empty_like(h0), torch.empty_like(c0)
         _use_threads()
@@ -129,8 +131,7 @@ class GRUCompiled(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out, grad_hn):
         x, h0, w_ih, w_hh, out, gates, hn, lengths = ctx.saved_tensors
-        grad_out = torch.zeros_like(out) if grad_out is None else grad_out.contiguous()
-        grad_hn = torch.zeros_like(h0) if grad_hn is None else grad_hn.contiguous()
+        grad_out, grad_hn = _dense(grad_out, out), _dense(grad_hn, h0)
         dx, dh = torch.empty_like(gates), torch.empty_like(gates)
         grad_h0 = torch.empty_like(h0)
         _use_threads()

@@ -136,6 +136,37 @@ def _vecmat_into(out, d, wt):
         out[k] += acc
 
 
+@_inline
+def _lstm_update(a, c_prev, c_out, h_out):
+    """Gates a (4H: i, f, g, o pre-activations) through their activations in place; c_out = f c_prev + i g,
+    h_out = o tanh(c_out). c_out and h_out may be the state arrays themselves."""
+    H = c_prev.shape[0]
+    sigmoid_(a[: 2 * H])
+    tanh_(a[2 * H: 3 * H])
+    sigmoid_(a[3 * H:])
+    for j in range(H):
+        c_out[j] = a[H + j] * c_prev[j] + a[j] * a[2 * H + j]
+    h_out[:] = c_out
+    tanh_(h_out)
+    for j in range(H):
+        h_out[j] *= a[3 * H + j]
+
+
+@_inline
+def _gru_update(x, a, h_prev, rzn, h_out):
+    """r, z, n into rzn (3H) from the input projection x and the hidden one a (both 3H, a with b_hh); h_out =
+    (1 - z) n + z h_prev. rzn may be x itself, h_out may be h_prev."""
+    H = h_prev.shape[0]
+    for j in range(2 * H):
+        rzn[j] = x[j] + a[j]
+    sigmoid_(rzn[: 2 * H])
+    for j in range(H):
+        rzn[2 * H + j] = x[2 * H + j] + rzn[j] * a[2 * H + j]
+    tanh_(rzn[2 * H:])
+    for j in range(H):
+        h_out[j] = (1 - rzn[H + j]) * rzn[2 * H + j] + rzn[H + j] * h_prev[j]
+
+
 # --- Elman ----------------------------------------------------------------------------------------------------
 
 
@@ -184,20 +215,11 @@ def lstm_forward(xw, h0, c0, wt, lengths, out, h_n, c_n, gates, cells):
     for b in prange(B):
         h = h0[b].copy()
         c = c0[b].copy()
-        tc = np.empty(H, xw.dtype)
         a = np.empty(G, xw.dtype)
         for t in range(lengths[b]):
             a[:] = xw[b, t]
             _matvec_into(a, h, wt)
-            sigmoid_(a[: 2 * H])
-            tanh_(a[2 * H: 3 * H])
-            sigmoid_(a[3 * H:])
-            for j in range(H):
-                c[j] = a[H + j] * c[j] + a[j] * a[2 * H + j]
-            tc[:] = c
-            tanh_(tc)
-            for j in range(H):
-                h[j] = a[3 * H + j] * tc[j]
+            _lstm_update(a, c, c, h)
             if keep:
                 gates[b, t] = a
                 cells[b, t] = c
@@ -258,15 +280,7 @@ def gru_forward(xw, h0, wt, b_hh, lengths, out, h_n, gates, hn):
         for t in range(lengths[b]):
             a[:] = b_hh
             _matvec_into(a, h, wt)
-            x = xw[b, t]
-            for j in range(2 * H):
-                rzn[j] = x[j] + a[j]
-            sigmoid_(rzn[: 2 * H])
-            for j in range(H):
-                rzn[2 * H + j] = x[2 * H + j] + rzn[j] * a[2 * H + j]
-            tanh_(rzn[2 * H:])
-            for j in range(H):
-                h[j] = (1 - rzn[H + j]) * rzn[2 * H + j] + rzn[H + j] * h[j]
+            _gru_update(xw[b, t], a, h, rzn, h)
             if keep:
                 gates[b, t] = rzn
                 hn[b, t] = a[2 * H:]
@@ -323,34 +337,17 @@ def elman_step(x, h, w_ih_t, wt, bias, code, out):
 @_jit
 def lstm_step(x, h, c, w_ih_t, wt, bias, out_h, out_c, a):
     """One LSTM step for one sequence; ``a`` (4H,) is scratch space."""
-    H = h.shape[0]
     a[:] = bias
     _matvec_into(a, x, w_ih_t)
     _matvec_into(a, h, wt)
-    sigmoid_(a[: 2 * H])
-    tanh_(a[2 * H: 3 * H])
-    sigmoid_(a[3 * H:])
-    for j in range(H):
-        out_c[j] = a[H + j] * c[j] + a[j] * a[2 * H + j]
-    out_h[:] = out_c
-    tanh_(out_h)
-    for j in range(H):
-        out_h[j] *= a[3 * H + j]
+    _lstm_update(a, c, out_c, out_h)
 
 
 @_jit
 def gru_step(x, h, w_ih_t, b_ih, wt, b_hh, out, a, rzn):
     """One GRU step for one sequence; ``a`` and ``rzn`` (3H,) are scratch space."""
-    H = h.shape[0]
     rzn[:] = b_ih
     _matvec_into(rzn, x, w_ih_t)
     a[:] = b_hh
     _matvec_into(a, h, wt)
-    for j in range(2 * H):
-        rzn[j] += a[j]
-    sigmoid_(rzn[: 2 * H])
-    for j in range(H):
-        rzn[2 * H + j] += rzn[j] * a[2 * H + j]
-    tanh_(rzn[2 * H:])
-    for j in range(H):
-        out[j] = (1 - rzn[H + j]) * rzn[2 * H + j] + rzn[H + j] * h[j]
+    _gru_update(rzn, a, h, rzn, out)
