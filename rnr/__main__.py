@@ -1,4 +1,5 @@
-"""The ``rnr`` command: ``rnr demo`` (the forecasting main job) and ``rnr tour`` (each topology on a small task)."""
+"""The ``rnr`` command: ``fit``, ``predict`` and ``info`` (``rnr.cli``), ``demo`` (the forecasting main job) and
+``tour`` (each topology on a small task)."""
 import argparse
 import sys
 
@@ -7,12 +8,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="rnr",
         description="Recurrent neural networks for every kind of sequence.",
-        epilog="examples:\n  rnr demo    backtest a forecaster on a generated sales panel against the baselines\n"
-               "  rnr tour    train each topology on a small task and print a table",
+        epilog="examples:\n"
+               "  rnr fit forecast --data sales.csv --id store --time date --target units --horizon 28 --out model/\n"
+               "  rnr predict model/ --out forecast.csv\n"
+               "  rnr info model/\n"
+               "  rnr demo    backtest a forecaster on a generated sales panel against the baselines\n"
+               "  rnr tour    train each topology on a small task and print a table\n"
+               "exit codes: 0 success, 2 usage or input error, 1 failure",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command")
+    from rnr.cli import add_commands, run
+
+    add_commands(sub)
     sub.add_parser("tour", help="train each topology on its small generated task and print a table")
     sub.add_parser("demo", help="backtest a forecaster on a generated sales panel (options: rnr demo --help)",
                    add_help=False)
@@ -28,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print(version("rnr"))
         return 0
+    if args.command in ("fit", "predict", "info"):
+        return run(args)
     if args.command == "tour":
         from rnr.tour import main as tour
 

@@ -1,0 +1,204 @@
+"""The forecasting commands of ``rnr``: ``fit forecast``, ``predict`` and ``info``.
+
+A model is a folder: ``model.safetensors`` (``rnr.save``: weights, scalers, each series' state) and ``info.json``
+(what the model is and what it was trained on). Exit codes: 0 success, 2 a usage, configuration or input error
+(the message names the argument, the rule, the value and the fix), 1 any other failure.
+"""
+import json
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from rnr import config as cfg
+
+MODEL_FILE, INFO_FILE = "model.safetensors", "info.json"
+
+
+class UsageError(ValueError):
+    """Bad input from the command line; exit code 2."""
+
+
+def add_commands(sub) -> None:
+    """Register fit, predict and info on an argparse subparsers object."""
+    fit = sub.add_parser("fit", help="train a model on a file and save it to a folder",
+                         description="Train a model and save it to --out.", epilog=FIT_EXAMPLES,
+                         formatter_class=_raw())
+    fit.add_argument("task", choices=["forecast"], help="what to learn: forecast (a panel of time series)")
+    fit.add_argument("--config", help="a TOML file with [data] and [model] tables")
+    fit.add_argument("--data", help="the CSV file (data.path)")
+    fit.add_argument("--id", help="the series column (data.id, default unique_id)")
+    fit.add_argument("--time", help="the time column (data.time, default ds)")
+    fit.add_argument("--target", help="the column to forecast (data.target, default y)")
+    fit.add_argument("--horizon", type=int, help="steps to forecast (model.horizon)")
+    fit.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override any key, e.g. --set model.cell=lstm (repeatable)")
+    fit.add_argument("--out", required=True, help="the model folder to write")
+    fit.add_argument("--force", action="store_true", help="replace a model already in --out")
+    _common(fit)
+    pred = sub.add_parser("predict", help="forecast with a saved model", epilog=PREDICT_EXAMPLES,
+                          formatter_class=_raw())
+    pred.add_argument("model", help="the model folder written by rnr fit")
+    pred.add_argument("--future", help="a CSV of the future covariates for the next steps, if the model has any")
+    pred.add_argument("--h", type=int, help="steps ahead (default: the horizon)")
+    pred.add_argument("--out", help="the CSV to write (default: print it)")
+    _common(pred)
+    info = sub.add_parser("info", help="what a saved model is and what it was trained on")
+    info.add_argument("model", help="the model folder written by rnr fit")
+    _common(info)
+
+
+FIT_EXAMPLES = """examples:
+  rnr fit forecast --data sales.csv --id store --time date --target units --horizon 28 --out model/
+  rnr fit forecast --config run.toml --set model.cell=lstm --set model.epochs=5 --out model/"""
+PREDICT_EXAMPLES = """examples:
+  rnr predict model/ --out forecast.csv
+  rnr predict model/ --future prices.csv --json"""
+
+
+def _raw():
+    import argparse
+
+    return argparse.RawDescriptionHelpFormatter
+
+
+def _common(parser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object of results")
+    parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+
+def run(args) -> int:
+    """Run a parsed command; returns the exit code."""
+    try:
+        result = {"fit": fit_forecast, "predict": predict, "info": info}[args.command](args)
+    except (UsageError, cfg.ConfigError, ValueError, TypeError, FileNotFoundError, KeyError) as e:
+        print(f"rnr {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"rnr {args.command}: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except Exception as e:  # a failure, not an input error: say what and where
+        print(f"rnr {args.command}: failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    text = result.pop("_text")
+    if args.json:
+        print(json.dumps(result, default=str))
+    elif not args.quiet:
+        print(text)
+    return 0
+
+
+def _config_from_args(args) -> dict:
+    config = cfg.load_toml(args.config) if args.config else {}
+    source = f"--config {args.config}" if args.config else "the command line"
+    flags = {"data": {"path": args.data, "id": args.id, "time": args.time, "target": args.target},
+             "model": {"horizon": args.horizon}}
+    for table, values in flags.items():
+        for key, value in values.items():
+            if value is not None:
+                config.setdefault(table, {})[key] = value
+    return cfg.validate(cfg.merge(config, args.set), source)
+
+
+def read_panel_csv(path, id_col: str, time_col: str) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"data file {str(path)!r} does not exist; pass the CSV of the panel with --data")
+    try:
+        df = pd.read_csv(path)
+    except UnicodeDecodeError:
+        raise UsageError(f"data file {str(path)!r} is not UTF-8 text; save it as UTF-8 CSV") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise UsageError(f"data file {str(path)!r} is not a readable CSV ({e}); check its separator and quoting") \
+            from None
+    for role, col in (("--id", id_col), ("--time", time_col)):
+        if col not in df.columns:
+            raise UsageError(f"{role} column {col!r} is not in {str(path)!r}; its columns are {list(df.columns)}")
+    if not pd.api.types.is_integer_dtype(df[time_col]):
+        try:
+            df[time_col] = pd.to_datetime(df[time_col])
+        except (ValueError, TypeError) as e:
+            raise UsageError(f"time column {time_col!r} of {str(path)!r} holds neither integers nor dates ({e}); "
+                             f"pass the right column with --time") from None
+    return df
+
+
+def fit_forecast(args) -> dict:
+    from rnr.forecast import RNNForecaster
+    from rnr.io import save
+
+    run_config = _config_from_args(args)
+    data, model = run_config["data"], run_config["model"]
+    out = Path(args.out)
+    if (out / MODEL_FILE).exists() and not args.force:
+        raise UsageError(f"--out {str(out)!r} already holds a model; pass --force to replace it, or another folder")
+    df = read_panel_csv(data["path"], data["id"], data["time"])
+    model["progress"] = not (args.quiet or args.json) and sys.stderr.isatty()
+    forecaster = RNNForecaster(**model)
+    start = time.perf_counter()
+    forecaster.fit(df, id_col=data["id"], time_col=data["time"], target=data["target"], past=data["past"],
+                   future=data["future"], static=data["static"], freq=data["freq"], missing=data["missing"])
+    seconds = time.perf_counter() - start
+    out.mkdir(parents=True, exist_ok=True)
+    save(forecaster, out / MODEL_FILE)
+    info_dict = {"task": "forecast", "class": "RNNForecaster", "data": data, "model": model,
+                 "rows": len(df), "series": int(df[data["id"]].nunique()),
+                 "train_loss": forecaster.history_[-1]["train_loss"] if forecaster.history_ else None,
+                 "fit_seconds": round(seconds, 3), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    (out / INFO_FILE).write_text(json.dumps(info_dict, indent=1, default=str), encoding="utf-8")
+    text = (f"fitted {forecaster!r} on {info_dict['series']} series ({len(df)} rows) in {seconds:.1f} s; "
+            f"saved to {out}/")
+    return {**info_dict, "out": str(out), "_text": text}
+
+
+def _load_model(folder):
+    from rnr.io import load
+
+    folder = Path(folder)
+    if not (folder / MODEL_FILE).is_file():
+        raise UsageError(f"{str(folder)!r} is not a model folder (no {MODEL_FILE} in it); pass the --out folder "
+                         f"of rnr fit")
+    info_dict = {}
+    if (folder / INFO_FILE).is_file():
+        try:
+            info_dict = json.loads((folder / INFO_FILE).read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise UsageError(f"{str(folder / INFO_FILE)!r} is damaged ({e}); fit the model again") from None
+        if not isinstance(info_dict, dict):
+            raise UsageError(f"{str(folder / INFO_FILE)!r} must hold a JSON object, got {type(info_dict).__name__}")
+    return load(folder / MODEL_FILE), info_dict
+
+
+def predict(args) -> dict:
+    forecaster, info_dict = _load_model(args.model)
+    future = None
+    if args.future:
+        data = info_dict.get("data", {})
+        future = read_panel_csv(args.future, data.get("id", "unique_id"), data.get("time", "ds"))
+    frame = forecaster.predict(h=args.h, future_df=future)
+    cols = forecaster.panel_info_["columns"]
+    frame = frame.rename(columns={cols.id: "unique_id", cols.time: "ds"})
+    if args.out:
+        frame.to_csv(args.out, index=False)
+        text = f"wrote {len(frame)} forecasts of {frame['unique_id'].nunique()} series to {args.out}"
+    else:
+        text = frame.to_csv(index=False).rstrip("\n")
+    result = {"rows": len(frame), "series": int(frame["unique_id"].nunique()), "out": args.out, "_text": text}
+    if args.json and not args.out:
+        result["forecasts"] = frame.to_dict(orient="records")
+    return result
+
+
+def info(args) -> dict:
+    forecaster, info_dict = _load_model(args.model)
+    params = sum(p.numel() for p in forecaster.net_.parameters())
+    result = {**info_dict, "model_repr": repr(forecaster), "parameters": params,
+              "series_known": len(forecaster.panel_info_["ids"])}
+    lines = [f"{args.model}: {result['model_repr']}", f"  parameters: {params}",
+             f"  series: {result['series_known']}"]
+    for key in ("data", "rows", "train_loss", "fit_seconds", "created"):
+        if key in info_dict:
+            lines.append(f"  {key}: {info_dict[key]}")
+    result["_text"] = "\n".join(lines)
+    return result
