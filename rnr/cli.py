@@ -1,4 +1,4 @@
-"""The forecasting commands of ``rnr``: ``fit forecast``, ``predict`` and ``info``.
+"""The commands of ``rnr`` over saved models: ``fit forecast``, ``predict``, ``info`` and ``plot hidden``.
 
 A model is a folder: ``model.safetensors`` (``rnr.save``: weights, scalers, each series' state) and ``info.json``
 (what the model is and what it was trained on). Exit codes: 0 success, 2 a usage, configuration or input error
@@ -44,6 +44,16 @@ def add_commands(sub) -> None:
     pred.add_argument("--h", type=int, help="steps ahead (default: the horizon)")
     pred.add_argument("--out", help="the CSV to write (default: print it)")
     _common(pred)
+    plot = sub.add_parser("plot", help="pictures of a model at work", epilog=PLOT_EXAMPLES, formatter_class=_raw())
+    plot.add_argument("what", choices=["hidden"], help="hidden: the hidden state over a text (heatmap, GIF, HTML)")
+    plot.add_argument("model", help="a character model file written by rnr.save (CharLM)")
+    source = plot.add_mutually_exclusive_group(required=True)
+    source.add_argument("--text", help="the text to read")
+    source.add_argument("--text-file", help="a UTF-8 file holding the text to read")
+    plot.add_argument("--units", help="comma-separated units for the HTML page (default: the most interpretable)")
+    plot.add_argument("--k", type=int, default=4, help="how many interpretable units to show (default 4)")
+    plot.add_argument("--out", required=True, help="the folder to write heatmap.png, hidden.gif, hidden.html to")
+    _common(plot)
     info = sub.add_parser("info", help="what a saved model is and what it was trained on")
     info.add_argument("model", help="the model folder written by rnr fit")
     _common(info)
@@ -52,6 +62,9 @@ def add_commands(sub) -> None:
 FIT_EXAMPLES = """examples:
   rnr fit forecast --data sales.csv --id store --time date --target units --horizon 28 --out model/
   rnr fit forecast --config run.toml --set model.cell=lstm --set model.epochs=5 --out model/"""
+PLOT_EXAMPLES = """examples:
+  rnr plot hidden shakespeare.safetensors --text "First Citizen: Before we proceed" --out view/
+  rnr plot hidden shakespeare.safetensors --text-file speech.txt --units 3,17 --out view/"""
 PREDICT_EXAMPLES = """examples:
   rnr predict model/ --out forecast.csv
   rnr predict model/ --future prices.csv --json"""
@@ -71,7 +84,7 @@ def _common(parser) -> None:
 def run(args) -> int:
     """Run a parsed command; returns the exit code."""
     try:
-        result = {"fit": fit_forecast, "predict": predict, "info": info}[args.command](args)
+        result = {"fit": fit_forecast, "predict": predict, "info": info, "plot": plot_hidden}[args.command](args)
     except (UsageError, cfg.ConfigError, ValueError, TypeError, FileNotFoundError, KeyError) as e:
         print(f"rnr {args.command}: error: {e}", file=sys.stderr)
         return 2
@@ -202,3 +215,38 @@ def info(args) -> dict:
             lines.append(f"  {key}: {info_dict[key]}")
     result["_text"] = "\n".join(lines)
     return result
+
+
+def plot_hidden(args) -> dict:
+    from rnr.charlm import CharLM
+    from rnr.hidden import write_view
+    from rnr.io import load
+
+    if not Path(args.model).is_file():
+        raise UsageError(f"model file {args.model!r} does not exist; pass a CharLM saved with rnr.save")
+    model = load(args.model)
+    if not isinstance(model, CharLM):
+        raise UsageError(f"rnr plot hidden reads character models (CharLM); {args.model!r} holds a "
+                         f"{type(model).__name__}")
+    if args.text_file:
+        try:
+            text = Path(args.text_file).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise UsageError(f"--text-file {args.text_file!r} does not exist") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"--text-file {args.text_file!r} is not UTF-8 text; save it as UTF-8") from None
+    else:
+        text = args.text
+    units = None
+    if args.units:
+        try:
+            units = [int(u) for u in args.units.split(",")]
+        except ValueError:
+            raise UsageError(f"--units must be comma-separated integers, got {args.units!r}; e.g. --units 3,17") \
+                from None
+        bad = [u for u in units if not 0 <= u < model.hidden_size]
+        if bad:
+            raise UsageError(f"--units must lie in [0, {model.hidden_size}) (the model's hidden units), got {bad}")
+    paths = write_view(model, text, args.out, units=units, k=args.k)
+    text_out = "wrote " + ", ".join(str(p) for p in paths.values())
+    return {"files": {k: str(v) for k, v in paths.items()}, "characters": len(text), "_text": text_out}
