@@ -26,17 +26,24 @@ def add_commands(sub) -> None:
                          description="Train a model and save it to --out.", epilog=FIT_EXAMPLES,
                          formatter_class=_raw())
     fit.add_argument("task", choices=["forecast"], help="what to learn: forecast (a panel of time series)")
-    fit.add_argument("--config", help="a TOML file with [data] and [model] tables")
-    fit.add_argument("--data", help="the CSV file (data.path)")
-    fit.add_argument("--id", help="the series column (data.id, default unique_id)")
-    fit.add_argument("--time", help="the time column (data.time, default ds)")
-    fit.add_argument("--target", help="the column to forecast (data.target, default y)")
-    fit.add_argument("--horizon", type=int, help="steps to forecast (model.horizon)")
-    fit.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override any key, e.g. --set model.cell=lstm (repeatable)")
+    _run_options(fit)
     fit.add_argument("--out", required=True, help="the model folder to write")
     fit.add_argument("--force", action="store_true", help="replace a model already in --out")
     _common(fit)
+    bt = sub.add_parser("backtest", help="score a model and the baselines on rolling origins of a file",
+                        epilog=BACKTEST_EXAMPLES, formatter_class=_raw())
+    bt.add_argument("task", choices=["forecast"], help="what to score: forecast")
+    _run_options(bt)
+    bt.add_argument("--windows", type=int, default=3, help="rolling origins, each one horizon long (default 3)")
+    bt.add_argument("--m", type=int, help="seasonal period for MASE and the seasonal baselines (default: model.season)")
+    bt.add_argument("--out", help="also write every model's score per window to this CSV")
+    _common(bt)
+    ev = sub.add_parser("evaluate", help="score a saved model's forecasts against what happened",
+                        epilog=EVALUATE_EXAMPLES, formatter_class=_raw())
+    ev.add_argument("model", help="the model folder written by rnr fit")
+    ev.add_argument("--data", required=True, help="a CSV of the actual values for the forecast steps")
+    ev.add_argument("--future", help="a CSV of the future covariates, if the model has any")
+    _common(ev)
     pred = sub.add_parser("predict", help="forecast with a saved model", epilog=PREDICT_EXAMPLES,
                           formatter_class=_raw())
     pred.add_argument("model", help="the model folder written by rnr fit")
@@ -65,6 +72,11 @@ FIT_EXAMPLES = """examples:
 PLOT_EXAMPLES = """examples:
   rnr plot hidden shakespeare.safetensors --text "First Citizen: Before we proceed" --out view/
   rnr plot hidden shakespeare.safetensors --text-file speech.txt --units 3,17 --out view/"""
+BACKTEST_EXAMPLES = """examples:
+  rnr backtest forecast --data sales.csv --horizon 14 --windows 3 --set model.season=7
+  rnr backtest forecast --config run.toml --out scores.csv --json"""
+EVALUATE_EXAMPLES = """examples:
+  rnr evaluate model/ --data last_two_weeks.csv"""
 PREDICT_EXAMPLES = """examples:
   rnr predict model/ --out forecast.csv
   rnr predict model/ --future prices.csv --json"""
@@ -76,6 +88,17 @@ def _raw():
     return argparse.RawDescriptionHelpFormatter
 
 
+def _run_options(parser) -> None:
+    parser.add_argument("--config", help="a TOML file with [data] and [model] tables")
+    parser.add_argument("--data", help="the CSV file (data.path)")
+    parser.add_argument("--id", help="the series column (data.id, default unique_id)")
+    parser.add_argument("--time", help="the time column (data.time, default ds)")
+    parser.add_argument("--target", help="the column to forecast (data.target, default y)")
+    parser.add_argument("--horizon", type=int, help="steps to forecast (model.horizon)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any key, e.g. --set model.cell=lstm (repeatable)")
+
+
 def _common(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object of results")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
@@ -84,7 +107,9 @@ def _common(parser) -> None:
 def run(args) -> int:
     """Run a parsed command; returns the exit code."""
     try:
-        result = {"fit": fit_forecast, "predict": predict, "info": info, "plot": plot_hidden}[args.command](args)
+        commands = {"fit": fit_forecast, "predict": predict, "info": info, "plot": plot_hidden,
+                    "backtest": backtest_forecast, "evaluate": evaluate}
+        result = commands[args.command](args)
     except (UsageError, cfg.ConfigError, ValueError, TypeError, FileNotFoundError, KeyError) as e:
         print(f"rnr {args.command}: error: {e}", file=sys.stderr)
         return 2
@@ -250,3 +275,52 @@ def plot_hidden(args) -> dict:
     paths = write_view(model, text, args.out, units=units, k=args.k)
     text_out = "wrote " + ", ".join(str(p) for p in paths.values())
     return {"files": {k: str(v) for k, v in paths.items()}, "characters": len(text), "_text": text_out}
+
+
+def backtest_forecast(args) -> dict:
+    from rnr.backtest import backtest
+    from rnr.forecast import RNNForecaster
+
+    run_config = _config_from_args(args)
+    data, model = run_config["data"], run_config["model"]
+    if args.windows < 1:
+        raise UsageError(f"--windows must be >= 1, got {args.windows}")
+    df = read_panel_csv(data["path"], data["id"], data["time"])
+    model["progress"] = not (args.quiet or args.json) and sys.stderr.isatty()
+    m = args.m or model.get("season") or 1
+    result = backtest(RNNForecaster(**model), df, n_windows=args.windows, m=m, id_col=data["id"],
+                      time_col=data["time"], target=data["target"], future=data["future"], static=data["static"])
+    table = result.table()
+    if args.out:
+        result.scores.to_csv(args.out, index=False)
+    return {"table": table.reset_index().to_dict(orient="records"), "windows": args.windows, "m": m,
+            "out": args.out, "_text": table.to_string()}
+
+
+def evaluate(args) -> dict:
+    from rnr import metrics
+
+    forecaster, info_dict = _load_model(args.model)
+    data = info_dict.get("data", {})
+    id_col, time_col, target = data.get("id", "unique_id"), data.get("time", "ds"), data.get("target", "y")
+    actual = read_panel_csv(args.data, id_col, time_col)
+    if target not in actual.columns:
+        raise UsageError(f"--data {args.data!r} has no target column {target!r}; its columns are "
+                         f"{list(actual.columns)}")
+    future = read_panel_csv(args.future, id_col, time_col) if args.future else None
+    steps = int(actual.groupby(id_col).size().max())
+    frame = forecaster.predict(h=min(steps, forecaster.config.horizon), future_df=future)
+    cols = forecaster.panel_info_["columns"]
+    both = frame.rename(columns={cols.id: id_col, cols.time: time_col}).merge(
+        actual[[id_col, time_col, target]], on=[id_col, time_col], how="inner")
+    if both.empty:
+        raise UsageError(f"--data {args.data!r} has no row at the forecast times (the {len(frame)} steps after each "
+                         f"series' end); pass the values that came after the training data")
+    y, f = both[target].to_numpy(float), both["y_hat"].to_numpy(float)
+    scores = {"mae": metrics.mae(y, f), "rmse": metrics.rmse(y, f), "smape": metrics.smape(y, f)}
+    q = [c for c in both.columns if c.startswith("y_hat_q")]
+    if len(q) >= 2:
+        scores[f"coverage {q[0][7:]}-{q[-1][7:]}"] = metrics.coverage(y, both[q[0]], both[q[-1]])
+    text = f"{len(both)} forecasts of {both[id_col].nunique()} series against {args.data}\n" + "\n".join(
+        f"  {k}: {v:.4f}" for k, v in scores.items())
+    return {**scores, "rows": len(both), "series": int(both[id_col].nunique()), "_text": text}

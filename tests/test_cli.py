@@ -107,3 +107,30 @@ def test_console_script_usage_error_exits_2_and_help_has_examples():
     assert run.returncode == 2 and "invalid int value: 'x'" in run.stderr
     help_text = subprocess.run([sys.executable, "-m", "rnr", "fit", "--help"], capture_output=True, text=True).stdout
     assert "rnr fit forecast --data sales.csv" in help_text
+
+
+def test_evaluate_scores_forecasts_against_what_happened(tmp_path, capsys):
+    df = tasks.ice_cream(n_shops=3, days=60)
+    last = df.groupby("unique_id").tail(7)
+    df.drop(last.index).to_csv(tmp_path / "train.csv", index=False)
+    last.to_csv(tmp_path / "actual.csv", index=False)
+    assert main(["fit", "forecast", "--data", str(tmp_path / "train.csv"), "--horizon", "7", "--quiet",
+                 "--set", "model.quantiles=[0.1, 0.9]", *FAST, "--out", str(tmp_path / "m")]) == 0
+    assert main(["evaluate", str(tmp_path / "m"), "--data", str(tmp_path / "actual.csv"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["rows"] == 21 and out["series"] == 3
+    assert out["mae"] > 0 and out["rmse"] >= out["mae"] and 0 <= out["coverage 10-90"] <= 1
+    df.head(5).to_csv(tmp_path / "old.csv", index=False)  # rows from before the forecast: nothing to score
+    assert main(["evaluate", str(tmp_path / "m"), "--data", str(tmp_path / "old.csv")]) == 2
+    assert "has no row at the forecast times" in capsys.readouterr().err
+
+
+def test_backtest_prints_rnr_beside_the_baselines(folder, tmp_path, capsys):
+    assert main(["backtest", "forecast", "--data", str(folder / "sales.csv"), "--horizon", "7", "--windows", "2",
+                 "--set", "model.season=7", *FAST, "--out", str(tmp_path / "scores.csv"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {row["model"] for row in out["table"]} >= {"rnr", "naive", "seasonal_naive", "lagged_ridge"}
+    assert out["m"] == 7 and len(pd.read_csv(tmp_path / "scores.csv")) == 2 * len(out["table"])
+    assert main(["backtest", "forecast", "--data", str(folder / "sales.csv"), "--horizon", "7", "--windows",
+                 "0"]) == 2
+    assert "--windows must be >= 1, got 0" in capsys.readouterr().err
