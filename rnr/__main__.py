@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(version("rnr"))
         return 0
-    if args.command in ("fit", "predict", "info", "plot", "backtest", "evaluate"):
+    if args.command in ("fit", "predict", "info", "plot", "backtest", "evaluate", "generate"):
         return run(args)
     if args.command == "tour":
         from rnr.tour import main as tour

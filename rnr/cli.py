@@ -61,6 +61,17 @@ def add_commands(sub) -> None:
     plot.add_argument("--k", type=int, default=4, help="how many interpretable units to show (default 4)")
     plot.add_argument("--out", required=True, help="the folder to write heatmap.png, hidden.gif, hidden.html to")
     _common(plot)
+    gen = sub.add_parser("generate", help="write text with a character model", epilog=GENERATE_EXAMPLES,
+                         formatter_class=_raw())
+    gen.add_argument("model", help="a character model file written by rnr.save (CharLM)")
+    gen.add_argument("--length", type=int, default=500, help="characters to write (default 500)")
+    gen.add_argument("--prime", help="the text to start from")
+    gen.add_argument("--temperature", type=float, default=1.0, help="below 1 more conservative, 0 greedy")
+    gen.add_argument("--top-k", type=int, help="draw among the k most likely characters only")
+    gen.add_argument("--top-p", type=float, help="draw among the most likely characters holding this probability")
+    gen.add_argument("--seed", type=int, help="the same seed writes the same text")
+    gen.add_argument("--out", help="write the text to this file (default: print it)")
+    _common(gen)
     info = sub.add_parser("info", help="what a saved model is and what it was trained on")
     info.add_argument("model", help="the model folder written by rnr fit")
     _common(info)
@@ -77,6 +88,8 @@ BACKTEST_EXAMPLES = """examples:
   rnr backtest forecast --config run.toml --out scores.csv --json"""
 EVALUATE_EXAMPLES = """examples:
   rnr evaluate model/ --data last_two_weeks.csv"""
+GENERATE_EXAMPLES = """examples:
+  rnr generate shakespeare.safetensors --prime "ROMEO:" --length 300 --temperature 0.8 --seed 1"""
 PREDICT_EXAMPLES = """examples:
   rnr predict model/ --out forecast.csv
   rnr predict model/ --future prices.csv --json"""
@@ -108,7 +121,7 @@ def run(args) -> int:
     """Run a parsed command; returns the exit code."""
     try:
         commands = {"fit": fit_forecast, "predict": predict, "info": info, "plot": plot_hidden,
-                    "backtest": backtest_forecast, "evaluate": evaluate}
+                    "backtest": backtest_forecast, "evaluate": evaluate, "generate": generate}
         result = commands[args.command](args)
     except (UsageError, cfg.ConfigError, ValueError, TypeError, FileNotFoundError, KeyError) as e:
         print(f"rnr {args.command}: error: {e}", file=sys.stderr)
@@ -242,17 +255,34 @@ def info(args) -> dict:
     return result
 
 
-def plot_hidden(args) -> dict:
+def _load_charlm(path, command: str):
     from rnr.charlm import CharLM
-    from rnr.hidden import write_view
     from rnr.io import load
 
-    if not Path(args.model).is_file():
-        raise UsageError(f"model file {args.model!r} does not exist; pass a CharLM saved with rnr.save")
-    model = load(args.model)
+    if not Path(path).is_file():
+        raise UsageError(f"model file {path!r} does not exist; pass a CharLM saved with rnr.save")
+    model = load(path)
     if not isinstance(model, CharLM):
-        raise UsageError(f"rnr plot hidden reads character models (CharLM); {args.model!r} holds a "
-                         f"{type(model).__name__}")
+        raise UsageError(f"rnr {command} reads character models (CharLM); {path!r} holds a {type(model).__name__}")
+    return model
+
+
+def generate(args) -> dict:
+    model = _load_charlm(args.model, "generate")
+    if args.length < 1:
+        raise UsageError(f"--length must be >= 1, got {args.length}")
+    text = model.sample(length=args.length, prime=args.prime, temperature=args.temperature, top_k=args.top_k,
+                        top_p=args.top_p, seed=args.seed)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    return {"text": text, "length": len(text), "out": args.out,
+            "_text": f"wrote {len(text)} characters to {args.out}" if args.out else text}
+
+
+def plot_hidden(args) -> dict:
+    from rnr.hidden import write_view
+
+    model = _load_charlm(args.model, "plot hidden")
     if args.text_file:
         try:
             text = Path(args.text_file).read_text(encoding="utf-8")

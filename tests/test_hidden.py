@@ -1,4 +1,5 @@
 """The hidden-state view: states, heatmap, GIF, interpretable units, and the HTML page in a headless browser."""
+import json
 import shutil
 import subprocess
 
@@ -93,3 +94,21 @@ def test_rnr_plot_hidden_command(lm, tmp_path, capsys):
     assert main(["plot", "hidden", str(tmp_path / "lm.safetensors"), "--text", "\u00e9t\u00e9",
                  "--out", str(tmp_path / "v3")]) == 2
     assert "a character the training text never had" in capsys.readouterr().err
+
+
+def test_rnr_generate_command(lm, tmp_path, capsys):
+    from rnr.__main__ import main
+    from rnr.io import save
+
+    save(lm, tmp_path / "lm.safetensors")
+    argv = ["generate", str(tmp_path / "lm.safetensors"), "--prime", "To be", "--length", "30", "--seed", "3",
+            "--json"]
+    assert main(argv) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["text"] == first["text"]  # the same seed writes the same text
+    assert first["length"] == len(first["text"]) and set(first["text"]) <= set(TEXT)
+    assert main(["generate", str(tmp_path / "lm.safetensors"), "--length", "0"]) == 2
+    assert "--length must be >= 1, got 0" in capsys.readouterr().err
+    assert main(["generate", str(tmp_path / "missing.safetensors")]) == 2
+    assert "does not exist" in capsys.readouterr().err
