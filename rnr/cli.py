@@ -7,6 +7,7 @@ A model is a folder: ``model.safetensors`` (``rnr.save``: weights, scalers, each
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -168,7 +169,9 @@ def read_panel_csv(path, id_col: str, time_col: str) -> pd.DataFrame:
             raise UsageError(f"{role} column {col!r} is not in {str(path)!r}; its columns are {list(df.columns)}")
     if not pd.api.types.is_integer_dtype(df[time_col]):
         try:
-            df[time_col] = pd.to_datetime(df[time_col])
+            with warnings.catch_warnings():  # pandas' format-guessing notice; a failure gets the message below
+                warnings.simplefilter("ignore", UserWarning)
+                df[time_col] = pd.to_datetime(df[time_col])
         except (ValueError, TypeError) as e:
             raise UsageError(f"time column {time_col!r} of {str(path)!r} holds neither integers nor dates ({e}); "
                              f"pass the right column with --time") from None

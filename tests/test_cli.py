@@ -134,3 +134,11 @@ def test_backtest_prints_rnr_beside_the_baselines(folder, tmp_path, capsys):
     assert main(["backtest", "forecast", "--data", str(folder / "sales.csv"), "--horizon", "7", "--windows",
                  "0"]) == 2
     assert "--windows must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_unreadable_time_column_is_named(tmp_path, capsys):
+    pd.DataFrame({"unique_id": ["a", "a"], "ds": ["soon", "later"], "y": [1.0, 2.0]}).to_csv(tmp_path / "bad.csv",
+                                                                                          index=False)
+    assert main(["fit", "forecast", "--data", str(tmp_path / "bad.csv"), "--horizon", "1", "--out",
+                 str(tmp_path / "m")]) == 2
+    assert re.search(r"time column 'ds' of .*bad.csv' holds neither integers nor dates", capsys.readouterr().err)

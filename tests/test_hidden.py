@@ -112,3 +112,16 @@ def test_rnr_generate_command(lm, tmp_path, capsys):
     assert "--length must be >= 1, got 0" in capsys.readouterr().err
     assert main(["generate", str(tmp_path / "missing.safetensors")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_rnr_plot_hidden_input_errors(lm, tmp_path, capsys):
+    from rnr.__main__ import main
+    from rnr.io import save
+
+    save(lm, tmp_path / "lm.safetensors")
+    (tmp_path / "latin1.txt").write_bytes("caf\u00e9".encode("latin-1"))
+    for extra, message in [(["--text", "To", "--units", "a,b"], "--units must be comma-separated integers, got 'a,b'"),
+                           (["--text-file", str(tmp_path / "latin1.txt")], "is not UTF-8 text; save it as UTF-8"),
+                           (["--text-file", str(tmp_path / "none.txt")], "none.txt' does not exist")]:
+        assert main(["plot", "hidden", str(tmp_path / "lm.safetensors"), *extra, "--out", str(tmp_path / "v")]) == 2
+        assert message in capsys.readouterr().err
