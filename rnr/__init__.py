@@ -11,7 +11,7 @@ The model is the Elman RNN in row-vector form,
 
 __version__ = "0.1.0"
 
-from rnr import baselines, datasets, metrics, tasks
+from rnr import baselines, checkpoint, datasets, logs, metrics, tasks
 from rnr.backtest import BacktestResult, backtest
 from rnr.charlm import CharLM
 from rnr.cells import ElmanCell, GRUCell, LSTMCell

@@ -9,18 +9,16 @@ Example:
     >>> f = RNNForecaster(horizon=7, season=7, epochs=2).fit(df)          # df: unique_id, ds, y
     >>> f.predict().head()                                                # unique_id, ds, y_hat
 """
-import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from rnr._checks import check_positive_int
-from rnr.forecast_net import ForecastNet, SeriesArrays, as_periods, base_back, quantile_loss, season_features
+from rnr.forecast_net import ForecastNet, SeriesArrays, as_periods, base_back, season_features
 from rnr.panel import Panel
-from rnr.rnn import detach_state, put_rows, take_rows
+from rnr.rnn import put_rows, take_rows
 from rnr.scaling import CovariateScaler, Scaler
 
 
@@ -49,6 +47,10 @@ class ForecastConfig:
     progress: bool = False           # a progress bar per epoch
     threads: int | None = None       # torch threads (None: leave as set)
     device: str = "cpu"              # where to train: "cpu", "cuda", "cuda:1", ... or "auto"; forecasts run on the CPU
+    log_dir: str | None = None       # metrics.csv per epoch here (and TensorBoard files when it is installed)
+    checkpoint_dir: str | None = None  # a checkpoint after each epoch (the last two are kept)
+    checkpoint_every: int | None = None  # and after every N batches
+    resume: bool = False             # continue from the newest good checkpoint in checkpoint_dir
 
 
 class RNNForecaster:
@@ -81,6 +83,10 @@ class RNNForecaster:
         check_positive_int(c.chunk, "chunk")
         check_positive_int(c.batch_size, "batch_size")
         check_positive_int(c.epochs, "epochs", minimum=0)
+        if c.checkpoint_every is not None:
+            check_positive_int(c.checkpoint_every, "checkpoint_every")
+        if (c.resume or c.checkpoint_every) and not c.checkpoint_dir:
+            raise ValueError("resume and checkpoint_every need checkpoint_dir: pass checkpoint_dir='runs/ckpt'")
         if c.strategy not in ("direct", "recursive"):
             raise ValueError(f"strategy must be 'direct' or 'recursive', got {c.strategy!r}")
         if c.loss not in ("mae", "mse"):
@@ -154,61 +160,12 @@ class RNNForecaster:
         return torch.cat([x, static[:, None].expand(-1, x.shape[1], -1)], dim=-1)
 
     def _train(self, arrays: SeriesArrays) -> list[dict]:
-        """Truncated BPTT over length-sorted batches of series on ``config.device``; the net ends on the CPU."""
-        c, net = self.config, self.net_
-        device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if c.device == "auto" else c.device)
-        net.to(device)
-        back = self._back()
-        opt = torch.optim.Adam(net.parameters(), lr=c.lr)
-        lengths = arrays.lengths()
-        order = np.argsort(lengths, kind="stable")  # batches of similar lengths waste little on padding
-        batches = [order[i : i + c.batch_size] for i in range(0, len(order), c.batch_size)]
-        steps_per_epoch = sum(-(-int(lengths[b].max()) // c.chunk) for b in batches)
-        total = max(1, steps_per_epoch * c.epochs)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + np.cos(np.pi * min(s, total) / total)))
-        gen = np.random.default_rng(c.seed)
-        history = []
-        net.train()
-        for epoch in range(c.epochs):
-            start, losses, weights = time.perf_counter(), [], []
-            bar = tqdm(gen.permutation(len(batches)), desc=f"epoch {epoch + 1}/{c.epochs}", disable=not c.progress,
-                       leave=False)
-            for bi in bar:
-                series = batches[bi]
-                x, s_num, s_cat, lens, known, target, mask, base = arrays.batch(series, net.J, self._periods(), back)
-                x, s_num, s_cat, known, target, mask, base = (t.to(device) for t in (x, s_num, s_cat, known, target,
-                                                                                      mask, base))
-                state = None
-                for c0 in range(0, x.shape[1], c.chunk):
-                    rows = (lens > c0).nonzero().squeeze(1).to(device)  # series with steps left in this chunk
-                    sl = slice(c0, c0 + c.chunk)
-                    sub_len = (lens[lens > c0] - c0).clamp(max=x[:, sl].shape[1])  # on the CPU, as packing wants
-                    st = None if state is None else take_rows(state, rows)
-                    out, new = net.encode(self._inputs(x[rows, sl], s_num[rows], s_cat[rows]), st, sub_len)
-                    b = base[rows, sl]  # (B', T', J, K)
-                    k = torch.cat([known[rows, sl], b.flatten(2)], dim=-1) if c.base_input else known[rows, sl]
-                    pred = net.forecast(out, k) + b[..., None]
-                    loss = quantile_loss(pred, target[rows, sl], mask[rows, sl], c.quantiles, c.loss)
-                    value = loss.item()
-                    if not np.isfinite(value):
-                        raise FloatingPointError(
-                            f"training diverged: the loss became {value} in epoch {epoch + 1}; lower lr (now "
-                            f"{sched.get_last_lr()[0]:.3g}), choose a scaler, or check the data for extreme values")
-                    opt.zero_grad()
-                    loss.backward()
-                    if c.clip_grad_norm:
-                        torch.nn.utils.clip_grad_norm_(net.parameters(), c.clip_grad_norm)
-                    opt.step()
-                    sched.step()
-                    state = put_rows(state, rows, detach_state(new), len(series))
-                    n = float(mask[rows, sl].sum())
-                    losses.append(value * n)
-                    weights.append(n)
-                    bar.set_postfix(loss=f"{value:.4f}")
-            history.append({"epoch": epoch + 1, "train_loss": sum(losses) / max(sum(weights), 1.0),
-                            "lr": sched.get_last_lr()[0], "seconds": time.perf_counter() - start})
-        net.eval()
-        net.to("cpu")
+        """Train ``net_`` on ``config.device`` (see ``rnr.forecast_train``); the net ends on the CPU."""
+        from rnr.forecast_train import ForecastTraining
+
+        run = ForecastTraining(self, arrays)
+        history = run.run()
+        self.interrupted_ = run.interrupted
         return history
 
     # state after the history ------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ a run that was never interrupted (the checkpoint holds weights, optimizer and sc
 the position inside the epoch).
 """
 import csv
-import json
 import math
 import time
 import warnings
@@ -19,9 +18,10 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from rnr import _safefile
+from rnr import checkpoint
 from rnr._checks import check_positive_int
 from rnr.data import Batch, SequenceData, as_data
+from rnr.logs import MetricsLog, stop_requested
 from rnr.rnn import detach_state, put_rows, take_rows
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -47,6 +47,7 @@ class TrainConfig:
     bucket: bool = False                 # shuffled batches of similar lengths (less padding; see SequenceData)
     progress: bool = True                # a progress bar per epoch
     history_csv: str | None = None       # write the history here after each epoch
+    log_dir: str | None = None           # metrics.csv after each epoch, and TensorBoard files when it is installed
     checkpoint_dir: str | None = None    # write checkpoints here (the last two are kept)
     checkpoint_every: int | None = None  # also checkpoint every N batches (always at each epoch's end)
     resume: bool = False                 # continue from the newest good checkpoint in checkpoint_dir
@@ -90,6 +91,7 @@ class History:
         self.monitor = monitor
         self.stopped_early = False
         self.out_of_time = False  # max_minutes ended the run
+        self.interrupted = False  # a Ctrl-C inside rnr.logs.graceful_stop() ended the run after a step
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -161,12 +163,15 @@ class Trainer:
         self.partial = {"loss_sum": 0.0, "count": 0, "clipped": 0}  # the running epoch's train loss so far
         self.best_value, self.best_state, self.bad_epochs = math.inf, None, 0
         self.ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
+        self.log = None
 
     # the loop -------------------------------------------------------------------------------------------------
     def run(self) -> History:
         torch.manual_seed(self.cfg.seed)
         if self.cfg.resume:
             self._resume()
+        if self.cfg.log_dir:
+            self.log = MetricsLog(self.cfg.log_dir, rows=self.history.rows)
         n_batches = self.train_data.num_batches(self.cfg.batch_size)
         began = time.perf_counter()
         while self.epoch < self.cfg.epochs and not self._out_of_steps() and not self.history.stopped_early:
@@ -192,16 +197,23 @@ class Trainer:
                 bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
                 if self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0:
                     self._checkpoint()
+                if stop_requested():
+                    self.history.interrupted = True
+                    if self.ckpt_dir:
+                        self._checkpoint()
+                    break
                 if self._out_of_steps():
                     break
             bar.close()
-            if self.batch_in_epoch < n_batches:  # stopped by max_steps inside the epoch
+            if self.batch_in_epoch < n_batches:  # stopped by max_steps or Ctrl-C inside the epoch
                 break
             if self._end_epoch(time.perf_counter() - start):
                 self.history.stopped_early = True
                 break
         if self.best_state is not None and (self.history.stopped_early or self.cfg.patience):
             self.model.load_state_dict(self.best_state)  # early stopping keeps the best epoch's weights
+        if self.log is not None:
+            self.log.close()
         self.model.eval()
         return self.history
 
@@ -281,48 +293,31 @@ class Trainer:
         self.partial = {"loss_sum": 0.0, "count": 0, "clipped": 0}
         if self.cfg.history_csv:
             self.history.to_csv(self.cfg.history_csv)
+        if self.log is not None:
+            self.log.write(row)
         if self.ckpt_dir:
             self._checkpoint()
         return bool(self.cfg.patience) and self.bad_epochs >= self.cfg.patience
 
     # checkpoints ----------------------------------------------------------------------------------------------
     def _checkpoints(self) -> list[Path]:
-        return sorted(self.ckpt_dir.glob("ckpt-*.safetensors")) if self.ckpt_dir.is_dir() else []
+        return checkpoint.files(self.ckpt_dir)
 
     def _checkpoint(self) -> None:
-        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        opt_state = self.opt.state_dict()
-        scalars = {}
-        for idx, st in opt_state["state"].items():
-            for key, v in st.items():
-                if isinstance(v, Tensor):
-                    tensors[f"optim.{idx}.{key}"] = v
-                else:
-                    scalars[f"{idx}.{key}"] = v
+        tensors = {"rng": torch.get_rng_state()}
         if self.best_state is not None:
             tensors.update({f"best.{k}": v for k, v in self.best_state.items()})
-        tensors["rng"] = torch.get_rng_state()
         state = {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step,
                  "partial": self.partial, "best_value": self.best_value, "bad_epochs": self.bad_epochs,
-                 "history": self.history.rows, "param_groups": opt_state["param_groups"], "optim_scalars": scalars,
+                 "history": self.history.rows,
                  "scheduler": self.sched.state_dict() if self.sched is not None else None,
                  "config": asdict(self.cfg)}
-        _safefile.write(self.ckpt_dir / f"ckpt-{self.step:09d}.safetensors", tensors,
-                        {"format": "rnr-checkpoint", "state": json.dumps(state)})
-        for old in self._checkpoints()[:-2]:
-            old.unlink(missing_ok=True)
+        checkpoint.write(self.ckpt_dir, self.step, self.model, self.opt, state, tensors)
 
     def _resume(self) -> None:
-        for path in reversed(self._checkpoints()):
-            try:
-                tensors, meta = _safefile.read(path)
-                state = json.loads(meta["state"])
-            except (ValueError, KeyError) as e:
-                warnings.warn(f"checkpoint {str(path)!r} is damaged ({e}); trying the one before it", stacklevel=3)
-                continue
-            self._restore(tensors, state, path)
-            return
-        # nothing to resume from: a first run started with resume=True simply starts
+        found = checkpoint.latest(self.ckpt_dir, stacklevel=4)
+        if found is not None:  # nothing to resume from: a first run started with resume=True simply starts
+            self._restore(*found)
 
     def _restore(self, tensors: dict, state: dict, path: Path) -> None:
         changed = [k for k, v in state["config"].items()
@@ -331,18 +326,7 @@ class Trainer:
         if changed:
             warnings.warn(f"resuming from {str(path)!r} with settings that differ from the run that wrote it: "
                           f"{changed}; the result will not match an uninterrupted run", stacklevel=4)
-        from rnr.io import load_weights
-
-        load_weights(self.model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, repr(str(path)))
-        opt_state: dict = {}
-        for key, v in tensors.items():
-            if key.startswith("optim."):
-                _, idx, name = key.split(".", 2)
-                opt_state.setdefault(int(idx), {})[name] = v.to(self.device)
-        for key, v in state["optim_scalars"].items():
-            idx, name = key.split(".", 1)
-            opt_state.setdefault(int(idx), {})[name] = v
-        self.opt.load_state_dict({"state": opt_state, "param_groups": state["param_groups"]})
+        checkpoint.restore(self.model, self.opt, tensors, state, repr(str(path)), self.device)
         if self.sched is not None and state["scheduler"] is not None:
             self.sched.load_state_dict(state["scheduler"])
         best = {k[5:]: v.to(self.device) for k, v in tensors.items() if k.startswith("best.")}
