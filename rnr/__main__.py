@@ -1,4 +1,5 @@
-"""The ``rnr`` command: ``fit``, ``predict`` and ``info`` (``rnr.cli``), ``demo`` (the forecasting main job) and
+"""The ``rnr`` command: ``fit``, ``predict``, ``evaluate``, ``backtest``, ``plot``, ``generate``, ``export`` and
+``info`` (``rnr.cli``), ``demo`` (the forecasting main job) and
 ``tour`` (each topology on a small task)."""
 import argparse
 import sys
@@ -12,6 +13,8 @@ def main(argv: list[str] | None = None) -> int:
                "  rnr fit forecast --data sales.csv --id store --time date --target units --horizon 28 --out model/\n"
                "  rnr predict model/ --out forecast.csv\n"
                "  rnr info model/\n"
+               "  rnr fit classify --data reviews.csv --text review --label sentiment --out clf/\n"
+               "  rnr fit text --data shakespeare.txt --out lm/ && rnr generate lm/ --prime ROMEO:\n"
                "  rnr demo    backtest a forecaster on a generated sales panel against the baselines\n"
                "  rnr tour    train each topology on a small task and print a table\n"
                "exit codes: 0 success, 2 usage or input error, 1 failure",
@@ -37,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(version("rnr"))
         return 0
-    if args.command in ("fit", "predict", "info", "plot", "backtest", "evaluate", "generate"):
+    if args.command in ("fit", "predict", "info", "plot", "backtest", "evaluate", "generate", "export"):
         return run(args)
     if args.command == "tour":
         from rnr.tour import main as tour

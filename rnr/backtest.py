@@ -48,14 +48,17 @@ def _split(df: pd.DataFrame, id_col: str, time_col: str, cut: int, horizon: int)
 
 def backtest(forecaster, df: pd.DataFrame, n_windows: int = 3, step: int | None = None, refit: bool = True,
              m: int = 1, lags=(1, 2, 3, 7, 14, 28), id_col: str = "unique_id", time_col: str = "ds",
-             target: str = "y", future=(), static=(), baselines: bool = True) -> BacktestResult:
+             target: str = "y", future=(), static=(), baselines: bool = True,
+             progress: bool | None = False) -> BacktestResult:
     """Score ``forecaster`` (an ``RNNForecaster``, unfitted) and the baselines on ``n_windows`` rolling origins.
 
     ``lags``: candidate numbers of lags for the lagged-variables baseline, chosen on the last ``horizon`` steps
     of each window's training data; with ``future`` covariates it regresses on their lags too. ``m``: seasonal
     period for MASE and the seasonal baselines. ``static``: per-series columns the RNN reads (the baselines
-    cannot).
+    cannot). ``progress``: a bar over the windows (None: only on a terminal).
     """
+    from tqdm.auto import tqdm
+
     from rnr.forecast import RNNForecaster
 
     if not isinstance(forecaster, RNNForecaster):
@@ -68,7 +71,9 @@ def backtest(forecaster, df: pd.DataFrame, n_windows: int = 3, step: int | None 
             raise ValueError(f"df must have the column {col!r}; it has {list(df.columns)}")
     df = df.sort_values([id_col, time_col], kind="stable").reset_index(drop=True)
     rows, frames, fitted, prev_cut = [], [], None, None
-    for w in range(n_windows):
+    bar = tqdm(range(n_windows), desc="backtest windows", unit="window", leave=False,
+               disable=None if progress is None else not progress)
+    for w in bar:
         cut = H + (n_windows - 1 - w) * step
         train, test = _split(df, id_col, time_col, cut, H)
         sizes = train.groupby(id_col, sort=False).size()
@@ -88,6 +93,7 @@ def backtest(forecaster, df: pd.DataFrame, n_windows: int = 3, step: int | None 
             fitted.update(new)
         pred = fitted.predict(future_df=future_df).sort_values([id_col, time_col], kind="stable")
         fit_s = time.perf_counter() - start
+        bar.set_postfix(fit_s=f"{fit_s:.1f}")
         prev_cut = cut
         pred = pred[pred[id_col].isin(keep)]
         models = {"rnr": ([g["y_hat"].to_numpy() for _, g in pred.groupby(id_col, sort=True)], fit_s)}

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from rnr._checks import check_positive_int, check_probability
 from rnr.estimators import Estimator
 from rnr.rnn import RNN, detach_state, take_rows
+from rnr.logs import MetricsLog, stop_requested
 from rnr.train import History
 
 UNKNOWN = ("error", "map")
@@ -65,6 +66,7 @@ class CharLM(Estimator):
         seed: the same seed gives the same model (without ``max_minutes``).
         progress: a progress bar per epoch.
         device: "cpu", "cuda" or "auto".
+        log_dir: write each epoch's metrics to ``log_dir/metrics.csv`` (and TensorBoard, when installed).
 
     Learned: ``vocab_`` (the characters; with unknown="map", index 0 is the unknown symbol), ``net_``
     (the ``CharNet``), ``history_`` (``rnr.History``: train_loss in nats, val_nats and val_bits when a validation
@@ -74,7 +76,8 @@ class CharLM(Estimator):
     def __init__(self, hidden_size: int = 512, num_layers: int = 1, cell: str = "lstm", embedding_dim: int = 64,
                  dropout: float = 0.2, seq_len: int = 128, batch_size: int = 64, epochs: int = 10, lr: float = 2e-3,
                  weight_decay: float = 0.0, clip_grad_norm: float | None = 1.0, max_minutes: float | None = None,
-                 unknown: str = "error", seed: int = 0, progress: bool = True, device: str = "cpu"):
+                 unknown: str = "error", seed: int = 0, progress: bool = True, device: str = "cpu",
+                 log_dir: str | None = None):
         for name, value in locals().items():
             if name != "self":
                 setattr(self, name, value)
@@ -193,12 +196,13 @@ class CharLM(Estimator):
 
     @torch.no_grad()
     def sample(self, length: int = 500, prime: str | None = None, temperature: float = 1.0, top_k: int | None = None,
-               top_p: float | None = None, seed: int | None = None) -> str:
+               top_p: float | None = None, seed: int | None = None, progress: bool | None = False) -> str:
         """``length`` new characters following ``prime`` (default: a line break, or the most common character).
 
         temperature: divides the logits; below 1 is more conservative, 0 always takes the most likely character.
         top_k: draw only among the k most likely characters. top_p: only among the most likely characters whose
         probabilities add up to at least p (nucleus sampling). seed: the same seed gives the same text.
+        progress: a bar over the characters (None: only on a terminal).
         """
         self._check_fitted()
         check_positive_int(length, "length")
@@ -213,7 +217,8 @@ class CharLM(Estimator):
         gen = torch.Generator().manual_seed(seed if seed is not None else int(torch.randint(2**31, ())))
         logits, state = self._prime(prime)
         out = []
-        for _ in range(length):
+        for _ in tqdm(range(length), desc="generating", unit="char", leave=False,
+                      disable=None if progress is None else not progress):
             nxt = _draw(logits[0].float().cpu(), temperature, top_k, top_p, gen)
             out.append(nxt)
             logits, state = self.net_(torch.tensor([[nxt]], device=self._device), state)
@@ -285,6 +290,7 @@ class _Training:
         lm, net = self.lm, self.lm.net_
         best, best_state, step, begin = math.inf, None, 0, time.perf_counter()
         out_of_time = False
+        log = MetricsLog(lm.log_dir) if lm.log_dir else None
         for epoch in range(lm.epochs):
             start, net = time.perf_counter(), net.train()
             state, loss_sum, chars = None, 0.0, 0
@@ -313,6 +319,9 @@ class _Training:
                 if lm.max_minutes and time.perf_counter() - begin > 60 * lm.max_minutes:
                     out_of_time = True
                     break
+                if stop_requested():
+                    self.history.interrupted = True
+                    break
             bar.close()
             row = {"epoch": epoch + 1, "steps": step, "train_loss": loss_sum / chars}
             if self.val_ids is not None:
@@ -323,8 +332,12 @@ class _Training:
                     best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
             row.update(lr=lr, seconds=round(time.perf_counter() - start, 3))
             self.history.rows.append(row)
-            if out_of_time:
+            if log is not None:
+                log.write(row)
+            if out_of_time or self.history.interrupted:
                 break
+        if log is not None:
+            log.close()
         if best_state is not None:
             net.load_state_dict(best_state)  # the epoch with the lowest validation loss
         net.eval()

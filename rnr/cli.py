@@ -1,70 +1,112 @@
-"""The commands of ``rnr`` over saved models: ``fit forecast``, ``predict``, ``info`` and ``plot hidden``.
+"""The commands of ``rnr``: the parsers, the dispatch, and what the commands share.
 
-A model is a folder: ``model.safetensors`` (``rnr.save``: weights, scalers, each series' state) and ``info.json``
-(what the model is and what it was trained on). Exit codes: 0 success, 2 a usage, configuration or input error
-(the message names the argument, the rule, the value and the fix), 1 any other failure.
+A fitted model is a folder: ``model.safetensors`` (``rnr.save``: weights, scalers, vocabulary, each series'
+state), ``info.json`` (the task, the run's configuration, what it was trained on), ``metrics.csv`` (one row per
+epoch) and ``checkpoints/`` (forecast and classify runs, for ``--resume``). The commands themselves live in
+``rnr.cli_forecast`` (forecast) and ``rnr.cli_sequences`` (classify, text, export).
+
+Exit codes: 0 success, 2 a usage, configuration or input error (the message names the argument, the rule, the value
+and the fix), 1 any other failure, 130 a Ctrl-C (during ``rnr fit``: after the model trained so far was saved).
 """
+import argparse
 import json
 import sys
 import time
-import warnings
 from pathlib import Path
-
-import pandas as pd
 
 from rnr import config as cfg
 
 MODEL_FILE, INFO_FILE = "model.safetensors", "info.json"
+TASKS = ("forecast", "classify", "text")
 
 
 class UsageError(ValueError):
     """Bad input from the command line; exit code 2."""
 
 
+# parsers ----------------------------------------------------------------------------------------------------------
+FIT_EXAMPLES = """examples:
+  rnr fit forecast --data sales.csv --id store --time date --target units --horizon 28 --out model/
+  rnr fit forecast --config run.toml --set model.cell=lstm --set model.epochs=5 --out model/
+  rnr fit classify --data reviews.csv --text review --label sentiment --out clf/
+  rnr fit classify --data gestures.csv --id gesture --time t --label kind --out clf/
+  rnr fit classify --data JapaneseVowels_TRAIN.ts --out vowels/
+  rnr fit text --data shakespeare.txt --set model.hidden_size=256 --out lm/
+  rnr fit forecast ... --out model/ --resume      (continue a run stopped by Ctrl-C)"""
+PREDICT_EXAMPLES = """examples:
+  rnr predict model/ --out forecast.csv
+  rnr predict model/ --future prices.csv --json
+  rnr predict clf/ --data new_reviews.csv --out labels.csv"""
+EVALUATE_EXAMPLES = """examples:
+  rnr evaluate model/ --data last_two_weeks.csv
+  rnr evaluate clf/ --data test_reviews.csv
+  rnr evaluate lm/ --data held_out.txt"""
+BACKTEST_EXAMPLES = """examples:
+  rnr backtest forecast --data sales.csv --horizon 14 --windows 3 --set model.season=7
+  rnr backtest forecast --config run.toml --out scores.csv --json"""
+GENERATE_EXAMPLES = """examples:
+  rnr generate lm/ --prime "ROMEO:" --length 300 --temperature 0.8 --seed 1"""
+PLOT_EXAMPLES = """examples:
+  rnr plot forecast model/ --data sales.csv --out forecast.png
+  rnr plot forecast model/ --data sales.csv --series s1,s4 --last 60 --out forecast.png
+  rnr plot hidden lm/ --text "First Citizen: Before we proceed" --out view/
+  rnr plot hidden lm/ --text-file speech.txt --units 3,17 --out view/"""
+EXPORT_EXAMPLES = """examples:
+  rnr export lm/ --onnx --out lm.onnx"""
+
+
 def add_commands(sub) -> None:
-    """Register fit, predict and info on an argparse subparsers object."""
-    fit = sub.add_parser("fit", help="train a model on a file and save it to a folder",
-                         description="Train a model and save it to --out.", epilog=FIT_EXAMPLES,
-                         formatter_class=_raw())
-    fit.add_argument("task", choices=["forecast"], help="what to learn: forecast (a panel of time series)")
+    """Register the commands on an argparse subparsers object."""
+    fit = _parser(sub, "fit", "train a model on a file and save it to a folder", FIT_EXAMPLES)
+    fit.add_argument("task", choices=TASKS, help="forecast (a panel of time series), classify (labelled sequences or "
+                                                  "texts), text (a character language model)")
     _run_options(fit)
+    fit.add_argument("--label", help="classify: the column of labels (data.label, default label)")
+    fit.add_argument("--text", help="classify: the column of texts (data.text)")
+    fit.add_argument("--val", help="classify, text: a file to report on after each epoch (data.val_path)")
     fit.add_argument("--out", required=True, help="the model folder to write")
     fit.add_argument("--force", action="store_true", help="replace a model already in --out")
+    fit.add_argument("--resume", action="store_true", help="continue the run whose checkpoints are in --out")
     _common(fit)
-    bt = sub.add_parser("backtest", help="score a model and the baselines on rolling origins of a file",
-                        epilog=BACKTEST_EXAMPLES, formatter_class=_raw())
+    bt = _parser(sub, "backtest", "score a model and the baselines on rolling origins of a file", BACKTEST_EXAMPLES)
     bt.add_argument("task", choices=["forecast"], help="what to score: forecast")
     _run_options(bt)
     bt.add_argument("--windows", type=int, default=3, help="rolling origins, each one horizon long (default 3)")
     bt.add_argument("--m", type=int, help="seasonal period for MASE and the seasonal baselines (default: model.season)")
     bt.add_argument("--out", help="also write every model's score per window to this CSV")
     _common(bt)
-    ev = sub.add_parser("evaluate", help="score a saved model's forecasts against what happened",
-                        epilog=EVALUATE_EXAMPLES, formatter_class=_raw())
+    ev = _parser(sub, "evaluate", "score a saved model on data it has not seen", EVALUATE_EXAMPLES)
     ev.add_argument("model", help="the model folder written by rnr fit")
-    ev.add_argument("--data", required=True, help="a CSV of the actual values for the forecast steps")
-    ev.add_argument("--future", help="a CSV of the future covariates, if the model has any")
+    ev.add_argument("--data", required=True, help="forecast: the actual values of the forecast steps; classify: "
+                                                  "labelled sequences; text: a text file")
+    ev.add_argument("--future", help="forecast: a CSV of the future covariates, if the model has any")
     _common(ev)
-    pred = sub.add_parser("predict", help="forecast with a saved model", epilog=PREDICT_EXAMPLES,
-                          formatter_class=_raw())
+    pred = _parser(sub, "predict", "forecast or classify with a saved model", PREDICT_EXAMPLES)
     pred.add_argument("model", help="the model folder written by rnr fit")
-    pred.add_argument("--future", help="a CSV of the future covariates for the next steps, if the model has any")
-    pred.add_argument("--h", type=int, help="steps ahead (default: the horizon)")
+    pred.add_argument("--data", help="classify: the sequences or texts to label")
+    pred.add_argument("--future", help="forecast: a CSV of the future covariates for the next steps, if any")
+    pred.add_argument("--h", type=int, help="forecast: steps ahead (default: the horizon)")
     pred.add_argument("--out", help="the CSV to write (default: print it)")
     _common(pred)
-    plot = sub.add_parser("plot", help="pictures of a model at work", epilog=PLOT_EXAMPLES, formatter_class=_raw())
-    plot.add_argument("what", choices=["hidden"], help="hidden: the hidden state over a text (heatmap, GIF, HTML)")
-    plot.add_argument("model", help="a character model file written by rnr.save (CharLM)")
-    source = plot.add_mutually_exclusive_group(required=True)
-    source.add_argument("--text", help="the text to read")
-    source.add_argument("--text-file", help="a UTF-8 file holding the text to read")
-    plot.add_argument("--units", help="comma-separated units for the HTML page (default: the most interpretable)")
-    plot.add_argument("--k", type=int, default=4, help="how many interpretable units to show (default 4)")
-    plot.add_argument("--out", required=True, help="the folder to write heatmap.png, hidden.gif, hidden.html to")
+    plot = _parser(sub, "plot", "pictures of a model at work", PLOT_EXAMPLES)
+    plot.add_argument("what", choices=["forecast", "hidden"],
+                      help="forecast: history and forecast per series (PNG); hidden: the hidden state over a text "
+                           "(heatmap, GIF, HTML)")
+    plot.add_argument("model", help="the model folder written by rnr fit (or a model file written by rnr.save)")
+    plot.add_argument("--data", help="forecast: the CSV of the history the model was fitted on")
+    plot.add_argument("--future", help="forecast: a CSV of the future covariates, if the model has any")
+    plot.add_argument("--series", help="forecast: comma-separated ids to draw (default: the first four)")
+    plot.add_argument("--last", type=int, default=100, help="forecast: history steps to draw (default 100)")
+    plot.add_argument("--text", help="hidden: the text to read")
+    plot.add_argument("--text-file", help="hidden: a UTF-8 file holding the text to read")
+    plot.add_argument("--units", help="hidden: comma-separated units for the HTML page (default: the most "
+                                      "interpretable)")
+    plot.add_argument("--k", type=int, default=4, help="hidden: how many interpretable units to show (default 4)")
+    plot.add_argument("--out", required=True, help="forecast: the PNG to write; hidden: the folder to write "
+                                                   "heatmap.png, hidden.gif, hidden.html to")
     _common(plot)
-    gen = sub.add_parser("generate", help="write text with a character model", epilog=GENERATE_EXAMPLES,
-                         formatter_class=_raw())
-    gen.add_argument("model", help="a character model file written by rnr.save (CharLM)")
+    gen = _parser(sub, "generate", "write text with a character model", GENERATE_EXAMPLES)
+    gen.add_argument("model", help="the model folder written by rnr fit text (or a CharLM file)")
     gen.add_argument("--length", type=int, default=500, help="characters to write (default 500)")
     gen.add_argument("--prime", help="the text to start from")
     gen.add_argument("--temperature", type=float, default=1.0, help="below 1 more conservative, 0 greedy")
@@ -73,42 +115,28 @@ def add_commands(sub) -> None:
     gen.add_argument("--seed", type=int, help="the same seed writes the same text")
     gen.add_argument("--out", help="write the text to this file (default: print it)")
     _common(gen)
-    info = sub.add_parser("info", help="what a saved model is and what it was trained on")
+    exp = _parser(sub, "export", "write a model for other runtimes (ONNX, one step at a time)", EXPORT_EXAMPLES)
+    exp.add_argument("model", help="the model folder written by rnr fit text (or a model file)")
+    exp.add_argument("--onnx", action="store_true", required=True, help="write ONNX (the state as input and output)")
+    exp.add_argument("--out", help="the file to write (default: model.onnx in the model folder)")
+    _common(exp)
+    info = _parser(sub, "info", "what a saved model is and what it was trained on", None)
     info.add_argument("model", help="the model folder written by rnr fit")
     _common(info)
 
 
-FIT_EXAMPLES = """examples:
-  rnr fit forecast --data sales.csv --id store --time date --target units --horizon 28 --out model/
-  rnr fit forecast --config run.toml --set model.cell=lstm --set model.epochs=5 --out model/"""
-PLOT_EXAMPLES = """examples:
-  rnr plot hidden shakespeare.safetensors --text "First Citizen: Before we proceed" --out view/
-  rnr plot hidden shakespeare.safetensors --text-file speech.txt --units 3,17 --out view/"""
-BACKTEST_EXAMPLES = """examples:
-  rnr backtest forecast --data sales.csv --horizon 14 --windows 3 --set model.season=7
-  rnr backtest forecast --config run.toml --out scores.csv --json"""
-EVALUATE_EXAMPLES = """examples:
-  rnr evaluate model/ --data last_two_weeks.csv"""
-GENERATE_EXAMPLES = """examples:
-  rnr generate shakespeare.safetensors --prime "ROMEO:" --length 300 --temperature 0.8 --seed 1"""
-PREDICT_EXAMPLES = """examples:
-  rnr predict model/ --out forecast.csv
-  rnr predict model/ --future prices.csv --json"""
-
-
-def _raw():
-    import argparse
-
-    return argparse.RawDescriptionHelpFormatter
+def _parser(sub, name: str, help: str, examples: str | None):
+    return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".", epilog=examples,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def _run_options(parser) -> None:
     parser.add_argument("--config", help="a TOML file with [data] and [model] tables")
-    parser.add_argument("--data", help="the CSV file (data.path)")
-    parser.add_argument("--id", help="the series column (data.id, default unique_id)")
-    parser.add_argument("--time", help="the time column (data.time, default ds)")
-    parser.add_argument("--target", help="the column to forecast (data.target, default y)")
-    parser.add_argument("--horizon", type=int, help="steps to forecast (model.horizon)")
+    parser.add_argument("--data", help="the file to learn from (data.path)")
+    parser.add_argument("--id", help="the series or sequence column (data.id)")
+    parser.add_argument("--time", help="the time column (data.time)")
+    parser.add_argument("--target", help="forecast: the column to forecast (data.target, default y)")
+    parser.add_argument("--horizon", type=int, help="forecast: steps to forecast (model.horizon)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override any key, e.g. --set model.cell=lstm (repeatable)")
 
@@ -118,13 +146,19 @@ def _common(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
 
+# dispatch ---------------------------------------------------------------------------------------------------------
 def run(args) -> int:
     """Run a parsed command; returns the exit code."""
+    from rnr import cli_forecast, cli_sequences
+
+    commands = {"fit": fit, "predict": by_task(cli_forecast.predict, cli_sequences.predict),
+                "evaluate": by_task(cli_forecast.evaluate, cli_sequences.evaluate), "info": info,
+                "backtest": cli_forecast.backtest, "generate": cli_sequences.generate,
+                "plot": lambda a: (cli_forecast.plot if a.what == "forecast" else cli_sequences.plot_hidden)(a),
+                "export": cli_sequences.export}
     try:
-        commands = {"fit": fit_forecast, "predict": predict, "info": info, "plot": plot_hidden,
-                    "backtest": backtest_forecast, "evaluate": evaluate, "generate": generate}
         result = commands[args.command](args)
-    except (UsageError, cfg.ConfigError, ValueError, TypeError, FileNotFoundError, KeyError) as e:
+    except (UsageError, cfg.ConfigError, ValueError, TypeError, FileNotFoundError, KeyError, ImportError) as e:
         print(f"rnr {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -133,227 +167,144 @@ def run(args) -> int:
     except Exception as e:  # a failure, not an input error: say what and where
         print(f"rnr {args.command}: failed: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
-    text = result.pop("_text")
+    text, code = result.pop("_text"), result.pop("_exit", 0)
     if args.json:
         print(json.dumps(result, default=str))
     elif not args.quiet:
         print(text)
-    return 0
+    return code
 
 
-def _config_from_args(args) -> dict:
+def by_task(forecast, other):
+    """A command that reads a model folder and runs ``forecast`` for forecasters, ``other`` for the rest."""
+    def command(args):
+        model, info_dict = load_model(args.model)
+        return (forecast if info_dict.get("task", "forecast") == "forecast" else other)(args, model, info_dict)
+
+    return command
+
+
+def show_progress(args) -> bool:
+    """Progress bars go to a terminal only, and never with --quiet or --json."""
+    return not (args.quiet or args.json) and sys.stderr.isatty()
+
+
+def config_from_args(args, task: str) -> dict:
+    """The run's {"data", "model"} configuration: the --config file, then the flags, then each --set."""
     config = cfg.load_toml(args.config) if args.config else {}
     source = f"--config {args.config}" if args.config else "the command line"
-    flags = {"data": {"path": args.data, "id": args.id, "time": args.time, "target": args.target},
+    flags = {"data": {"path": args.data, "id": args.id, "time": args.time, "target": args.target,
+                      "label": getattr(args, "label", None), "text": getattr(args, "text", None),
+                      "val_path": getattr(args, "val", None)},
              "model": {"horizon": args.horizon}}
+    keys = cfg.schema(task)
     for table, values in flags.items():
         for key, value in values.items():
-            if value is not None:
-                config.setdefault(table, {})[key] = value
-    return cfg.validate(cfg.merge(config, args.set), source)
+            if value is None:
+                continue
+            if key not in keys[table]:
+                flag = {"path": "--data", "val_path": "--val"}.get(key, f"--{key}")
+                raise UsageError(f"{flag} does not apply to rnr fit {task}; it applies to "
+                                 f"{[t for t in TASKS if key in cfg.schema(t)[table]]}")
+            config.setdefault(table, {})[key] = value
+    return cfg.validate(cfg.merge(config, args.set), source, task)
 
 
-def read_panel_csv(path, id_col: str, time_col: str) -> pd.DataFrame:
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"data file {str(path)!r} does not exist; pass the CSV of the panel with --data")
-    try:
-        df = pd.read_csv(path)
-    except UnicodeDecodeError:
-        raise UsageError(f"data file {str(path)!r} is not UTF-8 text; save it as UTF-8 CSV") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise UsageError(f"data file {str(path)!r} is not a readable CSV ({e}); check its separator and quoting") \
-            from None
-    for role, col in (("--id", id_col), ("--time", time_col)):
-        if col not in df.columns:
-            raise UsageError(f"{role} column {col!r} is not in {str(path)!r}; its columns are {list(df.columns)}")
-    if not pd.api.types.is_integer_dtype(df[time_col]):
-        try:
-            with warnings.catch_warnings():  # pandas' format-guessing notice; a failure gets the message below
-                warnings.simplefilter("ignore", UserWarning)
-                df[time_col] = pd.to_datetime(df[time_col])
-        except (ValueError, TypeError) as e:
-            raise UsageError(f"time column {time_col!r} of {str(path)!r} holds neither integers nor dates ({e}); "
-                             f"pass the right column with --time") from None
-    return df
-
-
-def fit_forecast(args) -> dict:
-    from rnr.forecast import RNNForecaster
+# model folders ----------------------------------------------------------------------------------------------------
+def fit(args) -> dict:
+    """``rnr fit TASK``: train inside ``graceful_stop`` (a first Ctrl-C stops after the step it is in) and save the
+    model folder, also when stopped (exit code 130, and ``--resume`` continues)."""
+    from rnr import cli_forecast, cli_sequences
     from rnr.io import save
+    from rnr.logs import graceful_stop
 
-    run_config = _config_from_args(args)
-    data, model = run_config["data"], run_config["model"]
+    run_config = config_from_args(args, args.task)
     out = Path(args.out)
-    if (out / MODEL_FILE).exists() and not args.force:
-        raise UsageError(f"--out {str(out)!r} already holds a model; pass --force to replace it, or another folder")
-    df = read_panel_csv(data["path"], data["id"], data["time"])
-    model["progress"] = not (args.quiet or args.json) and sys.stderr.isatty()
-    forecaster = RNNForecaster(**model)
+    if (out / MODEL_FILE).exists() and not (args.force or args.resume):
+        raise UsageError(f"--out {str(out)!r} already holds a model; pass --force to replace it, --resume to continue "
+                         f"its run, or another folder")
+    if args.resume and args.task == "text":
+        raise UsageError("--resume applies to forecast and classify runs; a text model stopped by Ctrl-C was saved as "
+                         "it was, and rnr fit text starts a new run")
+    trainer = {"forecast": cli_forecast.fit, "classify": cli_sequences.fit_classify,
+               "text": cli_sequences.fit_text}[args.task]
+    options = dict(progress=show_progress(args), log_dir=str(out))
+    if args.task != "text":
+        options.update(checkpoint_dir=str(out / "checkpoints"), resume=args.resume)
     start = time.perf_counter()
-    forecaster.fit(df, id_col=data["id"], time_col=data["time"], target=data["target"], past=data["past"],
-                   future=data["future"], static=data["static"], freq=data["freq"], missing=data["missing"])
+    with graceful_stop("stopping after this step and saving the model; Ctrl-C again to stop at once"):
+        model, facts = trainer(run_config, options)
     seconds = time.perf_counter() - start
+    history = model.history_ if isinstance(model.history_, list) else model.history_.rows
+    interrupted = bool(getattr(model, "interrupted_", False) or getattr(model.history_, "interrupted", False))
     out.mkdir(parents=True, exist_ok=True)
-    save(forecaster, out / MODEL_FILE)
-    info_dict = {"task": "forecast", "class": "RNNForecaster", "data": data, "model": model,
-                 "rows": len(df), "series": int(df[data["id"]].nunique()),
-                 "train_loss": forecaster.history_[-1]["train_loss"] if forecaster.history_ else None,
+    save(model, out / MODEL_FILE)
+    info_dict = {"task": args.task, "class": type(model).__name__, "data": run_config["data"],
+                 "model": run_config["model"], **facts, "epochs_done": len(history),
+                 "train_loss": history[-1]["train_loss"] if history else None, "interrupted": interrupted,
                  "fit_seconds": round(seconds, 3), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     (out / INFO_FILE).write_text(json.dumps(info_dict, indent=1, default=str), encoding="utf-8")
-    text = (f"fitted {forecaster!r} on {info_dict['series']} series ({len(df)} rows) in {seconds:.1f} s; "
-            f"saved to {out}/")
-    return {**info_dict, "out": str(out), "_text": text}
-
-
-def _load_model(folder):
-    from rnr.io import load
-
-    folder = Path(folder)
-    if not (folder / MODEL_FILE).is_file():
-        raise UsageError(f"{str(folder)!r} is not a model folder (no {MODEL_FILE} in it); pass the --out folder "
-                         f"of rnr fit")
-    info_dict = {}
-    if (folder / INFO_FILE).is_file():
-        try:
-            info_dict = json.loads((folder / INFO_FILE).read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise UsageError(f"{str(folder / INFO_FILE)!r} is damaged ({e}); fit the model again") from None
-        if not isinstance(info_dict, dict):
-            raise UsageError(f"{str(folder / INFO_FILE)!r} must hold a JSON object, got {type(info_dict).__name__}")
-    return load(folder / MODEL_FILE), info_dict
-
-
-def predict(args) -> dict:
-    forecaster, info_dict = _load_model(args.model)
-    future = None
-    if args.future:
-        data = info_dict.get("data", {})
-        future = read_panel_csv(args.future, data.get("id", "unique_id"), data.get("time", "ds"))
-    frame = forecaster.predict(h=args.h, future_df=future)
-    cols = forecaster.panel_info_["columns"]
-    frame = frame.rename(columns={cols.id: "unique_id", cols.time: "ds"})
-    if args.out:
-        frame.to_csv(args.out, index=False)
-        text = f"wrote {len(frame)} forecasts of {frame['unique_id'].nunique()} series to {args.out}"
-    else:
-        text = frame.to_csv(index=False).rstrip("\n")
-    result = {"rows": len(frame), "series": int(frame["unique_id"].nunique()), "out": args.out, "_text": text}
-    if args.json and not args.out:
-        result["forecasts"] = frame.to_dict(orient="records")
+    text = f"fitted {model!r} ({facts['trained_on']}) in {seconds:.1f} s; saved to {out}/"
+    result = {**info_dict, "out": str(out), "_text": text}
+    if interrupted:
+        again = "; run the same command with --resume to continue" if args.task != "text" else ""
+        print(f"rnr fit: stopped by Ctrl-C after {len(history)} of {run_config['model'].get('epochs')} epochs; saved "
+              f"the model trained so far to {out}/ (rnr predict reads it){again}", file=sys.stderr)
+        result["_exit"] = 130
     return result
 
 
+def load_model(path):
+    """(model, info) from a model folder written by ``rnr fit``, or from a model file written by ``rnr.save``."""
+    from rnr.io import load
+
+    path = Path(path)
+    if path.is_file():
+        model = load(path)
+        return model, {"task": {"RNNForecaster": "forecast", "CharLM": "text"}.get(type(model).__name__,
+                                                                                     "classify")}
+    if not path.exists():
+        raise UsageError(f"{str(path)!r} does not exist; pass the --out folder of rnr fit (or a file written by "
+                         f"rnr.save)")
+    if not (path / MODEL_FILE).is_file():
+        raise UsageError(f"{str(path)!r} is not a model folder (no {MODEL_FILE} in it); pass the --out folder of "
+                         f"rnr fit")
+    info_dict = {}
+    if (path / INFO_FILE).is_file():
+        try:
+            info_dict = json.loads((path / INFO_FILE).read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise UsageError(f"{str(path / INFO_FILE)!r} is damaged ({e}); fit the model again") from None
+        if not isinstance(info_dict, dict):
+            raise UsageError(f"{str(path / INFO_FILE)!r} must hold a JSON object, got {type(info_dict).__name__}")
+    model = load(path / MODEL_FILE)
+    info_dict.setdefault("task", {"RNNForecaster": "forecast", "CharLM": "text"}.get(type(model).__name__,
+                                                                                     "classify"))
+    return model, info_dict
+
+
+def load_task_model(path, command: str, classes: tuple):
+    model, info_dict = load_model(path)
+    if not isinstance(model, classes):
+        names = " or ".join(c.__name__ for c in classes)
+        raise UsageError(f"rnr {command} reads {names} models; {str(path)!r} holds a {type(model).__name__}")
+    return model, info_dict
+
+
 def info(args) -> dict:
-    forecaster, info_dict = _load_model(args.model)
-    params = sum(p.numel() for p in forecaster.net_.parameters())
-    result = {**info_dict, "model_repr": repr(forecaster), "parameters": params,
-              "series_known": len(forecaster.panel_info_["ids"])}
-    lines = [f"{args.model}: {result['model_repr']}", f"  parameters: {params}",
-             f"  series: {result['series_known']}"]
-    for key in ("data", "rows", "train_loss", "fit_seconds", "created"):
+    model, info_dict = load_model(args.model)
+    net = getattr(model, "net_", None) or getattr(model, "model_", None)
+    params = sum(p.numel() for p in net.parameters()) if net is not None else 0
+    result = {**info_dict, "model_repr": repr(model), "parameters": params}
+    lines = [f"{args.model}: {result['model_repr']}", f"  task: {info_dict.get('task')}", f"  parameters: {params}"]
+    if hasattr(model, "panel_info_"):
+        result["series_known"] = len(model.panel_info_["ids"])
+        lines.append(f"  series: {result['series_known']}")
+    if hasattr(model, "classes_"):
+        result["classes"] = model.classes_.tolist()
+        lines.append(f"  classes: {result['classes']}")
+    for key in ("data", "trained_on", "epochs_done", "train_loss", "interrupted", "fit_seconds", "created"):
         if key in info_dict:
             lines.append(f"  {key}: {info_dict[key]}")
     result["_text"] = "\n".join(lines)
     return result
-
-
-def _load_charlm(path, command: str):
-    from rnr.charlm import CharLM
-    from rnr.io import load
-
-    if not Path(path).is_file():
-        raise UsageError(f"model file {path!r} does not exist; pass a CharLM saved with rnr.save")
-    model = load(path)
-    if not isinstance(model, CharLM):
-        raise UsageError(f"rnr {command} reads character models (CharLM); {path!r} holds a {type(model).__name__}")
-    return model
-
-
-def generate(args) -> dict:
-    model = _load_charlm(args.model, "generate")
-    if args.length < 1:
-        raise UsageError(f"--length must be >= 1, got {args.length}")
-    text = model.sample(length=args.length, prime=args.prime, temperature=args.temperature, top_k=args.top_k,
-                        top_p=args.top_p, seed=args.seed)
-    if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
-    return {"text": text, "length": len(text), "out": args.out,
-            "_text": f"wrote {len(text)} characters to {args.out}" if args.out else text}
-
-
-def plot_hidden(args) -> dict:
-    from rnr.hidden import write_view
-
-    model = _load_charlm(args.model, "plot hidden")
-    if args.text_file:
-        try:
-            text = Path(args.text_file).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise UsageError(f"--text-file {args.text_file!r} does not exist") from None
-        except UnicodeDecodeError:
-            raise UsageError(f"--text-file {args.text_file!r} is not UTF-8 text; save it as UTF-8") from None
-    else:
-        text = args.text
-    units = None
-    if args.units:
-        try:
-            units = [int(u) for u in args.units.split(",")]
-        except ValueError:
-            raise UsageError(f"--units must be comma-separated integers, got {args.units!r}; e.g. --units 3,17") \
-                from None
-        bad = [u for u in units if not 0 <= u < model.hidden_size]
-        if bad:
-            raise UsageError(f"--units must lie in [0, {model.hidden_size}) (the model's hidden units), got {bad}")
-    paths = write_view(model, text, args.out, units=units, k=args.k)
-    text_out = "wrote " + ", ".join(str(p) for p in paths.values())
-    return {"files": {k: str(v) for k, v in paths.items()}, "characters": len(text), "_text": text_out}
-
-
-def backtest_forecast(args) -> dict:
-    from rnr.backtest import backtest
-    from rnr.forecast import RNNForecaster
-
-    run_config = _config_from_args(args)
-    data, model = run_config["data"], run_config["model"]
-    if args.windows < 1:
-        raise UsageError(f"--windows must be >= 1, got {args.windows}")
-    df = read_panel_csv(data["path"], data["id"], data["time"])
-    model["progress"] = not (args.quiet or args.json) and sys.stderr.isatty()
-    m = args.m or model.get("season") or 1
-    result = backtest(RNNForecaster(**model), df, n_windows=args.windows, m=m, id_col=data["id"],
-                      time_col=data["time"], target=data["target"], future=data["future"], static=data["static"])
-    table = result.table()
-    if args.out:
-        result.scores.to_csv(args.out, index=False)
-    return {"table": table.reset_index().to_dict(orient="records"), "windows": args.windows, "m": m,
-            "out": args.out, "_text": table.to_string()}
-
-
-def evaluate(args) -> dict:
-    from rnr import metrics
-
-    forecaster, info_dict = _load_model(args.model)
-    data = info_dict.get("data", {})
-    id_col, time_col, target = data.get("id", "unique_id"), data.get("time", "ds"), data.get("target", "y")
-    actual = read_panel_csv(args.data, id_col, time_col)
-    if target not in actual.columns:
-        raise UsageError(f"--data {args.data!r} has no target column {target!r}; its columns are "
-                         f"{list(actual.columns)}")
-    future = read_panel_csv(args.future, id_col, time_col) if args.future else None
-    steps = int(actual.groupby(id_col).size().max())
-    frame = forecaster.predict(h=min(steps, forecaster.config.horizon), future_df=future)
-    cols = forecaster.panel_info_["columns"]
-    both = frame.rename(columns={cols.id: id_col, cols.time: time_col}).merge(
-        actual[[id_col, time_col, target]], on=[id_col, time_col], how="inner")
-    if both.empty:
-        raise UsageError(f"--data {args.data!r} has no row at the forecast times (the {len(frame)} steps after each "
-                         f"series' end); pass the values that came after the training data")
-    y, f = both[target].to_numpy(float), both["y_hat"].to_numpy(float)
-    scores = {"mae": metrics.mae(y, f), "rmse": metrics.rmse(y, f), "smape": metrics.smape(y, f)}
-    q = [c for c in both.columns if c.startswith("y_hat_q")]
-    if len(q) >= 2:
-        scores[f"coverage {q[0][7:]}-{q[-1][7:]}"] = metrics.coverage(y, both[q[0]], both[q[-1]])
-    text = f"{len(both)} forecasts of {both[id_col].nunique()} series against {args.data}\n" + "\n".join(
-        f"  {k}: {v:.4f}" for k, v in scores.items())
-    return {**scores, "rows": len(both), "series": int(both[id_col].nunique()), "_text": text}

@@ -19,6 +19,7 @@ Every message about a bad configuration names the key, the rule, the value and w
 is an error that lists the known ones.
 """
 import dataclasses
+import inspect
 import types
 import typing
 from pathlib import Path
@@ -35,8 +36,8 @@ class ConfigError(ValueError):
     """A configuration that cannot be used; the message says which key, why, and how to fix it."""
 
 
-# [data] keys of a forecasting run: (type, default, meaning)
-DATA_KEYS = {
+# [data] keys of each task: name -> (type, default, meaning)
+FORECAST_DATA = {
     "path": (str, None, "the CSV file of the long-format panel"),
     "id": (str, "unique_id", "the column naming each series"),
     "time": (str, "ds", "the time column (dates or integers)"),
@@ -47,19 +48,45 @@ DATA_KEYS = {
     "freq": (str, None, "the panel's frequency, e.g. 'D' or 'h' (inferred when absent)"),
     "missing": (str, "error", "missing targets: 'error', 'mask', 'ffill' or 'interpolate'"),
 }
+CLASSIFY_DATA = {
+    "path": (str, None, "a CSV/TSV of labelled texts or of long-format sequences, or a UEA .ts file"),
+    "label": (str, "label", "the column of labels"),
+    "text": (str, None, "the column of texts (text classification)"),
+    "id": (str, None, "the column naming each sequence (long format: one row per step)"),
+    "time": (str, None, "the column ordering the steps of a sequence (default: the file's order)"),
+    "features": (list, [], "the feature columns of each step (default: every other numeric column)"),
+    "val_path": (str, None, "a file like path to report on after each epoch"),
+}
+TEXT_DATA = {
+    "path": (str, None, "the UTF-8 text file to learn from"),
+    "val_path": (str, None, "a UTF-8 text file to report bits per character on after each epoch"),
+}
+# set by the rnr command itself, so not keys of [model]
+_COMMAND_OWNED = {"progress", "log_dir", "checkpoint_dir", "resume"}
 
 
-def _model_keys() -> dict:
-    """[model] keys of a forecasting run, from ForecastConfig: name -> (type, default, meaning)."""
-    hints = typing.get_type_hints(ForecastConfig)
-    keys = {}
-    for f in dataclasses.fields(ForecastConfig):
-        default = None if f.default is dataclasses.MISSING else f.default
-        keys[f.name] = (hints[f.name], default, "")
-    return keys
+def _model_keys(kind) -> dict:
+    """[model] keys from a config dataclass or an estimator's constructor: name -> (type, default, meaning)."""
+    if dataclasses.is_dataclass(kind):
+        hints = typing.get_type_hints(kind)
+        pairs = [(f.name, None if f.default is dataclasses.MISSING else f.default) for f in dataclasses.fields(kind)]
+    else:
+        hints = typing.get_type_hints(kind.__init__)
+        pairs = [(p.name, p.default) for p in inspect.signature(kind.__init__).parameters.values() if p.name != "self"]
+    return {name: (hints[name], default, "") for name, default in pairs if name not in _COMMAND_OWNED}
 
 
-SCHEMA = {"data": DATA_KEYS, "model": _model_keys()}
+def schema(task: str) -> dict:
+    """{"data": keys, "model": keys} of a task: "forecast", "classify" or "text"."""
+    from rnr.charlm import CharLM
+    from rnr.estimators import RNNClassifier
+
+    data = {"forecast": FORECAST_DATA, "classify": CLASSIFY_DATA, "text": TEXT_DATA}[task]
+    model = {"forecast": ForecastConfig, "classify": RNNClassifier, "text": CharLM}[task]
+    return {"data": data, "model": _model_keys(model)}
+
+
+SCHEMA = schema("forecast")
 
 
 def load_toml(path) -> dict:
@@ -132,8 +159,9 @@ def _check_type(value, kind, where: str):
     return value
 
 
-def validate(config: dict, source: str = "the configuration") -> dict:
+def validate(config: dict, source: str = "the configuration", task: str = "forecast") -> dict:
     """Defaults filled in, types checked, unknown tables and keys refused. Returns {"data": {...}, "model": {...}}."""
+    SCHEMA = schema(task)
     unknown_tables = sorted(set(config) - set(SCHEMA))
     if unknown_tables:
         raise ConfigError(f"{source} has unknown table(s) {unknown_tables}; known tables: {sorted(SCHEMA)}")
@@ -150,9 +178,13 @@ def validate(config: dict, source: str = "the configuration") -> dict:
         for key, (kind, default, _) in keys.items():
             value = given.get(key, default)
             out[table][key] = _check_type(value, kind, f"{table}.{key} in {source}")
-    if out["model"]["horizon"] is None:
+    if task == "forecast" and out["model"]["horizon"] is None:
         raise ConfigError(f"{source} does not set model.horizon, the number of steps to forecast; pass --horizon N "
                           f"or --set model.horizon=N")
     if out["data"]["path"] is None:
-        raise ConfigError(f"{source} does not set data.path, the CSV file to learn from; pass --data FILE.csv")
+        raise ConfigError(f"{source} does not set data.path, the file to learn from; pass --data FILE")
+    if task == "classify" and out["data"]["text"] and out["data"]["id"]:
+        raise ConfigError(f"{source} sets both data.text ({out['data']['text']!r}) and data.id "
+                          f"({out['data']['id']!r}); a file holds either texts (--text COLUMN) or long-format "
+                          f"sequences (--id COLUMN), not both")
     return out

@@ -57,6 +57,7 @@ class RNNClassifier(Estimator):
             loss and keep the best epoch's weights.
         seed: the same seed gives the same model.
         progress: a progress bar per epoch.
+        log_dir, checkpoint_dir, resume: metrics.csv per epoch, checkpoints, resuming (see ``rnr.TrainConfig``).
 
     Learned: ``classes_`` (sorted labels), ``n_features_in_``, ``model_`` (the ``ManyToOne``), ``mean_``,
     ``scale_`` (per feature), ``tokenizer_`` (text only, else None), ``history_`` (``rnr.History``).
@@ -69,7 +70,8 @@ class RNNClassifier(Estimator):
                  lr: float = 3e-3, weight_decay: float = 0.0, clip_grad_norm: float | None = 1.0,
                  lr_schedule: str | None = "cosine", standardize: bool = True, tokenizer: str = "word",
                  min_count: int = 1, embedding_dim: int = 64, embedding_dropout: float = 0.0,
-                 patience: int | None = None, seed: int = 0, progress: bool = False):
+                 patience: int | None = None, seed: int = 0, progress: bool = False, log_dir: str | None = None,
+                 checkpoint_dir: str | None = None, resume: bool = False):
         for name, value in locals().items():
             if name != "self":
                 setattr(self, name, value)
@@ -102,6 +104,8 @@ class RNNClassifier(Estimator):
             scale = steps.std(0) if self.standardize else np.ones(self.n_features_in_, np.float32)
             self.scale_ = np.where(scale > 0, scale, 1.0).astype(np.float32)
         y = np.asarray(y)
+        if y.dtype == object and all(isinstance(v, str) for v in y):  # strings from pandas
+            y = y.astype(str)
         if y.ndim != 1 or len(y) != len(X):
             raise ValueError(f"y must hold one label per sequence of X ({len(X)}), got shape {y.shape}")
         self.classes_, codes = np.unique(y, return_inverse=True)
@@ -114,7 +118,8 @@ class RNNClassifier(Estimator):
         self.history_ = train(self.model_, data, val, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                               weight_decay=self.weight_decay, clip_grad_norm=self.clip_grad_norm,
                               lr_schedule=self.lr_schedule, patience=self.patience, seed=self.seed,
-                              progress=self.progress, bucket=True)
+                              progress=self.progress, bucket=True, log_dir=self.log_dir,
+                              checkpoint_dir=self.checkpoint_dir, resume=self.resume)
         return self
 
     def _codes(self, y) -> np.ndarray:

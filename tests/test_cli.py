@@ -27,7 +27,9 @@ def folder(tmp_path_factory):
 
 
 def test_fit_writes_a_model_folder_that_predict_and_info_read(folder, capsys):
-    assert sorted(p.name for p in (folder / "model").iterdir()) == ["info.json", "model.safetensors"]
+    assert sorted(p.name for p in (folder / "model").iterdir()) == ["checkpoints", "info.json", "metrics.csv",
+                                                                     "model.safetensors"]
+    assert len(pd.read_csv(folder / "model" / "metrics.csv")) == 1  # one row per epoch
     assert main(["predict", str(folder / "model"), "--out", str(folder / "fc.csv")]) == 0
     fc = pd.read_csv(folder / "fc.csv")
     assert list(fc.columns) == ["unique_id", "ds", "y_hat", "y_hat_q10", "y_hat_q90"]
@@ -72,7 +74,20 @@ ERRORS = [  # (argv after "rnr", message pattern); every one exits with 2 and na
      r"already holds a model; pass --force"),
     (["fit", "forecast", "--config", "{t}/missing.toml", "--out", "{t}/m"], r"config file .* does not exist"),
     (["predict", "{t}"], r"is not a model folder \(no model.safetensors in it\)"),
-    (["info", "{t}/nothing"], r"is not a model folder"),
+    (["info", "{t}/nothing"], r"nothing' does not exist; pass the --out folder of rnr fit"),
+    (["fit", "text", "--data", "{d}/sales.csv", "--horizon", "7", "--out", "{t}/m"],
+     r"--horizon does not apply to rnr fit text; it applies to \['forecast'\]"),
+    (["fit", "text", "--data", "{d}/sales.csv", "--resume", "--out", "{t}/m"], r"--resume applies to forecast and "),
+    (["fit", "classify", "--data", "{d}/sales.csv", "--out", "{t}/m"],
+     r"say how .*sales.csv' holds its examples: --text COLUMN .* or --id COLUMN"),
+    (["fit", "classify", "--data", "{d}/sales.csv", "--text", "review", "--out", "{t}/m"],
+     r"columns \['review', 'label'\] are not in .*its columns are"),
+    (["plot", "forecast", "{d}/model", "--out", "{t}/f.png"], r"needs --data, the CSV of the history"),
+    (["plot", "forecast", "{d}/model", "--data", "{d}/sales.csv", "--series", "x9", "--out", "{t}/f.png"],
+     r"--series \['x9'\] are not series of the model"),
+    (["plot", "forecast", "{d}/model", "--data", "{d}/sales.csv", "--out", "{t}/f.txt"], r"--out must name a .png"),
+    (["export", "{d}/model", "--onnx"], r"rnr export reads CharLM models; .* holds a RNNForecaster"),
+    (["predict", "{d}/model", "--data", "{d}/sales.csv"], r"--data applies to classify models"),
 ]
 
 
