@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(version("rnr"))
         return 0
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.command in ("fit", "predict", "info", "plot", "backtest", "evaluate", "generate", "export"):
         return run(args)
     if args.command == "tour":

@@ -10,11 +10,14 @@ and the fix), 1 any other failure, 130 a Ctrl-C (during ``rnr fit``: after the m
 """
 import argparse
 import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 from rnr import config as cfg
+from rnr import distributed
 
 MODEL_FILE, INFO_FILE = "model.safetensors", "info.json"
 TASKS = ("forecast", "classify", "text")
@@ -67,6 +70,8 @@ def add_commands(sub) -> None:
     fit.add_argument("--out", required=True, help="the model folder to write")
     fit.add_argument("--force", action="store_true", help="replace a model already in --out")
     fit.add_argument("--resume", action="store_true", help="continue the run whose checkpoints are in --out")
+    fit.add_argument("--nproc", type=int, help="forecast: train with N processes on this machine (torchrun, DDP; "
+                                               "model.batch_size is the global batch)")
     _common(fit)
     bt = _parser(sub, "backtest", "score a model and the baselines on rolling origins of a file", BACKTEST_EXAMPLES)
     bt.add_argument("task", choices=["forecast"], help="what to score: forecast")
@@ -158,7 +163,8 @@ def run(args) -> int:
                 "export": cli_sequences.export}
     try:
         result = commands[args.command](args)
-    except (UsageError, cfg.ConfigError, ValueError, TypeError, FileNotFoundError, KeyError, ImportError) as e:
+    except (UsageError, cfg.ConfigError, ValueError, TypeError, FileNotFoundError, IsADirectoryError,
+            NotADirectoryError, PermissionError, KeyError, ImportError) as e:  # about the paths and data given
         print(f"rnr {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -219,13 +225,21 @@ def fit(args) -> dict:
     from rnr.logs import graceful_stop
 
     run_config = config_from_args(args, args.task)
-    out = Path(args.out)
+    out = writable(args.out, "--out", folder=True)  # before training, so no run is lost to a bad path
     if (out / MODEL_FILE).exists() and not (args.force or args.resume):
         raise UsageError(f"--out {str(out)!r} already holds a model; pass --force to replace it, --resume to continue "
                          f"its run, or another folder")
     if args.resume and args.task == "text":
         raise UsageError("--resume applies to forecast and classify runs; a text model stopped by Ctrl-C was saved as "
                          "it was, and rnr fit text starts a new run")
+    if args.nproc is not None:
+        if args.nproc < 1:
+            raise UsageError(f"--nproc must be >= 1, got {args.nproc}")
+        if args.task != "forecast":
+            raise UsageError(f"--nproc applies to rnr fit forecast; rnr fit {args.task} trains in one process")
+        if args.nproc > 1 and distributed.world_from_env() == 1:
+            return _launch(args, out)
+    rank = int(os.environ.get("RANK", "0"))
     trainer = {"forecast": cli_forecast.fit, "classify": cli_sequences.fit_classify,
                "text": cli_sequences.fit_text}[args.task]
     options = dict(progress=show_progress(args), log_dir=str(out))
@@ -235,6 +249,9 @@ def fit(args) -> dict:
     with graceful_stop("stopping after this step and saving the model; Ctrl-C again to stop at once"):
         model, facts = trainer(run_config, options)
     seconds = time.perf_counter() - start
+    if rank != 0:  # the first process writes the folder and reports
+        args.quiet, args.json = True, False
+        return {"_text": "", "_exit": 130 if getattr(model, "interrupted_", False) else 0}
     history = model.history_ if isinstance(model.history_, list) else model.history_.rows
     interrupted = bool(getattr(model, "interrupted_", False) or getattr(model.history_, "interrupted", False))
     out.mkdir(parents=True, exist_ok=True)
@@ -252,6 +269,48 @@ def fit(args) -> dict:
               f"the model trained so far to {out}/ (rnr predict reads it){again}", file=sys.stderr)
         result["_exit"] = 130
     return result
+
+
+def _launch(args, out: Path) -> dict:
+    """``rnr fit ... --nproc N``: the same command in N processes started by torchrun (this machine only)."""
+    argv, drop = [], False
+    for a in args.argv:
+        if drop:
+            drop = False
+        elif a == "--nproc":
+            drop = True
+        elif not a.startswith("--nproc="):
+            argv.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}", "-m",
+           "rnr", *argv]
+    code = subprocess.call(cmd)
+    if code not in (0, 130) or not (out / INFO_FILE).is_file():
+        raise RuntimeError(f"torchrun exited with code {code}: see the messages above")
+    info_dict = json.loads((out / INFO_FILE).read_text(encoding="utf-8"))
+    args.quiet, args.json = True, False  # the first process has already reported
+    return {**info_dict, "processes": args.nproc, "_exit": code, "_text": ""}
+
+
+def writable(path, flag: str, folder: bool = False) -> Path:
+    """``path``, the value of ``flag``, checked before any work: a folder to write into (``folder=True``) or a file
+    to write. A file's missing folders are made; a folder itself is made when the command writes it."""
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {str(path)!r} is a file, but {flag} names the folder to write to; pass a folder")
+    if not folder and path.is_dir():
+        raise UsageError(f"{flag} {str(path)!r} is a folder; pass a file path, e.g. {str(path / 'out.csv')!r}")
+    above = path if folder else path.parent
+    blocker = next((p for p in (above, *above.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise UsageError(f"{flag} {str(path)!r} cannot be written: {str(blocker)!r} is a file, not a folder; pass a "
+                         f"path in a folder")
+    existing = next(p for p in (above, *above.parents) if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {str(path)!r} cannot be written: no permission to write in {str(existing)!r}; pass "
+                         f"a path in a folder you can write to")
+    if not folder:
+        above.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def load_model(path):

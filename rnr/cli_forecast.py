@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rnr.cli import UsageError, config_from_args, load_task_model, show_progress
+from rnr.cli import UsageError, config_from_args, load_task_model, show_progress, writable
 
 
 def read_panel_csv(path, id_col: str, time_col: str) -> pd.DataFrame:
@@ -37,6 +37,14 @@ def fit(run_config: dict, options: dict):
     from rnr.forecast import RNNForecaster
 
     data, model = run_config["data"], run_config["model"]
+    path = Path(data["path"])
+    if path.suffix.lower() == ".parquet" or path.is_dir():  # read a group of series at a time
+        forecaster = RNNForecaster(**model, **options).fit_parquet(
+            path, id_col=data["id"], time_col=data["time"], target=data["target"], past=data["past"],
+            future=data["future"], static=data["static"], freq=data["freq"], missing=data["missing"],
+            max_rows=data["max_rows"])
+        series = len(forecaster.panel_info_["ids"])
+        return forecaster, {"series": series, "trained_on": f"{series} series from Parquet"}
     df = read_panel_csv(data["path"], data["id"], data["time"])
     forecaster = RNNForecaster(**model, **options)
     forecaster.fit(df, id_col=data["id"], time_col=data["time"], target=data["target"], past=data["past"],
@@ -60,6 +68,8 @@ def predict(args, forecaster, info_dict) -> dict:
     if args.data:
         raise UsageError("--data applies to classify models; a forecaster forecasts from the end of the series it "
                          "was fitted on (give future covariates with --future)")
+    if args.out:
+        writable(args.out, "--out")
     frame = _forecast(forecaster, info_dict, args.future, args.h)
     cols = forecaster.panel_info_["columns"]
     frame = frame.rename(columns={cols.id: "unique_id", cols.time: "ds"})
@@ -108,6 +118,8 @@ def backtest(args) -> dict:
     data, model = run_config["data"], run_config["model"]
     if args.windows < 1:
         raise UsageError(f"--windows must be >= 1, got {args.windows}")
+    if args.out:
+        writable(args.out, "--out")
     df = read_panel_csv(data["path"], data["id"], data["time"])
     m = args.m or model.get("season") or 1
     result = run_backtest(RNNForecaster(**model), df, n_windows=args.windows, m=m, id_col=data["id"],

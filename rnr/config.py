@@ -1,7 +1,8 @@
 """Run configurations for the ``rnr`` command: TOML files, ``--set key=value`` overrides, validation.
 
 A configuration has two tables. ``[data]`` says where the data is and which column plays which role; ``[model]``
-holds the estimator's options (for forecasting, the fields of ``rnr.forecast.ForecastConfig``)::
+holds the estimator's options: for ``forecast`` the fields of ``rnr.forecast.ForecastConfig``, for ``classify`` the
+arguments of ``rnr.RNNClassifier``, for ``text`` those of ``rnr.CharLM``::
 
     [data]
     path = "sales.csv"
@@ -38,7 +39,8 @@ class ConfigError(ValueError):
 
 # [data] keys of each task: name -> (type, default, meaning)
 FORECAST_DATA = {
-    "path": (str, None, "the CSV file of the long-format panel"),
+    "path": (str, None, "the long-format panel: a CSV file, or a Parquet file or folder (read in groups)"),
+    "max_rows": (int, 1_000_000, "Parquet: the most rows of series read into memory at a time"),
     "id": (str, "unique_id", "the column naming each series"),
     "time": (str, "ds", "the time column (dates or integers)"),
     "target": (str, "y", "the column to forecast"),

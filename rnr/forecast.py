@@ -9,13 +9,16 @@ Example:
     >>> f = RNNForecaster(horizon=7, season=7, epochs=2).fit(df)          # df: unique_id, ds, y
     >>> f.predict().head()                                                # unique_id, ds, y_hat
 """
+import math
+import os
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
-from rnr._checks import check_positive_int
+from rnr._checks import check_positive_int, check_probability, check_weights
+from rnr._panel_checks import _fmt
 from rnr.forecast_net import ForecastNet, SeriesArrays, as_periods, base_back, season_features
 from rnr.panel import Panel
 from rnr.rnn import put_rows, take_rows
@@ -83,6 +86,19 @@ class RNNForecaster:
         check_positive_int(c.chunk, "chunk")
         check_positive_int(c.batch_size, "batch_size")
         check_positive_int(c.epochs, "epochs", minimum=0)
+        for name in ("hidden_size", "num_layers", "head_size"):
+            check_positive_int(getattr(c, name), name)
+        check_probability(c.dropout, "dropout")
+        check_weights(c.hidden_size * c.head_size, f"head_size={c.head_size} with hidden_size={c.hidden_size}",
+                      "lower head_size or hidden_size")
+        for name, value, rule in (("lr", c.lr, "a number > 0, e.g. 3e-3"),
+                                  ("clip_grad_norm", c.clip_grad_norm, "None or a number > 0, e.g. 1.0")):
+            if (value is None and name == "clip_grad_norm") or (not isinstance(value, bool) and isinstance(
+                    value, (int, float)) and math.isfinite(value) and value > 0):
+                continue
+            raise ValueError(f"{name} must be {rule}, got {value!r}")
+        if c.threads is not None:
+            check_positive_int(c.threads, "threads")
         if c.checkpoint_every is not None:
             check_positive_int(c.checkpoint_every, "checkpoint_every")
         if (c.resume or c.checkpoint_every) and not c.checkpoint_dir:
@@ -117,7 +133,11 @@ class RNNForecaster:
     # fitting ------------------------------------------------------------------------------------------------
     def fit(self, df, id_col: str = "unique_id", time_col: str = "ds", target="y", past=(), future=(), static=(),
             freq=None, missing: str = "error") -> "RNNForecaster":
-        """Learn from every observed step of every series of ``df`` (long format). Returns self."""
+        """Learn from every observed step of every series of ``df`` (long format; a path is read as Parquet with
+        ``fit_parquet``). Returns self."""
+        if isinstance(df, (str, os.PathLike)):
+            return self.fit_parquet(df, id_col=id_col, time_col=time_col, target=target, past=past, future=future,
+                                    static=static, freq=freq, missing=missing)
         self._check_config()
         panel = Panel.from_frame(df, id_col=id_col, time_col=time_col, target=target, past=past, future=future,
                                  static=static, freq=freq, missing=missing)
@@ -126,12 +146,32 @@ class RNNForecaster:
     def fit_panel(self, panel: Panel) -> "RNNForecaster":
         self._check_config()
         c = self.config
+        if panel.lengths().max() < 2:
+            raise ValueError(f"df must hold at least one series of 2 or more steps to learn from (each step learns "
+                             f"from the ones before it), got {len(panel)} series of 1 step; give more history")
         if c.threads:
             torch.set_num_threads(c.threads)
         torch.manual_seed(c.seed)
         self.scaler_ = Scaler(c.scaler).fit(panel)
         self.cov_scaler_ = CovariateScaler().fit(panel)
         arrays = self._arrays(panel)
+        self._build(panel)
+        self.history_ = self._train([arrays])
+        self._remember(panel, arrays)
+        return self
+
+    def fit_parquet(self, source, id_col: str = "unique_id", time_col: str = "ds", target="y", past=(), future=(),
+                    static=(), freq=None, missing: str = "error", max_rows: int = 1_000_000) -> "RNNForecaster":
+        """Learn from a panel in Parquet files (a file, a folder, or a list of files) larger than memory, reading
+        at most about ``max_rows`` rows (whole series) at a time; see ``rnr.parquet``. Returns self."""
+        from rnr.parquet import fit_parquet
+
+        return fit_parquet(self, source, id_col=id_col, time_col=time_col, target=target, past=past,
+                           future=future, static=static, freq=freq, missing=missing, max_rows=max_rows)
+
+    def _build(self, panel: Panel) -> None:
+        """A new network for panels laid out like ``panel``."""
+        c = self.config
         cards = [len(panel.static_categories[k]) for k in panel.static_categories]
         n_static_num = panel.static.shape[1] - len(cards)
         self.net_args_ = dict(n_targets=panel.y.shape[1], n_past=panel.past.shape[1], n_future=panel.future.shape[1],
@@ -140,13 +180,10 @@ class RNNForecaster:
                               hidden_size=c.hidden_size, num_layers=c.num_layers, dropout=c.dropout,
                               head_size=c.head_size, base_input=c.base_input)
         self.net_ = ForecastNet(**self.net_args_)
-        self.history_ = self._train(arrays)
-        self._remember(panel, arrays)
-        return self
 
-    def _arrays(self, panel: Panel) -> SeriesArrays:
+    def _arrays(self, panel: Panel, scaler: Scaler | None = None) -> SeriesArrays:
         sidx = np.repeat(np.arange(len(panel)), panel.lengths())
-        y = self.scaler_.transform(panel.y, sidx)
+        y = (scaler or self.scaler_).transform(panel.y, sidx)
         past, fut = self.cov_scaler_.transform(panel.past, panel.future)
         observed = panel.observed if panel.observed is not None else np.ones_like(panel.y, dtype=bool)
         n_cat = len(panel.static_categories)
@@ -159,11 +196,12 @@ class RNNForecaster:
         static = self.net_.static_features(static_num, static_cat)  # (B, C)
         return torch.cat([x, static[:, None].expand(-1, x.shape[1], -1)], dim=-1)
 
-    def _train(self, arrays: SeriesArrays) -> list[dict]:
-        """Train ``net_`` on ``config.device`` (see ``rnr.forecast_train``); the net ends on the CPU."""
+    def _train(self, parts: list) -> list[dict]:
+        """Train ``net_`` on ``config.device`` over the parts of a panel (see ``rnr.forecast_train``); the net ends
+        on the CPU."""
         from rnr.forecast_train import ForecastTraining
 
-        run = ForecastTraining(self, arrays)
+        run = ForecastTraining(self, parts)
         history = run.run()
         self.interrupted_ = run.interrupted
         return history
@@ -195,14 +233,27 @@ class RNNForecaster:
             "static_num": arrays.static_num, "static_cat": arrays.static_cat, "missing": panel.missing,
         }
 
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "net_"):
+            raise ValueError("this RNNForecaster is not fitted yet; call fit(df) first, or load a saved one with "
+                             "rnr.load(path)")
+
     def update(self, new_rows) -> "RNNForecaster":
         """Read rows that follow each series' end and carry the state forward; nothing is refit."""
+        self._check_fitted()
         info = self.panel_info_
         cols = info["columns"]
         panel = Panel.from_frame(new_rows, id_col=cols.id, time_col=cols.time, target=list(cols.targets),
                                  past=list(cols.past), future=list(cols.future), freq=info["freq"],
                                  missing=info.get("missing", "error"))
         pos = _positions(info["ids"], panel.ids, "new_rows")
+        first = panel.time[panel.offsets[:-1]]
+        early = np.flatnonzero(first <= info["last_time"][pos])
+        if len(early):
+            ex = [f"{panel.ids[i]!r} ends at {_fmt(info['last_time'][pos[i]])} but new_rows start at {_fmt(first[i])}"
+                  for i in early[:3]]
+            raise ValueError(f"new_rows must follow the end of each series: {'; '.join(ex)} ({len(early)} in all); "
+                             f"drop the rows the model has already read")
         sidx = np.repeat(pos, panel.lengths())
         y = np.nan_to_num(self.scaler_.transform(panel.y, sidx)).astype(np.float32)
         past, fut = self.cov_scaler_.transform(panel.past, panel.future)
@@ -227,6 +278,7 @@ class RNNForecaster:
         Columns: id, time, ``y_hat`` and ``y_hat_q{NN}`` per quantile (with several targets, a ``target``
         column says which). ``future_df`` must give every future covariate for each of the h steps.
         """
+        self._check_fitted()
         c, net, info = self.config, self.net_, self.panel_info_
         h = c.horizon if h is None else check_positive_int(h, "h")
         if c.strategy == "direct" and h > c.horizon:
@@ -297,6 +349,18 @@ class RNNForecaster:
         if future_df is None:
             raise ValueError(f"future_df must give the future covariates {list(cols.future)} for the next {steps} "
                              f"steps of every series; pass predict(future_df=...)")
+        if not isinstance(future_df, pd.DataFrame):
+            raise TypeError(f"future_df must be a pandas DataFrame with columns {[cols.id, cols.time, *cols.future]}, "
+                            f"got {type(future_df).__name__}")
+        lacking = [c for c in (cols.id, cols.time, *cols.future) if c not in future_df.columns]
+        if lacking:
+            raise ValueError(f"future_df must have the columns {lacking}; it has {list(future_df.columns)}")
+        values = future_df[list(cols.future)]
+        bad = [c for c in cols.future if not pd.api.types.is_numeric_dtype(values[c])]
+        if bad or not np.isfinite(values.to_numpy(np.float64)).all():
+            what = f"numeric, got dtypes {[str(values[c].dtype) for c in bad]}" if bad else "finite, got NaN or inf"
+            raise ValueError(f"future_df's covariates {bad or list(cols.future)} must be {what}; fill them (future "
+                             f"covariates are known ahead)")
         fdf = future_df.set_index([cols.id, cols.time]).sort_index()
         block = np.zeros((S, steps, len(cols.future)), np.float32)
         for s, uid in enumerate(info["ids"]):
@@ -304,8 +368,10 @@ class RNNForecaster:
             try:
                 rows = fdf.loc[[(uid, t) for t in times], list(cols.future)].to_numpy(np.float32)
             except KeyError:
+                shown = ", ".join(_fmt(t) for t in times[:3]) + (", ..." if steps > 3 else "")
                 raise ValueError(f"future_df must cover the next {steps} steps of every series for "
-                                 f"{list(cols.future)}; series {uid!r} lacks some of {list(times)[:3]}...") from None
+                                 f"{list(cols.future)}; series {uid!r} lacks some of {shown}; add those rows, or "
+                                 f"forecast fewer steps with h=") from None
             block[s] = rows
         _, block = self.cov_scaler_.transform(np.zeros((S * steps, 0), np.float32), block.reshape(S * steps, -1))
         return block.reshape(S, steps, -1)
@@ -325,6 +391,7 @@ class RNNForecaster:
 
     def embed(self) -> pd.DataFrame:
         """Each series' learned representation: its final top-layer hidden state, one row per id."""
+        self._check_fitted()
         top = self.state_[0][-1] if isinstance(self.state_, tuple) else self.state_[-1]
         cols = [f"h{i}" for i in range(top.shape[1])]
         return pd.DataFrame(top.numpy(), index=pd.Index(self.panel_info_["ids"], name="unique_id"), columns=cols)

@@ -15,7 +15,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from rnr import checkpoint
+from torch.nn.parallel import DistributedDataParallel
+
+from rnr import checkpoint, distributed
 from rnr.forecast_net import SeriesArrays, quantile_loss
 from rnr.logs import MetricsLog, stop_requested
 from rnr.rnn import detach_state, put_rows, take_rows
@@ -24,17 +26,26 @@ from rnr.rnn import detach_state, put_rows, take_rows
 class ForecastTraining:
     """One run; ``RNNForecaster._train`` builds it and calls ``run()``, which returns the history rows."""
 
-    def __init__(self, forecaster, arrays: SeriesArrays):
+    def __init__(self, forecaster, parts):
         c = self.config = forecaster.config
-        self.forecaster, self.arrays, self.net = forecaster, arrays, forecaster.net_
+        self.forecaster, self.net = forecaster, forecaster.net_
+        self.parts = [InMemory(p) if isinstance(p, SeriesArrays) else p for p in parts]
+        self.arrays, self.loaded = None, None  # the part in memory, and its number
         self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if c.device == "auto"
                                    else c.device)
         self.net.to(self.device)
+        self.rank, self.world, self.owns_group = distributed.setup(self.device)
+        self.step_net = _Chunk(forecaster)
+        if self.world > 1:
+            self.step_net = DistributedDataParallel(self.step_net)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=c.lr)
-        lengths = arrays.lengths()
-        order = np.argsort(lengths, kind="stable")
-        self.batches = [order[i : i + c.batch_size] for i in range(0, len(order), c.batch_size)]
-        steps_per_epoch = sum(-(-int(lengths[b].max()) // c.chunk) for b in self.batches)
+        self.batches, steps_per_epoch = [], 0  # (part, series of the part), sorted by length within each part
+        for p, part in enumerate(self.parts):
+            lengths = part.lengths()
+            order = np.argsort(lengths, kind="stable")  # batches of similar lengths waste little on padding
+            for i in range(0, len(order), c.batch_size):
+                self.batches.append((p, order[i : i + c.batch_size]))
+                steps_per_epoch += -(-int(lengths[order[i : i + c.batch_size]].max()) // c.chunk)
         total = max(1, steps_per_epoch * c.epochs)
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lambda s: 0.5 * (1 + np.cos(np.pi * min(s, total) / total)))
@@ -44,19 +55,41 @@ class ForecastTraining:
         self.interrupted = False
 
     def order(self, epoch: int) -> np.ndarray:
-        return np.random.default_rng([self.config.seed, epoch]).permutation(len(self.batches))
+        """The epoch's order of the batches: the parts in a random order, each part's batches shuffled (so a part
+        read from disk is read once an epoch)."""
+        rng = np.random.default_rng([self.config.seed, epoch])
+        of_part = [np.array([i for i, (q, _) in enumerate(self.batches) if q == p], dtype=np.int64)
+                   for p in range(len(self.parts))]
+        return np.concatenate([of_part[p][rng.permutation(len(of_part[p]))] for p in rng.permutation(len(of_part))])
+
+    @property
+    def main(self) -> bool:
+        """The process that writes checkpoints, logs and progress (the only one without torchrun)."""
+        return self.rank == 0
+
+    def _stop(self) -> bool:
+        if self.world == 1:
+            return stop_requested()
+        return distributed.any_true(stop_requested(), self.device)  # every process stops at the same batch
 
     def run(self) -> list[dict]:
+        try:
+            return self._run()
+        finally:
+            if self.owns_group:
+                torch.distributed.destroy_process_group()
+
+    def _run(self) -> list[dict]:
         c, net = self.config, self.net
         if c.resume and c.checkpoint_dir:
             self._resume()
-        log = MetricsLog(c.log_dir, rows=self.history) if c.log_dir else None
+        log = MetricsLog(c.log_dir, rows=self.history) if c.log_dir and self.main else None
         net.train()
         while self.epoch < c.epochs and not self.interrupted:
             start = time.perf_counter() - self.partial["seconds"]
             order = self.order(self.epoch)
             bar = tqdm(order[self.batch_in_epoch :], desc=f"epoch {self.epoch + 1}/{c.epochs}",
-                       disable=not c.progress, leave=False, total=len(order), initial=self.batch_in_epoch)
+                       disable=not (c.progress and self.main), leave=False, total=len(order), initial=self.batch_in_epoch)
             for bi in bar:
                 loss, weight, clipped = self._batch(self.batches[bi])
                 p = self.partial
@@ -64,7 +97,7 @@ class ForecastTraining:
                     p["clipped"] + clipped
                 self.batch_in_epoch += 1
                 bar.set_postfix(loss=f"{loss / max(weight, 1.0):.4f}")
-                if stop_requested():
+                if self._stop():
                     self.interrupted = True
                     break
                 if c.checkpoint_every and c.checkpoint_dir and self.batch_in_epoch % c.checkpoint_every == 0:
@@ -84,44 +117,70 @@ class ForecastTraining:
         net.to("cpu")
         return self.history
 
-    def _batch(self, series: np.ndarray) -> tuple[float, float, int]:
-        """One batch of series, chunk by chunk; returns (loss x weight, weight, clipped updates)."""
+    def _batch(self, item: tuple[int, np.ndarray]) -> tuple[float, float, int]:
+        """One global batch of series, chunk by chunk; returns (this process's loss x weight, weight, clipped
+        updates). With several processes each one runs every ``world``-th series of the batch; each chunk's loss is
+        the sum over this process's targets divided by the whole batch's count, times the world size, so the
+        gradients DDP averages equal those of one process running the whole batch."""
         c, net, f, device = self.config, self.net, self.forecaster, self.device
+        part, series = item
+        if self.loaded != part:
+            self.arrays, self.loaded = None, None  # one part in memory at a time
+            self.arrays, self.loaded = self.parts[part].load(), part
         x, s_num, s_cat, lens, known, target, mask, base = self.arrays.batch(series, net.J, f._periods(), f._back())
+        chunk_counts = [mask[:, c0 : c0 + c.chunk].sum() for c0 in range(0, x.shape[1], c.chunk)]
+        if self.world > 1:  # this process's share of the batch
+            mine = torch.arange(self.rank, len(series), self.world)
+            x, s_num, s_cat, lens, known, target, mask, base = (t[mine] for t in (x, s_num, s_cat, lens, known,
+                                                                                  target, mask, base))
         x, s_num, s_cat, known, target, mask, base = (t.to(device) for t in (x, s_num, s_cat, known, target, mask,
                                                                               base))
         state, total, weight, clipped = None, 0.0, 0.0, 0
-        for c0 in range(0, x.shape[1], c.chunk):
-            rows = (lens > c0).nonzero().squeeze(1).to(device)  # series with steps left in this chunk
+        for ci, c0 in enumerate(range(0, len(chunk_counts) * c.chunk, c.chunk)):
+            active = lens > c0  # series with steps left in this chunk
+            idle = not bool(active.any())  # only with several processes: this share has ended, the batch has not
+            if idle:
+                active = torch.zeros_like(active)
+                active[0] = True  # a stand-in row whose loss counts zero, to take part in DDP's all-reduce
+            rows = active.nonzero().squeeze(1).to(device)
             sl = slice(c0, c0 + c.chunk)
-            sub_len = (lens[lens > c0] - c0).clamp(max=x[:, sl].shape[1])  # on the CPU, as packing wants
-            st = None if state is None else take_rows(state, rows)
-            out, new = net.encode(f._inputs(x[rows, sl], s_num[rows], s_cat[rows]), st, sub_len)
+            sub_len = (lens[active] - c0).clamp(min=1, max=x[:, sl].shape[1])  # on the CPU, as packing wants
+            st = None if state is None or idle else take_rows(state, rows)
             b = base[rows, sl]  # (B', T', J, K)
             k = torch.cat([known[rows, sl], b.flatten(2)], dim=-1) if c.base_input else known[rows, sl]
-            pred = net.forecast(out, k) + b[..., None]
-            loss = quantile_loss(pred, target[rows, sl], mask[rows, sl], c.quantiles, c.loss)
-            value = loss.item()
-            if not np.isfinite(value):
-                raise FloatingPointError(
-                    f"training diverged: the loss became {value} in epoch {self.epoch + 1}, batch "
-                    f"{self.batch_in_epoch + 1}; lower lr (now {self.sched.get_last_lr()[0]:.3g}), choose a scaler, "
-                    f"or check the data for extreme values")
+            pred, new = self.step_net(x[rows, sl], s_num[rows], s_cat[rows], st, sub_len, k, b)
+            m = mask[rows, sl] & (not idle)
+            n = float(m.sum())
+            loss = quantile_loss(pred, target[rows, sl], m, c.quantiles, c.loss)
+            value = loss.item() * n  # this share's sum over its targets
+            scale = n / max(float(chunk_counts[ci]), 1.0) * self.world
             self.opt.zero_grad()
-            loss.backward()
-            if c.clip_grad_norm:
-                norm = torch.nn.utils.clip_grad_norm_(net.parameters(), c.clip_grad_norm)
-                clipped += int(norm > c.clip_grad_norm)
+            (loss * scale).backward()
+            norm = torch.nn.utils.clip_grad_norm_(net.parameters(), c.clip_grad_norm or float("inf"))
+            if not torch.isfinite(norm) or (self.world == 1 and not np.isfinite(value)):
+                # (with several processes the gradients, so their norm, are the same on each: all stop here)
+                self._diverged(value, n)
+            clipped += int(bool(c.clip_grad_norm) and norm > c.clip_grad_norm)
             self.opt.step()
             self.sched.step()
             self.step += 1
-            state = put_rows(state, rows, detach_state(new), len(series))
-            n = float(mask[rows, sl].sum())
-            total, weight = total + value * n, weight + n
+            if not idle:
+                state = put_rows(state, rows, detach_state(new), len(lens))
+                total, weight = total + value, weight + n
         return total, weight, clipped
+
+    def _diverged(self, value: float, n: float):
+        what = f"the loss became {value / max(n, 1.0)}" if not np.isfinite(value) else "the gradient norm became " \
+                                                                                       "non-finite"
+        raise FloatingPointError(
+            f"training diverged: {what} in epoch {self.epoch + 1}, batch {self.batch_in_epoch + 1} of the epoch "
+            f"(update {self.step + 1}); the weights are those before this update. Lower lr (now "
+            f"{self.sched.get_last_lr()[0]:.3g}), choose a scaler, or check the data for extreme values")
 
     def _end_epoch(self) -> dict:
         p = self.partial
+        if self.world > 1:
+            p["loss_sum"], p["weight"] = distributed.all_sum([p["loss_sum"], p["weight"]], self.device)
         row = {"epoch": self.epoch + 1, "steps": self.step, "train_loss": p["loss_sum"] / max(p["weight"], 1.0),
                "lr": self.sched.get_last_lr()[0], "clipped": p["clipped"], "seconds": round(p["seconds"], 3)}
         self.history.append(row)
@@ -131,6 +190,8 @@ class ForecastTraining:
 
     # checkpoints ----------------------------------------------------------------------------------------------
     def _checkpoint(self) -> None:
+        if not self.main:
+            return
         state = {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step,
                  "partial": self.partial, "history": self.history, "scheduler": self.sched.state_dict(),
                  "config": {k: v for k, v in vars(self.config).items()}}
@@ -147,3 +208,30 @@ class ForecastTraining:
         torch.set_rng_state(tensors["rng"])
         self.epoch, self.batch_in_epoch, self.step = state["epoch"], state["batch_in_epoch"], state["step"]
         self.partial, self.history = state["partial"], state["history"]
+
+
+class InMemory:
+    """A panel's arrays as the one part of a run."""
+
+    def __init__(self, arrays: SeriesArrays):
+        self.arrays = arrays
+
+    def lengths(self) -> np.ndarray:
+        return self.arrays.lengths()
+
+    def load(self) -> SeriesArrays:
+        return self.arrays
+
+
+class _Chunk(torch.nn.Module):
+    """One chunk of the forecaster's network as a module, so that DDP can wrap it: inputs in, forecasts and the
+    encoder's new state out."""
+
+    def __init__(self, forecaster):
+        super().__init__()
+        self.net = forecaster.net_
+        self.forecaster = forecaster
+
+    def forward(self, x, static_num, static_cat, state, lengths, known, base):
+        out, new = self.net.encode(self.forecaster._inputs(x, static_num, static_cat), state, lengths)
+        return self.net.forecast(out, known) + base[..., None], new
