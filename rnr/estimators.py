@@ -39,8 +39,11 @@ class Estimator:
 
     def __repr__(self) -> str:
         default = type(self)()
-        diff = [f"{k}={v!r}" for k, v in self.get_params().items() if getattr(default, k) != v]
+        diff = [f"{k}={v!r}" for k, v in self.get_params().items() if getattr(default, k) != v and k not in _QUIET]
         return f"{type(self).__name__}({', '.join(diff)})"
+
+
+_QUIET = ("progress", "log_dir", "checkpoint_dir", "resume")  # how a run is watched, not what the model is
 
 
 class RNNClassifier(Estimator):
@@ -99,15 +102,20 @@ class RNNClassifier(Estimator):
             self.tokenizer_ = None
             seqs = _sequences(X, "X")
             self.n_features_in_ = seqs[0].shape[1]
-            steps = np.concatenate(seqs)
-            self.mean_ = steps.mean(0) if self.standardize else np.zeros(self.n_features_in_, np.float32)
-            scale = steps.std(0) if self.standardize else np.ones(self.n_features_in_, np.float32)
+            steps = np.concatenate(seqs).astype(np.float64)  # float64: squares of values near 1e20 overflow float32
+            mean = steps.mean(0) if self.standardize else np.zeros(self.n_features_in_)
+            scale = steps.std(0) if self.standardize else np.ones(self.n_features_in_)
+            self.mean_ = mean.astype(np.float32)
             self.scale_ = np.where(scale > 0, scale, 1.0).astype(np.float32)
         y = np.asarray(y)
-        if y.dtype == object and all(isinstance(v, str) for v in y):  # strings from pandas
-            y = y.astype(str)
         if y.ndim != 1 or len(y) != len(X):
             raise ValueError(f"y must hold one label per sequence of X ({len(X)}), got shape {y.shape}")
+        if y.dtype == object and all(isinstance(v, str) for v in y):  # strings from pandas
+            y = y.astype(str)
+        missing = np.flatnonzero([v is None or (isinstance(v, (float, np.floating)) and v != v) for v in y.tolist()])
+        if len(missing):
+            raise ValueError(f"y must hold a label for every sequence, got None or NaN at positions "
+                             f"{missing[:5].tolist()} ({len(missing)} in all); drop those sequences or label them")
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(f"y must hold at least two classes, got only {self.classes_.tolist()}")
@@ -218,7 +226,12 @@ def _sequences(X, name: str, n_features: int | None = None) -> list[np.ndarray]:
                         f"array, got {type(X).__name__}")
     out = []
     for i, s in enumerate(X):
-        a = np.asarray(s, dtype=np.float32) if not isinstance(s, torch.Tensor) else s.float().numpy()
+        try:
+            a = np.asarray(s, dtype=np.float32) if not isinstance(s, torch.Tensor) else s.float().numpy()
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{name}[{i}] must be a (T, F) array of numbers, got {type(s).__name__} ({e}); a "
+                            f"model fitted on numeric sequences reads numeric sequences, one fitted on a list of "
+                            f"strings reads strings") from None
         if a.ndim == 1:
             a = a[:, None]  # a univariate sequence
         if a.ndim != 2 or a.shape[0] == 0:

@@ -76,7 +76,8 @@ class RNNForecaster:
 
     def __repr__(self) -> str:
         default = ForecastConfig(horizon=self.config.horizon)
-        diff = [f"{k}={v!r}" for k, v in self.get_params().items() if k != "horizon" and getattr(default, k) != v]
+        diff = [f"{k}={v!r}" for k, v in self.get_params().items() if k != "horizon" and getattr(default, k) != v
+                and k not in ("progress", "log_dir", "checkpoint_dir", "resume")]
         return f"RNNForecaster(horizon={self.config.horizon}{''.join(', ' + d for d in diff)})"
 
     # validation ---------------------------------------------------------------------------------------------
@@ -89,8 +90,8 @@ class RNNForecaster:
         for name in ("hidden_size", "num_layers", "head_size"):
             check_positive_int(getattr(c, name), name)
         check_probability(c.dropout, "dropout")
-        check_weights(c.hidden_size * c.head_size, f"head_size={c.head_size} with hidden_size={c.hidden_size}",
-                      "lower head_size or hidden_size")
+        check_weights(c.hidden_size * c.head_size, f"hidden_size={c.hidden_size} with head_size={c.head_size}",
+                      "lower hidden_size or head_size")
         for name, value, rule in (("lr", c.lr, "a number > 0, e.g. 3e-3"),
                                   ("clip_grad_norm", c.clip_grad_norm, "None or a number > 0, e.g. 1.0")):
             if (value is None and name == "clip_grad_norm") or (not isinstance(value, bool) and isinstance(

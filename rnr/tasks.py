@@ -143,3 +143,27 @@ def toy_sentences(n: int, seed: int = 0) -> list[str]:
     gen = torch.Generator().manual_seed(seed)
     return [" ".join(w for w in (words[int(torch.randint(len(words), (), generator=gen))] for words in slots) if w)
             for _ in range(n)]
+
+
+def toy_reviews(n: int = 400, seed: int = 0):
+    """A DataFrame of short film reviews (``review``) and their ``sentiment`` ("pos" | "neg"), in which "not"
+    flips the opinion word after it ("not good" is negative), so that word order matters and a bag of words
+    cannot be right every time."""
+    import pandas as pd
+
+    good, bad = ["good", "great", "moving", "funny"], ["dull", "bad", "slow", "silly"]
+    filler = ["the", "film", "was", "plot", "acting", "really", "quite", "and", "story"]
+    gen = torch.Generator().manual_seed(seed)
+
+    def pick(words):
+        return words[int(torch.randint(len(words), (), generator=gen))]
+
+    rows = []
+    for _ in range(n):
+        positive, negated = bool(torch.rand((), generator=gen) < 0.5), bool(torch.rand((), generator=gen) < 0.4)
+        opinion = pick(bad if positive == negated else good)  # "not dull" is positive
+        words = [pick(filler) for _ in range(int(torch.randint(2, 6, (), generator=gen)))]
+        at = int(torch.randint(len(words) + 1, (), generator=gen))
+        words[at:at] = ["not", opinion] if negated else [opinion]
+        rows.append({"review": " ".join(words), "sentiment": "pos" if positive else "neg"})
+    return pd.DataFrame(rows)

@@ -37,3 +37,12 @@ def test_readme_console_example_runs(block, tmp_path):
 def test_readme_starts_with_the_two_commands():
     head = README.read_text().split("```")[1]
     assert "make run" in head and "make test" in head
+
+
+def test_readme_pictures_exist_and_are_small():
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README.read_text())
+    assert len(pictures) >= 5
+    for picture in pictures:
+        path = README.parent / picture
+        assert path.is_file(), f"{picture} is missing: run python docs/figures.py"
+        assert 1_000 < path.stat().st_size < 1_000_000, picture
