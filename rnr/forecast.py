@@ -54,6 +54,7 @@ class ForecastConfig:
     checkpoint_dir: str | None = None  # a checkpoint after each epoch (the last two are kept)
     checkpoint_every: int | None = None  # and after every N batches
     resume: bool = False             # continue from the newest good checkpoint in checkpoint_dir
+    on_nonfinite: str = "error"      # a NaN/inf loss or gradient: "error" (stop, weights as before it) | "skip" the batch
 
 
 class RNNForecaster:
@@ -100,6 +101,8 @@ class RNNForecaster:
             raise ValueError(f"{name} must be {rule}, got {value!r}")
         if c.threads is not None:
             check_positive_int(c.threads, "threads")
+        if c.on_nonfinite not in ("error", "skip"):
+            raise ValueError(f"on_nonfinite must be 'error' or 'skip', got {c.on_nonfinite!r}")
         if c.checkpoint_every is not None:
             check_positive_int(c.checkpoint_every, "checkpoint_every")
         if (c.resume or c.checkpoint_every) and not c.checkpoint_dir:

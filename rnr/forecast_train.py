@@ -10,6 +10,7 @@ With ``checkpoint_dir`` the run writes a checkpoint after every epoch (and every
 ``rnr.logs.graceful_stop()`` ends the run after the batch it is in, with a checkpoint.
 """
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -50,7 +51,7 @@ class ForecastTraining:
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lambda s: 0.5 * (1 + np.cos(np.pi * min(s, total) / total)))
         self.epoch, self.batch_in_epoch, self.step = 0, 0, 0
-        self.partial = {"loss_sum": 0.0, "weight": 0.0, "clipped": 0, "seconds": 0.0}
+        self.partial = {"loss_sum": 0.0, "weight": 0.0, "clipped": 0, "skipped": 0, "seconds": 0.0}
         self.history: list[dict] = []
         self.interrupted = False
 
@@ -91,10 +92,10 @@ class ForecastTraining:
             bar = tqdm(order[self.batch_in_epoch :], desc=f"epoch {self.epoch + 1}/{c.epochs}",
                        disable=not (c.progress and self.main), leave=False, total=len(order), initial=self.batch_in_epoch)
             for bi in bar:
-                loss, weight, clipped = self._batch(self.batches[bi])
+                loss, weight, clipped, skipped = self._batch(self.batches[bi])
                 p = self.partial
-                p["loss_sum"], p["weight"], p["clipped"] = p["loss_sum"] + loss, p["weight"] + weight, \
-                    p["clipped"] + clipped
+                p["loss_sum"], p["weight"] = p["loss_sum"] + loss, p["weight"] + weight
+                p["clipped"], p["skipped"] = p["clipped"] + clipped, p.get("skipped", 0) + skipped
                 self.batch_in_epoch += 1
                 bar.set_postfix(loss=f"{loss / max(weight, 1.0):.4f}")
                 if self._stop():
@@ -119,7 +120,7 @@ class ForecastTraining:
 
     def _batch(self, item: tuple[int, np.ndarray]) -> tuple[float, float, int]:
         """One global batch of series, chunk by chunk; returns (this process's loss x weight, weight, clipped
-        updates). With several processes each one runs every ``world``-th series of the batch; each chunk's loss is
+        updates, 1 if the batch was skipped for a non-finite loss or gradient else 0). With several processes each one runs every ``world``-th series of the batch; each chunk's loss is
         the sum over this process's targets divided by the whole batch's count, times the world size, so the
         gradients DDP averages equal those of one process running the whole batch."""
         c, net, f, device = self.config, self.net, self.forecaster, self.device
@@ -159,7 +160,10 @@ class ForecastTraining:
             norm = torch.nn.utils.clip_grad_norm_(net.parameters(), c.clip_grad_norm or float("inf"))
             if not torch.isfinite(norm) or (self.world == 1 and not np.isfinite(value)):
                 # (with several processes the gradients, so their norm, are the same on each: all stop here)
-                self._diverged(value, n)
+                if c.on_nonfinite == "error":
+                    self._diverged(value, n)
+                self.opt.zero_grad()  # "skip": no update from this batch, and the rest of it unread
+                return total, weight, clipped, 1
             clipped += int(bool(c.clip_grad_norm) and norm > c.clip_grad_norm)
             self.opt.step()
             self.sched.step()
@@ -167,7 +171,7 @@ class ForecastTraining:
             if not idle:
                 state = put_rows(state, rows, detach_state(new), len(lens))
                 total, weight = total + value, weight + n
-        return total, weight, clipped
+        return total, weight, clipped, 0
 
     def _diverged(self, value: float, n: float):
         what = f"the loss became {value / max(n, 1.0)}" if not np.isfinite(value) else "the gradient norm became " \
@@ -182,10 +186,14 @@ class ForecastTraining:
         if self.world > 1:
             p["loss_sum"], p["weight"] = distributed.all_sum([p["loss_sum"], p["weight"]], self.device)
         row = {"epoch": self.epoch + 1, "steps": self.step, "train_loss": p["loss_sum"] / max(p["weight"], 1.0),
-               "lr": self.sched.get_last_lr()[0], "clipped": p["clipped"], "seconds": round(p["seconds"], 3)}
+               "lr": self.sched.get_last_lr()[0], "clipped": p["clipped"], "skipped": p.get("skipped", 0),
+               "seconds": round(p["seconds"], 3)}
+        if row["skipped"] and self.main:
+            warnings.warn(f"epoch {row['epoch']}: skipped {row['skipped']} batch(es) whose loss or gradient was not "
+                          f"finite (on_nonfinite='skip')", stacklevel=2)
         self.history.append(row)
         self.epoch, self.batch_in_epoch = self.epoch + 1, 0
-        self.partial = {"loss_sum": 0.0, "weight": 0.0, "clipped": 0, "seconds": 0.0}
+        self.partial = {"loss_sum": 0.0, "weight": 0.0, "clipped": 0, "skipped": 0, "seconds": 0.0}
         return row
 
     # checkpoints ----------------------------------------------------------------------------------------------
