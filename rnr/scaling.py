@@ -103,7 +103,17 @@ class Scaler:
     def transform(self, y, series_index) -> np.ndarray:
         """(y - loc_[s]) / scale_[s] row by row. y (N, ..., K), series_index (N,) ints -> float32 (N, ..., K)."""
         loc, scale = self._rows(y, series_index)
-        return ((np.asarray(y) - loc) / scale).astype(np.float32)
+        y = np.asarray(y)
+        out = (y - loc) / scale
+        too_far = np.abs(out) > np.finfo(np.float32).max
+        if too_far.any():  # float32 would make them inf: say which series, rather than train on inf
+            rows = np.nonzero(too_far.reshape(len(y), -1).any(axis=1))[0]
+            series = np.unique(np.asarray(series_index)[rows])
+            raise ValueError(f"{self!r} puts values of series {series[:5].tolist()} (positions in the panel) "
+                             f"{float(np.abs(out[too_far]).max()):.3g} scales from their centre, beyond float32; a "
+                             f"far outlier in a series of nearly constant values does this: check those values, or "
+                             f"use scaler='standard'")
+        return out.astype(np.float32)
 
     def inverse(self, y_scaled, series_index) -> np.ndarray:
         """y_scaled * scale_[s] + loc_[s] row by row, undoing ``transform``; shapes as there."""
