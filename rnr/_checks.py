@@ -133,6 +133,16 @@ def check_positive_int(value, name: str, minimum: int = 1) -> int:
     return value
 
 
+MAX_WEIGHTS = 2**34  # 64 GiB of float32 weights in one layer: more than a machine holds, so surely a typo
+
+
+def check_weights(n: int, what: str, fix: str) -> None:
+    """Refuse a layer of more than MAX_WEIGHTS weights before allocating it (a huge size from a config or a file)."""
+    if n > MAX_WEIGHTS:
+        raise ValueError(f"{what} needs {n:.3g} weights ({n * 4 / 2**30:.3g} GiB of float32), more than the limit of "
+                         f"{MAX_WEIGHTS:.3g}; {fix}")
+
+
 def check_probability(value, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a float in [0, 1), got {type(value).__name__} {value!r}")
