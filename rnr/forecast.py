@@ -54,7 +54,7 @@ class ForecastConfig:
     checkpoint_dir: str | None = None  # a checkpoint after each epoch (the last two are kept)
     checkpoint_every: int | None = None  # and after every N batches
     resume: bool = False             # continue from the newest good checkpoint in checkpoint_dir
-    on_nonfinite: str = "error"      # a NaN/inf loss or gradient: "error" (stop, weights as before it) | "skip" the batch
+    on_nonfinite: str = "error"      # a NaN/inf loss or gradient: "error" (stop; weights before it) | "skip" its batch
 
 
 class RNNForecaster:
@@ -179,7 +179,8 @@ class RNNForecaster:
         cards = [len(panel.static_categories[k]) for k in panel.static_categories]
         n_static_num = panel.static.shape[1] - len(cards)
         self.net_args_ = dict(n_targets=panel.y.shape[1], n_past=panel.past.shape[1], n_future=panel.future.shape[1],
-                              n_static=n_static_num, cardinalities=cards, season=list(self._periods()), horizon=c.horizon,
+                              n_static=n_static_num, cardinalities=cards, season=list(self._periods()),
+                              horizon=c.horizon,
                               strategy=c.strategy, quantiles=list(c.quantiles), cell=c.cell,
                               hidden_size=c.hidden_size, num_layers=c.num_layers, dropout=c.dropout,
                               head_size=c.head_size, base_input=c.base_input)

@@ -90,7 +90,8 @@ class ForecastTraining:
             start = time.perf_counter() - self.partial["seconds"]
             order = self.order(self.epoch)
             bar = tqdm(order[self.batch_in_epoch :], desc=f"epoch {self.epoch + 1}/{c.epochs}",
-                       disable=not (c.progress and self.main), leave=False, total=len(order), initial=self.batch_in_epoch)
+                       disable=not (c.progress and self.main), leave=False, total=len(order),
+                       initial=self.batch_in_epoch)
             for bi in bar:
                 loss, weight, clipped, skipped = self._batch(self.batches[bi])
                 p = self.partial
@@ -118,11 +119,13 @@ class ForecastTraining:
         net.to("cpu")
         return self.history
 
-    def _batch(self, item: tuple[int, np.ndarray]) -> tuple[float, float, int]:
+    def _batch(self, item: tuple[int, np.ndarray]) -> tuple[float, float, int, int]:
         """One global batch of series, chunk by chunk; returns (this process's loss x weight, weight, clipped
-        updates, 1 if the batch was skipped for a non-finite loss or gradient else 0). With several processes each one runs every ``world``-th series of the batch; each chunk's loss is
-        the sum over this process's targets divided by the whole batch's count, times the world size, so the
-        gradients DDP averages equal those of one process running the whole batch."""
+        updates, 1 if the batch was skipped for a non-finite loss or gradient else 0).
+
+        With several processes each one runs every ``world``-th series of the batch; each chunk's loss is the sum
+        over this process's targets divided by the whole batch's count, times the world size, so the gradients DDP
+        averages equal those of one process running the whole batch."""
         c, net, f, device = self.config, self.net, self.forecaster, self.device
         part, series = item
         if self.loaded != part:
