@@ -70,6 +70,12 @@ def backtest(forecaster, df: pd.DataFrame, n_windows: int = 3, step: int | None 
         if col not in df.columns:
             raise ValueError(f"df must have the column {col!r}; it has {list(df.columns)}")
     df = df.sort_values([id_col, time_col], kind="stable").reset_index(drop=True)
+    longest = int(df.groupby(id_col).size().max()) if len(df) else 0
+    need = H + (n_windows - 1) * step + max(H, m) + 1  # the windows, then enough history to fit and scale MASE
+    if longest < need:
+        raise ValueError(f"n_windows={n_windows} windows of horizon {H} (step {step}) with m={m} need a series of at "
+                         f"least {need} steps, but the longest in df has {longest}; use fewer windows, a shorter "
+                         f"horizon, or longer series")
     rows, frames, fitted, prev_cut = [], [], None, None
     bar = tqdm(range(n_windows), desc="backtest windows", unit="window", leave=False,
                disable=None if progress is None else not progress)

@@ -7,10 +7,11 @@ import pandas as pd
 from rnr.cli import UsageError, config_from_args, load_task_model, show_progress, writable
 
 
-def read_panel_csv(path, id_col: str, time_col: str) -> pd.DataFrame:
+def read_panel_csv(path, id_col: str, time_col: str, flag: str = "--data") -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"data file {str(path)!r} does not exist; pass the CSV of the panel with --data")
+        what = "the future covariates" if flag == "--future" else "the panel"
+        raise UsageError(f"data file {str(path)!r} does not exist; pass the CSV of {what} with {flag}")
     try:
         df = pd.read_csv(path)
     except UnicodeDecodeError:
@@ -60,7 +61,7 @@ def _columns(info_dict: dict) -> tuple[str, str, str]:
 
 def _forecast(forecaster, info_dict: dict, future_path, h=None) -> pd.DataFrame:
     id_col, time_col, _ = _columns(info_dict)
-    future = read_panel_csv(future_path, id_col, time_col) if future_path else None
+    future = read_panel_csv(future_path, id_col, time_col, "--future") if future_path else None
     return forecaster.predict(h=h, future_df=future)
 
 

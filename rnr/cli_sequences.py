@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rnr.cli import UsageError, load_task_model, show_progress
+from rnr.cli import UsageError, load_task_model, show_progress, writable
 
 
 # classification ---------------------------------------------------------------------------------------------------
@@ -86,6 +86,8 @@ def predict(args, clf, info_dict) -> dict:
                          f"{args.model!r} holds a {type(clf).__name__} (use rnr generate for text models)")
     if not args.data:
         raise UsageError("rnr predict with a classify model needs --data, the sequences or texts to label")
+    if args.out:
+        writable(args.out, "--out")
     X, _, ids = read_labelled(info_dict.get("data", _default_data()), args.data, need_label=False)
     proba = clf.predict_proba(X)
     frame = pd.DataFrame({"id": ids, "label": clf.classes_[proba.argmax(1)]})
@@ -156,6 +158,8 @@ def generate(args) -> dict:
     model = _charlm(args.model, "generate")
     if args.length < 1:
         raise UsageError(f"--length must be >= 1, got {args.length}")
+    if args.out:
+        writable(args.out, "--out")
     text = model.sample(length=args.length, prime=args.prime, temperature=args.temperature, top_k=args.top_k,
                         top_p=args.top_p, seed=args.seed, progress=show_progress(args) and bool(args.out))
     if args.out:

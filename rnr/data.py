@@ -62,6 +62,13 @@ def _as_items(a, name: str) -> list[Tensor] | Tensor:
         for i, t in enumerate(items):
             if t.dim() >= 1 and t.shape[0] == 0:
                 raise ValueError(f"{name}[{i}] is an empty sequence (length 0); drop it or give it at least one step")
+            if t.dim() != items[0].dim() or t.shape[1:] != items[0].shape[1:]:
+                raise ValueError(f"{name}[{i}] has shape {tuple(t.shape)} but {name}[0] has {tuple(items[0].shape)}; "
+                                 f"examples may differ in length (the first dimension) only, so give every one the "
+                                 f"same features")
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise ValueError(f"{name}[{i}] holds NaN or inf; fill or drop missing values first (padding in a "
+                                 f"ragged list is never needed: give each example its own length)")
         return items
     t = _as_tensor(a, name)
     if t.dim() == 0 or t.shape[0] == 0:

@@ -101,26 +101,38 @@ def load_ts(path) -> tuple[list[np.ndarray], np.ndarray]:
     The format: ``#`` comments, ``@`` header lines, then after ``@data`` one case per line, its channels separated
     by ``:`` (values by ``,``) and the class label last. Missing values (``?``) become NaN.
     """
+    try:
+        with open(path, encoding="utf-8") as f:
+            return _read_ts(f, path)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason}); a .ts file is UTF-8: convert it, "
+                         f"e.g. with iconv -t utf-8") from None
+
+
+def _read_ts(f, path) -> tuple[list[np.ndarray], np.ndarray]:
     X, y = [], []
-    with open(path) as f:
-        in_data = False
-        for n, line in enumerate(f, 1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            if not in_data:
-                in_data = line.lower().startswith("@data")
-                continue
-            *channels, label = line.split(":")
-            try:
-                rows = [np.array([np.nan if v == "?" else float(v) for v in c.split(",")]) for c in channels]
-            except ValueError as e:
-                raise ValueError(f"{path}: line {n} is not a .ts case (channels of numbers, ':'-separated, the label "
-                                 f"last): {e}") from None
-            if not rows or len({len(r) for r in rows}) != 1:
-                raise ValueError(f"{path}: line {n} has channels of different lengths {[len(r) for r in rows]}")
-            X.append(np.stack(rows, axis=1).astype(np.float32))  # (T_i, channels)
-            y.append(label.strip())
+    in_data = False
+    for n, line in enumerate(f, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if not in_data:
+            in_data = line.lower().startswith("@data")
+            continue
+        *channels, label = line.split(":")
+        if not channels or not label.strip():
+            raise ValueError(f"{path}: line {n} is not a .ts case: it needs channels of numbers and a class label, "
+                             f"':'-separated (e.g. 1.0,2.0,3.0:label), got {line[:40]!r}")
+        try:
+            rows = [np.array([np.nan if v == "?" else float(v) for v in c.split(",")]) for c in channels]
+        except ValueError as e:
+            raise ValueError(f"{path}: line {n} is not a .ts case (channels of numbers, ':'-separated, the label "
+                             f"last): {e}") from None
+        if len({len(r) for r in rows}) != 1:
+            raise ValueError(f"{path}: line {n} has channels of different lengths {[len(r) for r in rows]}; every "
+                             f"channel of a case needs one value per step")
+        X.append(np.stack(rows, axis=1).astype(np.float32))  # (T_i, channels)
+        y.append(label.strip())
     if not in_data or not X:
         raise ValueError(f"{path} holds no cases: a .ts file needs an '@data' line followed by one case per line")
     return X, np.array(y)

@@ -5,15 +5,25 @@ The file holds the weights as tensors and, in its header, JSON metadata::
     {"format": "rnr", "format_version": "1", "class": "ManyToOne", "config": {...constructor arguments...},
      "rnr_version": "0.1.0", "sha256": "..."}
 
-``load`` rebuilds the model from ``class`` and ``config`` and loads the weights strictly. Anything that does not
-fit (a missing, truncated or foreign file, a newer format, an unknown class or argument, a shape that does not
-match) is a clear error. Writes are atomic: a crash never leaves half a file in place of a good one.
+``load`` rebuilds the model from ``class`` and ``config`` and loads the weights strictly. Loading never runs code
+from the file: no pickle, no ``torch.load``; the metadata is checked against a schema (known keys, JSON types,
+each constructor argument against its type hint) and the model is first built on PyTorch's ``meta`` device, which
+allocates nothing, and compared with the file's tensors, so a forged size (``hidden_size=10**9``) is refused before
+any memory is taken. Anything that does not fit (a missing, truncated or foreign file, a newer format, an unknown
+class, key or argument, a wrong type, a shape that does not match) is a ``ValueError`` that names the file and
+what is wrong. Writes are atomic: a crash never leaves half a file in place of a good one.
 
 Objects that are more than an ``nn.Module`` (``RNNForecaster``: scalers, column roles, carried states) provide
 ``_to_file() -> (tensors, config)`` and ``_from_file(tensors, config)``.
 """
+import contextvars
+import dataclasses
 import inspect
 import json
+import math
+import re
+import types
+import typing
 from pathlib import Path
 
 import torch
@@ -72,34 +82,202 @@ def load(path, device="cpu"):
     """Rebuild the model written by ``rnr.save`` at ``path``, on ``device``, in eval mode."""
     tensors, meta = _safefile.read(path)
     where = repr(str(path))
-    if meta.get("format") != "rnr":
-        raise ValueError(f"{where} is a safetensors file but not an rnr model file (no 'format': 'rnr' in its "
-                         f"metadata); load it with safetensors.torch.load_file")
-    try:
-        version = int(meta.get("format_version", "0"))
-        config = json.loads(meta["config"])
-    except (ValueError, KeyError) as e:
-        raise ValueError(f"{where} has damaged rnr metadata ({type(e).__name__}: {e}); write the model again with "
-                         f"rnr.save") from None
-    if version > FORMAT_VERSION:
-        raise ValueError(f"{where} has format_version {version}, newer than this rnr reads ({FORMAT_VERSION}; "
-                         f"written by rnr {meta.get('rnr_version', '?')}); upgrade rnr with pip install -U rnr")
+    config = _check_metadata(meta, where)
     classes = _classes()
-    name = meta.get("class")
+    name = meta["class"]
     if name not in classes:
         raise ValueError(f"{where} holds a model of class {name!r}, which this rnr does not know; known classes: "
                          f"{sorted(classes)}")
     cls = classes[name]
-    if hasattr(cls, "_from_file"):
-        return cls._from_file(tensors, config, device=device)
-    known = _init_args(cls)
-    unknown = sorted(set(config) - known)
+    _check_config(cls, name, config, where, meta.get("rnr_version", "?"))
+    token = _DRY_RUN.set(True)
+    try:  # sizes first: built on the meta device (no memory) and compared with the file's tensors
+        with torch.device("meta"):
+            _build(cls, tensors, config, "meta", where, name)
+    finally:
+        _DRY_RUN.reset(token)
+    return _build(cls, tensors, config, device, where, name)
+
+
+_DRY_RUN = contextvars.ContextVar("rnr_io_dry_run", default=False)  # load_weights compares shapes only
+META_KEYS = ("format", "format_version", "class", "config", "rnr_version", "sha256")
+
+
+def _build(cls, tensors: dict, config: dict, device, where: str, name: str):
+    try:
+        if hasattr(cls, "_from_file"):
+            return cls._from_file(tensors, config, device=device)
+        model = cls(**config)
+        load_weights(model, tensors, where)
+        return model.to(device).eval()
+    except (TypeError, ValueError, KeyError, IndexError, RuntimeError) as e:
+        text = str(e) if not isinstance(e, KeyError) else f"no entry {e}"
+        if where in text:
+            raise
+        raise ValueError(f"{where} holds a {name} that cannot be rebuilt ({type(e).__name__}: {text}); the file is "
+                         f"damaged or was edited: write the model again with rnr.save") from None
+
+
+def _check_metadata(meta: dict, where: str) -> dict:
+    """The header's keys and values against the schema of META_KEYS; returns the parsed ``config`` object."""
+    if meta.get("format") != "rnr":
+        raise ValueError(f"{where} is a safetensors file but not an rnr model file (no 'format': 'rnr' in its "
+                         f"metadata); load it with safetensors.torch.load_file")
+    version = meta.get("format_version")
+    if not isinstance(version, str) or not re.fullmatch(r"[0-9]{1,9}", version):
+        raise ValueError(f"{where} has damaged rnr metadata: format_version must be a whole number such as "
+                         f"'{FORMAT_VERSION}', got {version!r}; write the model again with rnr.save")
+    if int(version) > FORMAT_VERSION:
+        raise ValueError(f"{where} has format_version {int(version)}, newer than this rnr reads ({FORMAT_VERSION}; "
+                         f"written by rnr {meta.get('rnr_version', '?')}); upgrade rnr with pip install -U rnr")
+    unknown = sorted(set(meta) - set(META_KEYS))
+    missing = [k for k in ("class", "config") if k not in meta]
+    if unknown or missing:
+        raise ValueError(f"{where} has damaged rnr metadata: unknown keys {unknown}, missing keys {missing}; an rnr "
+                         f"model file's metadata holds {list(META_KEYS)}. Write the model again with rnr.save")
+    try:
+        config = json.loads(meta["config"])
+    except ValueError as e:
+        raise ValueError(f"{where} has damaged rnr metadata: config is not JSON ({e}); write the model again with "
+                         f"rnr.save") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{where} has damaged rnr metadata: config must be a JSON object of constructor arguments, "
+                         f"got a JSON {_json_type(config)}; write the model again with rnr.save")
+    return config
+
+
+def _file_schema(name: str) -> dict:
+    """For models with ``_from_file``: config key -> expected JSON type, or a class whose type hints the entries
+    of that object must follow."""
+    from rnr.forecast import ForecastConfig
+    from rnr.forecast_net import ForecastNet
+    from rnr.panel import PanelColumns
+
+    tokenizer, classes = _TokenizerState, _classes()
+    return {
+        "RNNForecaster": {"params": ForecastConfig, "net": ForecastNet, "scaler_kind": str | None, "ids": list,
+                          "ids_dtype": "dtype", "columns": PanelColumns, "freq": str | int, "time_dtype": "dtype",
+                          "missing": str, "history": list[dict]},
+        "RNNClassifier": {"params": classes["RNNClassifier"], "classes": list, "classes_dtype": "dtype",
+                          "n_features_in": int, "tokenizer": tokenizer | None},
+        "CharLM": {"params": classes["CharLM"], "vocab": list[str], "start": str, "history": list[dict]},
+        "Seq2Seq": {"params": classes["Seq2Seq"], "source_tokenizer": tokenizer, "target_tokenizer": tokenizer},
+    }.get(name)
+
+
+@dataclasses.dataclass
+class _TokenizerState:  # rnr.text.Tokenizer.to_state()
+    level: str
+    lower: bool
+    min_count: int
+    max_size: int | None
+    vocab: list[str]
+
+
+_PLAIN = (list, dict, str, int, float, bool, type(None))
+# hints that differ from what is stored: ForecastNet gets the list of seasonal periods
+_HINT_OVERRIDES = {("ForecastNet", "season"): list[int] | int | None}
+_DTYPE = re.compile(r"[<>|=]?(object|bool|u?int(8|16|32|64)|float(16|32|64)|datetime64\[(ns|us|ms|s)\]"
+                    r"|[iufbO][0-9]{0,2}|U[0-9]{1,5})")
+
+
+def _check_config(cls, name: str, config: dict, where: str, written_by: str) -> None:
+    """Every key known, every required one present, every value of its declared type (JSON types)."""
+    schema = _file_schema(name) if hasattr(cls, "_from_file") else None
+    if schema is None:
+        _check_args(cls, config, f"{where} configures {name} with", written_by)
+        return
+    _check_keys(config, schema, f"{where} configures {name} with", written_by, list(schema))
+    for key, kind in schema.items():
+        value, what = config[key], f"{where}: config[{key!r}]"
+        obj = next((k for k in typing.get_args(kind) or (kind,) if isinstance(k, type) and k not in _PLAIN), None)
+        if obj is not None and not (value is None and _fits(None, kind)):  # an object of arguments
+            kind = obj
+            if not isinstance(value, dict):
+                raise ValueError(f"{what} must be a JSON object of {kind.__name__} arguments, got a JSON "
+                                 f"{_json_type(value)}; the file is damaged or was edited")
+            _check_args(kind, value, f"{what} gives {kind.__name__}", written_by)
+        elif kind == "dtype":
+            if not isinstance(value, str) or not _DTYPE.fullmatch(value):
+                raise ValueError(f"{what} must name a numpy dtype such as 'int64' or '<U8', got {value!r}; the file "
+                                 f"is damaged or was edited")
+        elif not _fits(value, kind):
+            raise ValueError(f"{what} must be {_hint_name(kind)}, got {_json_type(value)} {_short(value)}; the file is "
+                             f"damaged or was edited")
+
+
+def _check_keys(given: dict, known, lead: str, written_by: str, required) -> None:
+    unknown = sorted(set(given) - set(known))
     if unknown:
-        raise ValueError(f"{where} configures {name} with arguments {unknown} that this rnr does not take; it was "
-                         f"written by rnr {meta.get('rnr_version', '?')}: upgrade rnr to read it")
-    model = cls(**{k: v for k, v in config.items() if k in known})
-    load_weights(model, tensors, where)
-    return model.to(device).eval()
+        raise ValueError(f"{lead} arguments {unknown} that this rnr does not take; it was written by rnr "
+                         f"{written_by}: upgrade rnr to read it (known: {sorted(known)})")
+    missing = [k for k in required if k not in given]
+    if missing:
+        raise ValueError(f"{lead} no {missing}; the file is damaged or was edited: write the model again with rnr.save")
+
+
+def _check_args(kind, values: dict, lead: str, written_by: str) -> None:
+    """``values`` against the arguments of ``kind`` (a class's constructor, or a dataclass's fields)."""
+    if dataclasses.is_dataclass(kind):
+        fields = dataclasses.fields(kind)
+        names = [f.name for f in fields]
+        required = [f.name for f in fields if f.default is dataclasses.MISSING
+                    and f.default_factory is dataclasses.MISSING]
+        hints = typing.get_type_hints(kind)
+    else:
+        params = [p for p in inspect.signature(kind.__init__).parameters.values() if p.name != "self"]
+        names = [p.name for p in params]
+        required = [p.name for p in params if p.default is inspect.Parameter.empty]
+        hints = typing.get_type_hints(kind.__init__)
+    _check_keys(values, names, lead, written_by, required)
+    for key, value in values.items():
+        hint = _HINT_OVERRIDES.get((kind.__name__, key), hints.get(key))
+        if hint is not None and not _fits(value, hint):
+            raise ValueError(f"{lead} {key}={_short(value)}, but {key} must be {_hint_name(hint)}; the file is "
+                             f"damaged or was edited: write the model again with rnr.save")
+
+
+def _fits(value, hint) -> bool:
+    """Whether a JSON value can stand for the type hint (JSON lists stand for tuples)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if hint is type(None) or hint is None:
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if hint is str:
+        return isinstance(value, str)
+    if hint in (list, tuple) or origin in (list, tuple):
+        return isinstance(value, list) and (not args or all(_fits(v, args[0]) for v in value))
+    if hint is dict or origin is dict:
+        return isinstance(value, dict)
+    return True  # a callable or a class: JSON cannot hold one, and the constructor has the last word
+
+
+def _hint_name(hint) -> str:
+    names = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string", list: "a list",
+             tuple: "a list", dict: "an object", type(None): "null"}
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_hint_name(a) for a in typing.get_args(hint))
+    if typing.get_origin(hint) in (list, tuple):
+        plural = {bool: "booleans", int: "integers", float: "numbers", str: "strings", dict: "objects"}
+        return f"a list of {plural.get(typing.get_args(hint)[0], 'values')}" if typing.get_args(hint) else "a list"
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _json_type(value) -> str:
+    return {bool: "boolean", int: "number", float: "number", str: "string", list: "array", dict: "object",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _short(value) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _init_args(cls) -> set[str]:
@@ -116,6 +294,8 @@ def load_weights(model: nn.Module, tensors: dict, where: str) -> None:
     if missing or extra or wrong:
         raise ValueError(f"{where} does not fit its {type(model).__name__}: missing {missing[:5]}, unexpected "
                          f"{extra[:5]}, wrong shapes {wrong[:5]}; the file is damaged or was edited")
+    if _DRY_RUN.get():  # rnr.load's first pass: the model is on the meta device, there is nothing to copy
+        return
     with torch.no_grad():
         model.load_state_dict(tensors, strict=True)
 

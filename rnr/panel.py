@@ -334,7 +334,8 @@ def _time_values(col: pd.Series, name: str) -> np.ndarray:
 def _floats(df, names, order) -> np.ndarray:
     out = np.empty((len(df), len(names)), np.float32)  # (N, k)
     for j, name in enumerate(names):
-        col = df[name].to_numpy(dtype=np.float32, na_value=np.nan)
+        with np.errstate(over="ignore"):  # beyond float32's range becomes inf, which _finish reports by row
+            col = df[name].to_numpy(dtype=np.float32, na_value=np.nan)
         out[:, j] = col if order is None else col[order]
     return out
 

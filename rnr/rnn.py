@@ -23,7 +23,8 @@ from torch import Tensor, _VF, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnr import kernels
-from rnr._checks import check_lengths, check_positive_int, check_probability, check_sequence, check_state
+from rnr._checks import (check_lengths, check_positive_int, check_probability, check_sequence, check_state,
+                         check_weights)
 from rnr.bptt import elman_bptt
 from rnr.fast import run_compiled
 from rnr.cells import GATES, PHIS, Phi, check_cell, elman_step, gru_step, init_uniform_, lstm_step, resolve_phi
@@ -155,6 +156,10 @@ class RNN(nn.Module):
         self.config = dict(input_size=input_size, hidden_size=hidden_size, cell=cell, nonlinearity=nonlinearity,
                            num_layers=num_layers, bidirectional=bidirectional, dropout=dropout, bias=bias, impl=impl)
         g = GATES[cell]
+        d = self.num_directions
+        check_weights(num_layers * d * g * hidden_size * (input_size + hidden_size * d + 2),
+                      f"hidden_size={hidden_size} (input_size={input_size}, num_layers={num_layers}, {cell})",
+                      "lower hidden_size")
         self._names = []  # per (layer, direction): (w_ih, w_hh, b_ih, b_hh) names
         for k in range(num_layers):
             layer_in = input_size if k == 0 else hidden_size * self.num_directions

@@ -6,6 +6,13 @@ carried, detached, between them), validation each epoch, an LR schedule, early s
 weights, a CSV history, and atomic checkpoints from which ``resume=True`` continues to the same final weights as
 a run that was never interrupted (the checkpoint holds weights, optimizer and scheduler state, the RNG state and
 the position inside the epoch).
+
+Numerical faults: a loss or gradient that is not finite (NaN or inf) never reaches the optimizer. By default
+(``on_nonfinite="error"``) the run stops with a FloatingPointError that names the epoch, the batch and the step,
+and the model keeps the last good weights (the checkpoints stay as they were); ``on_nonfinite="skip"`` drops such
+a batch instead, counts it in the history's ``skipped`` column and warns at the end of the epoch. An update that
+turns finite gradients into non-finite weights is undone and always stops the run: it is the optimizer diverging,
+not a bad batch.
 """
 import csv
 import math
@@ -26,6 +33,7 @@ from rnr.rnn import detach_state, put_rows, take_rows
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = (None, "cosine", "step", "plateau")
+NONFINITE = ("error", "skip")
 
 
 @dataclass
@@ -54,6 +62,8 @@ class TrainConfig:
     max_steps: int | None = None         # stop after this many batches in all (one update each without tbptt)
     max_minutes: float | None = None     # skip any epoch that would end past this budget, judged by the longest one
     device: str = "cpu"                  # "cpu", "cuda", "cuda:1", ... or "auto"
+    on_nonfinite: str = "error"          # a NaN/inf loss or gradient: "error" (stop, keep the last good weights)
+                                         # or "skip" (drop the batch, count it in the history's `skipped`)
 
     def __post_init__(self):
         check_positive_int(self.epochs, "epochs")
@@ -77,13 +87,17 @@ class TrainConfig:
         m = self.max_minutes
         if m is not None and (isinstance(m, bool) or not isinstance(m, (int, float)) or not m > 0):
             raise ValueError(f"max_minutes must be a number > 0 or None, got {m!r}")
+        if self.on_nonfinite not in NONFINITE:
+            raise ValueError(f"on_nonfinite must be one of {list(NONFINITE)}, got {self.on_nonfinite!r}: 'error' "
+                             f"stops at a NaN or inf loss or gradient, 'skip' drops that batch and goes on")
         if (self.resume or self.checkpoint_every) and not self.checkpoint_dir:
             raise ValueError("resume and checkpoint_every need checkpoint_dir: pass checkpoint_dir='runs/ckpt'")
 
 
 class History:
     """One row per epoch: epoch, steps (batches so far), train_loss, val_* metrics, lr (the rate the epoch trained
-    with), clipped (updates whose gradient was clipped; with tbptt, one update per chunk), seconds.
+    with), clipped (updates whose gradient was clipped; with tbptt, one update per chunk), skipped (only with
+    ``on_nonfinite="skip"``: batches dropped for a NaN or inf loss or gradient), seconds.
     ``history["val_loss"]`` gives a column; ``best_epoch`` and ``stopped_early`` summarise the run."""
 
     def __init__(self, rows=None, monitor: str = "train_loss"):
@@ -160,10 +174,13 @@ class Trainer:
         self.sched = _scheduler(self.opt, cfg)
         self.history = History(monitor="val_loss" if val is not None else "train_loss")
         self.epoch, self.batch_in_epoch, self.step = 0, 0, 0
-        self.partial = {"loss_sum": 0.0, "count": 0, "clipped": 0}  # the running epoch's train loss so far
+        self.partial = _new_partial()  # the running epoch's train loss so far
+        self.params = [p for group in self.opt.param_groups for p in group["params"]]
+        self.last_good = [p.detach().clone() for p in self.params]  # the weights before the update in progress
         self.best_value, self.best_state, self.bad_epochs = math.inf, None, 0
         self.ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
         self.log = None
+        self.chunk = None  # the tbptt chunk in progress (1-based), named when it diverges
 
     # the loop -------------------------------------------------------------------------------------------------
     def run(self) -> History:
@@ -188,10 +205,17 @@ class Trainer:
             bar = tqdm(batches, total=n_batches, initial=self.batch_in_epoch, disable=not self.cfg.progress,
                        desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", leave=False)
             for batch in bar:
-                loss, clipped = self._train_step(batch.to(self.device))
-                self.partial["loss_sum"] += loss * len(batch)
-                self.partial["count"] += len(batch)
-                self.partial["clipped"] += clipped
+                try:
+                    loss, clipped = self._train_step(batch.to(self.device))
+                except _SkipBatch as skip:  # on_nonfinite="skip": the batch changed nothing (see _nonfinite)
+                    self.partial["skipped"] += 1
+                    if len(self.partial["skip_notes"]) < 3:
+                        self.partial["skip_notes"].append([self.batch_in_epoch + 1, str(skip)])
+                    loss = math.nan
+                else:
+                    self.partial["loss_sum"] += loss * len(batch)
+                    self.partial["count"] += len(batch)
+                    self.partial["clipped"] += clipped
                 self.batch_in_epoch += 1
                 self.step += 1
                 bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
@@ -227,11 +251,13 @@ class Trainer:
         return self._update(loss, len(batch))
 
     def _tbptt_step(self, batch: Batch) -> tuple[float, int]:
-        """Chunks of ``tbptt`` steps, an update after each, the state carried (detached) from chunk to chunk."""
+        """Chunks of ``tbptt`` steps, an update after each, the state carried (detached) from chunk to chunk.
+        A chunk with a non-finite loss or gradient ends the batch: the chunks before it have updated the weights."""
         T, k = batch.x.shape[1], self.cfg.tbptt
         lengths = batch.x_lengths if batch.x_lengths is not None else torch.full((len(batch),), T)
         state, total, n, clipped = None, 0.0, 0, 0
-        for start in range(0, T, k):
+        for chunk_number, start in enumerate(range(0, T, k), 1):
+            self.chunk = chunk_number
             rows = (lengths > start).nonzero()[:, 0]  # sequences with steps left
             chunk_len = (lengths[rows] - start).clamp(max=k)
             steps = int(chunk_len.max())
@@ -245,40 +271,67 @@ class Trainer:
             state = new if state is None else put_rows(detach_state(state), dev_rows, new)
             w = int(chunk_len.sum())
             total, n, clipped = total + value * w, n + w, clipped + c
+        self.chunk = None
         return total / n, clipped
 
     def _update(self, loss: Tensor, size: int) -> tuple[float, int]:
+        """Backward, clip and step; the optimizer never sees a non-finite loss or gradient (see _nonfinite)."""
         value = float(loss.detach())
         if not math.isfinite(value):
-            self._diverged(f"the loss became {value}")
+            self._nonfinite(f"the loss became {value}")
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        clipped = 0
         if self.cfg.clip_grad_norm is not None:
             norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad_norm))
-            if not math.isfinite(norm):
-                self._diverged(f"the gradient norm became {norm}")
-            clipped = int(norm > self.cfg.clip_grad_norm)
+        else:  # only measured: the gradients stay bitwise as they are
+            norm = _total_norm([p.grad for p in self.params if p.grad is not None])
+        if not math.isfinite(norm):  # a NaN or inf in a gradient, or one past float range (> ~1e19 in float32)
+            self.opt.zero_grad(set_to_none=True)
+            self._nonfinite(f"the gradient norm became {norm}")
+        clipped = int(self.cfg.clip_grad_norm is not None and norm > self.cfg.clip_grad_norm)
+        _copy(self.last_good, self.params)
         self.opt.step()
+        if not _all_finite(self.params):  # finite gradients, too large a step
+            _copy(self.params, self.last_good)
+            self._diverged(f"the update made the weights non-finite (gradient norm {norm:.3g})", skippable=False)
         return value, clipped
 
-    def _diverged(self, what: str):
+    def _nonfinite(self, what: str):
+        """A NaN or inf loss or gradient, caught before the optimizer step: skip the batch or stop."""
+        if self.cfg.on_nonfinite == "skip":
+            raise _SkipBatch(what)
+        self._diverged(what)
+
+    def _diverged(self, what: str, skippable: bool = True):
         last = self._checkpoints()[-1:] if self.ckpt_dir else []
         saved = f"; the last checkpoint, {str(last[0])!r}, is intact" if last else ""
+        chunk = f", tbptt chunk {self.chunk}" if self.cfg.tbptt and self.chunk else ""
+        skip = "; on_nonfinite='skip' drops such batches instead" if skippable else ""
         raise FloatingPointError(
             f"training diverged: {what} at epoch {self.epoch + 1}, batch {self.batch_in_epoch + 1} of the epoch "
-            f"(optimizer step {self.step + 1}). Lower lr (now {self.opt.param_groups[0]['lr']:.3g}), set "
-            f"clip_grad_norm, or check the data for extreme values{saved}"
+            f"(optimizer step {self.step + 1}{chunk}); the model keeps its weights from before this update. Lower "
+            f"lr (now {self.opt.param_groups[0]['lr']:.3g}), set clip_grad_norm, or check the data for extreme "
+            f"values{skip}{saved}"
         )
 
     def _end_epoch(self, seconds: float) -> bool:
         """Validate, record, schedule, checkpoint; True when early stopping ends the run."""
         p = self.partial
-        row = {"epoch": self.epoch + 1, "steps": self.step, "train_loss": p["loss_sum"] / max(p["count"], 1)}
+        row = {"epoch": self.epoch + 1, "steps": self.step,
+               "train_loss": p["loss_sum"] / p["count"] if p["count"] else math.nan}  # nan: every batch skipped
         if self.val_data is not None:
             row.update({f"val_{k}": v for k, v in evaluate(self.model, self.val_data, self.cfg.batch_size,
                                                              self.device).items()})
-        row.update(lr=self.opt.param_groups[0]["lr"], clipped=p["clipped"], seconds=round(seconds, 3))
+        row.update(lr=self.opt.param_groups[0]["lr"], clipped=p["clipped"])
+        if self.cfg.on_nonfinite == "skip":
+            row["skipped"] = p["skipped"]
+            if p["skipped"]:
+                notes = "; ".join(f"batch {b}: {what}" for b, what in p["skip_notes"])
+                more = "; ..." if p["skipped"] > len(p["skip_notes"]) else ""
+                warnings.warn(f"epoch {self.epoch + 1}: skipped {p['skipped']} of "
+                              f"{self.train_data.num_batches(self.cfg.batch_size)} batches whose loss or gradient "
+                              f"was not finite (on_nonfinite='skip'): {notes}{more}", stacklevel=4)
+        row["seconds"] = round(seconds, 3)
         self.history.rows.append(row)
         value = row[self.history.monitor]
         if value < self.best_value:
@@ -290,7 +343,7 @@ class Trainer:
         if self.sched is not None:
             self.sched.step(value) if self.cfg.lr_schedule == "plateau" else self.sched.step()
         self.epoch, self.batch_in_epoch = self.epoch + 1, 0
-        self.partial = {"loss_sum": 0.0, "count": 0, "clipped": 0}
+        self.partial = _new_partial()
         if self.cfg.history_csv:
             self.history.to_csv(self.cfg.history_csv)
         if self.log is not None:
@@ -333,11 +386,37 @@ class Trainer:
         self.best_state = best or None
         torch.set_rng_state(tensors["rng"])
         self.epoch, self.batch_in_epoch, self.step = state["epoch"], state["batch_in_epoch"], state["step"]
-        self.partial, self.bad_epochs = state["partial"], state["bad_epochs"]
+        self.partial, self.bad_epochs = {**_new_partial(), **state["partial"]}, state["bad_epochs"]
         self.best_value = state["best_value"]
         self.history.rows = state["history"]
         # a run that early stopping ended (its checkpoint written just before the stop) stays ended
         self.history.stopped_early = bool(self.cfg.patience) and self.bad_epochs >= self.cfg.patience
+
+
+class _SkipBatch(Exception):
+    """Raised out of a training step whose loss or gradient is not finite, with on_nonfinite="skip"."""
+
+
+@torch.no_grad()
+def _copy(dst: list[Tensor], src: list[Tensor]) -> None:
+    for d, s in zip(dst, src):
+        d.copy_(s)
+
+
+def _total_norm(tensors: list[Tensor]) -> float:
+    """The 2-norm of all ``tensors`` together, as ``clip_grad_norm_`` measures it (torch >= 2.6 has get_total_norm)."""
+    if not tensors:
+        return 0.0
+    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in tensors])))
+
+
+def _all_finite(tensors: list[Tensor]) -> bool:
+    return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())  # one device sync, not one each
+
+
+def _new_partial() -> dict:
+    # skipped: batches dropped by on_nonfinite="skip"; skip_notes: [batch of the epoch, what] of the first three
+    return {"loss_sum": 0.0, "count": 0, "clipped": 0, "skipped": 0, "skip_notes": []}
 
 
 @torch.no_grad()
