@@ -45,9 +45,15 @@ def write(path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> P
     if blocker is not None:
         raise NotADirectoryError(f"cannot write {str(path)!r}: {str(blocker)!r} is a file, not a folder; pass a "
                                  f"path in a folder")
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    blob = save_bytes(tensors, metadata={**metadata, "sha256": digest(tensors)})
+    return write_bytes(path, save_bytes(tensors, metadata={**metadata, "sha256": digest(tensors)}))
+
+
+def write_bytes(path, blob: bytes) -> Path:
+    """Write ``blob`` to ``path`` atomically: a temporary file in the same folder, flushed to disk, renamed over
+    ``path``, the rename made durable. Returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # see leftovers
     try:
         with os.fdopen(fd, "wb") as f:

@@ -43,11 +43,11 @@ Reference: ONNX operators, https://onnx.ai/onnx/operators/.
 """
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from rnr import _safefile
 from rnr.cells import PHIS
 
 MIN_OPSET = 13  # Split and Unsqueeze take their sizes and axes as inputs from opset 13 on
@@ -237,23 +237,7 @@ def export_onnx(model, path, opset: int = 17) -> Path:
                               ir_version=helper.find_min_ir_version_for(opsets))
     helper.set_model_props(proto, meta)
     onnx.checker.check_model(proto, full_check=True)
-    return _write_atomic(Path(path), proto.SerializeToString())
-
-
-def _write_atomic(path: Path, blob: bytes) -> Path:
-    """Write to a temporary file in the same folder, flush it to disk, rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return _safefile.write_bytes(path, proto.SerializeToString())
 
 
 def _version() -> str:
