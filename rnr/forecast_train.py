@@ -32,10 +32,12 @@ class ForecastTraining:
         self.forecaster, self.net = forecaster, forecaster.net_
         self.parts = [InMemory(p) if isinstance(p, SeriesArrays) else p for p in parts]
         self.arrays, self.loaded = None, None  # the part in memory, and its number
-        self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if c.device == "auto"
-                                   else c.device)
+        device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if c.device == "auto" else c.device)
+        self.rank, self.world, self.owns_group = distributed.setup(device)
+        if device.type == "cuda" and self.world > 1:
+            device = torch.device("cuda", torch.cuda.current_device())  # this process's GPU (LOCAL_RANK)
+        self.device = device
         self.net.to(self.device)
-        self.rank, self.world, self.owns_group = distributed.setup(self.device)
         self.step_net = _Chunk(forecaster)
         if self.world > 1:
             self.step_net = DistributedDataParallel(self.step_net)
