@@ -330,7 +330,13 @@ def run(args) -> bool:
         in_write += writing
         kind = record["phase"] if writing else "step"
         kinds[kind] = kinds.get(kind, 0) + 1
-        expected = record["renamed"] if record["renamed"] is not None else this_from
+        # the next life must resume from the newest checkpoint on disk; the status file can lag a rename that
+        # completed just before the kill, so it only bounds that from below
+        on_disk = [int(p.name[5:-12]) for p in checkpoint.files(folder)]
+        expected = max(on_disk) if on_disk else this_from
+        if record["renamed"] is not None and expected < record["renamed"]:
+            print(f"{k:>4}  FAILED: checkpoint {record['renamed']} was renamed into place but is not on disk")
+            break
         temps = len(_safefile.leftovers(folder, "ckpt-*.safetensors"))
         row = f"{k:>4}  {delay:7.3f}  {where:<36}  {this_from:>5}  {expected:>7}  {temps:>4}"
     final, s = life("killed")
