@@ -75,7 +75,9 @@ class ParquetPanel:
         cov = self.past + self.future
         self.counts: dict = {}
         n, mean, m2 = 0, np.zeros(len(cov)), np.zeros(len(cov))
-        for batch in self.dataset.to_batches(columns=[self.id_col, *cov], batch_size=batch_rows):
+        # one thread and little read-ahead: the scan reads every row, and its buffers are what bounds memory here
+        for batch in self.dataset.to_batches(columns=[self.id_col, *cov], batch_size=batch_rows, use_threads=False,
+                                             batch_readahead=2, fragment_readahead=1):
             ids = batch.column(self.id_col)
             if ids.null_count:
                 raise ValueError(f"id column {self.id_col!r} holds {ids.null_count} missing values; every row needs "
@@ -113,8 +115,11 @@ class ParquetPanel:
         ids = self.groups[g]
         columns = list(dict.fromkeys([self.id_col, self.time_col, *self.targets, *self.past, *self.future,
                                       *self.static]))
-        table = self.dataset.to_table(columns=columns, filter=pc.field(self.id_col).isin(pa.array(ids)))
+        table = self.dataset.to_table(columns=columns, filter=pc.field(self.id_col).isin(pa.array(ids)),
+                                      use_threads=False, batch_readahead=2, fragment_readahead=1)
         df = table.to_pandas()
+        del table
+        pa.default_memory_pool().release_unused()  # hand Arrow's buffers back before the group is trained on
         position = pd.Series(np.arange(len(ids)), index=pd.Index(ids))
         df = df.iloc[np.argsort(position.loc[df[self.id_col]].to_numpy(), kind="stable")]
         panel = Panel.from_frame(df, id_col=self.id_col, time_col=self.time_col, target=self.targets,
