@@ -22,9 +22,9 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from rnr._checks import check_positive_int, check_probability
-from rnr.estimators import Estimator
-from rnr.rnn import RNN, detach_state, take_rows
+from rnr.estimators import Estimator, model_params
 from rnr.logs import MetricsLog, stop_requested
+from rnr.rnn import RNN, detach_state, take_rows
 from rnr.train import History
 
 UNKNOWN = ("error", "map")
@@ -249,7 +249,7 @@ class CharLM(Estimator):
     def _to_file(self) -> tuple[dict, dict]:
         self._check_fitted()
         tensors = {f"net.{k}": v for k, v in self.net_.state_dict().items()}
-        config = {"params": self.get_params(), "vocab": self.vocab_, "start": self.start_,
+        config = {"params": model_params(self), "vocab": self.vocab_, "start": self.start_,
                   "history": self.history_.rows}
         return tensors, config
 

@@ -31,6 +31,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from rnr.forecast import ForecastConfig
+from rnr.logs import RUN_OPTIONS
 
 
 class ConfigError(ValueError):
@@ -64,7 +65,7 @@ TEXT_DATA = {
     "val_path": (str, None, "a UTF-8 text file to report bits per character on after each epoch"),
 }
 # set by the rnr command itself, so not keys of [model]
-_COMMAND_OWNED = {"progress", "log_dir", "checkpoint_dir", "resume"}
+_COMMAND_OWNED = set(RUN_OPTIONS)
 
 
 def _model_keys(kind) -> dict:

@@ -15,6 +15,7 @@ import torch
 
 from rnr.data import SequenceData
 from rnr.topologies import ManyToOne
+from rnr.logs import RUN_OPTIONS
 from rnr.train import fit as train
 
 
@@ -39,11 +40,16 @@ class Estimator:
 
     def __repr__(self) -> str:
         default = type(self)()
-        diff = [f"{k}={v!r}" for k, v in self.get_params().items() if getattr(default, k) != v and k not in _QUIET]
+        diff = [f"{k}={v!r}" for k, v in self.get_params().items()
+                if getattr(default, k) != v and k not in RUN_OPTIONS]
         return f"{type(self).__name__}({', '.join(diff)})"
 
 
-_QUIET = ("progress", "log_dir", "checkpoint_dir", "resume")  # how a run is watched, not what the model is
+
+
+def model_params(estimator) -> dict:
+    """The estimator's parameters for its model file: what the model is, without the run options (``RUN_OPTIONS``)."""
+    return {k: v for k, v in estimator.get_params().items() if k not in RUN_OPTIONS}
 
 
 class RNNClassifier(Estimator):
@@ -187,7 +193,7 @@ class RNNClassifier(Estimator):
         tensors = {f"model.{k}": v for k, v in self.model_.state_dict().items()}
         tensors.update(mean=torch.from_numpy(np.asarray(self.mean_, np.float32)),
                        scale=torch.from_numpy(np.asarray(self.scale_, np.float32)))
-        config = {"params": self.get_params(), "classes": self.classes_.tolist(),
+        config = {"params": model_params(self), "classes": self.classes_.tolist(),
                   "classes_dtype": self.classes_.dtype.str, "n_features_in": int(self.n_features_in_),
                   "tokenizer": None if self.tokenizer_ is None else self.tokenizer_.to_state()}
         return tensors, config

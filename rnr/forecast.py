@@ -20,6 +20,7 @@ import torch
 from rnr._checks import check_positive_int, check_probability, check_weights
 from rnr._panel_checks import _fmt
 from rnr.forecast_net import ForecastNet, SeriesArrays, as_periods, base_back, season_features
+from rnr.logs import RUN_OPTIONS
 from rnr.panel import Panel
 from rnr.rnn import put_rows, take_rows
 from rnr.scaling import CovariateScaler, Scaler
@@ -78,7 +79,7 @@ class RNNForecaster:
     def __repr__(self) -> str:
         default = ForecastConfig(horizon=self.config.horizon)
         diff = [f"{k}={v!r}" for k, v in self.get_params().items() if k != "horizon" and getattr(default, k) != v
-                and k not in ("progress", "log_dir", "checkpoint_dir", "resume")]
+                and k not in RUN_OPTIONS]
         return f"RNNForecaster(horizon={self.config.horizon}{''.join(', ' + d for d in diff)})"
 
     # validation ---------------------------------------------------------------------------------------------
@@ -431,7 +432,8 @@ class RNNForecaster:
         for k in self._ARRAYS:
             v = last_time.astype(np.int64) if k == "last_time" else np.asarray(info[k])
             tensors[f"info.{k}"] = torch.from_numpy(np.ascontiguousarray(v))
-        config = {"params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()},
+        config = {"params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()
+                             if k not in RUN_OPTIONS},
                   "net": self.net_args_, "scaler_kind": self.scaler_.to_state()["kind"],
                   "ids": [i.item() if isinstance(i, np.generic) else i for i in info["ids"]],
                   "ids_dtype": str(np.asarray(info["ids"]).dtype), "columns": asdict(info["columns"]),

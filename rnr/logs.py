@@ -22,6 +22,10 @@ from pathlib import Path
 
 _stop = threading.Event()
 
+# options that say how a run is watched and where its files go, not what the model is: left out of reprs and model
+# files, so that a loaded model refitted (e.g. by a backtest) never writes into, or resumes from, the old run's folder
+RUN_OPTIONS = ("progress", "log_dir", "checkpoint_dir", "resume")
+
 
 def stop_requested() -> bool:
     """True once a Ctrl-C arrived inside ``graceful_stop()``; training loops check it after each step."""

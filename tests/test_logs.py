@@ -140,3 +140,18 @@ def test_forecaster_resume_after_a_ctrl_c_matches_the_uninterrupted_run(panel, t
 def test_forecaster_checkpoint_options_are_checked():
     with pytest.raises(ValueError, match="resume and checkpoint_every need checkpoint_dir"):
         RNNForecaster(horizon=3, resume=True).fit(seasonal_panel(n=2))
+
+
+def test_model_files_leave_out_where_the_run_wrote(panel, tmp_path):
+    """A loaded model refitted (e.g. by a backtest) must not write into, or resume from, the old run's folder."""
+    options = dict(horizon=7, **{**FAST, "epochs": 1})
+    f = RNNForecaster(**options, checkpoint_dir=str(tmp_path / "ckpt"), resume=True, log_dir=str(tmp_path)).fit(panel)
+    loaded = rnr.load(rnr.save(f, tmp_path / "f.safetensors"))
+    assert {k: loaded.get_params()[k] for k in rnr.logs.RUN_OPTIONS} == \
+        {"progress": False, "log_dir": None, "checkpoint_dir": None, "resume": False}
+    X, Y = tasks.ragged_sums(40)
+    clf = rnr.RNNClassifier(hidden_size=4, epochs=1, log_dir=str(tmp_path / "clf"), checkpoint_dir=str(tmp_path))
+    clf.fit([x.numpy() for x in X], (Y[:, 0] > 0).numpy())
+    again = rnr.load(rnr.save(clf, tmp_path / "c.safetensors"))
+    assert again.log_dir is None and again.checkpoint_dir is None
+    assert repr(again) == "RNNClassifier(hidden_size=4, epochs=1)"
