@@ -170,3 +170,58 @@ def test_ctrl_c_during_fit_saves_a_usable_model_and_resume_finishes_the_run(fore
     result = json.loads(done.stdout)
     assert not result["interrupted"] and result["epochs_done"] == info["epochs_done"] + 2
     assert len(pd.read_csv(out / "metrics.csv")) == info["epochs_done"] + 2
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """A classify folder, a text folder and their data, for the error messages below."""
+    root = tmp_path_factory.mktemp("models")
+    reviews(40).to_csv(root / "reviews.csv", index=False)
+    (root / "corpus.txt").write_text(TEXT, encoding="utf-8")
+    pd.DataFrame({"seq": [1, 1, 2, 2], "x": ["a", "b", "c", "d"], "label": [0, 0, 1, 1]}).to_csv(root / "words.csv")
+    assert main(["fit", "classify", "--data", str(root / "reviews.csv"), "--text", "review", "--label", "sentiment",
+                 "--set", "model.epochs=1", *SMALL, "--out", str(root / "clf")]) == 0
+    assert main(["fit", "text", "--data", str(root / "corpus.txt"), "--set", "model.epochs=1", "--set",
+                 "model.batch_size=4", *SMALL, "--out", str(root / "lm")]) == 0
+    pd.DataFrame({"review": ["great film"], "sentiment": ["meh"]}).to_csv(root / "unseen.csv", index=False)
+    return root
+
+
+MESSAGES = [  # argv (after "rnr"), the message; each exits with 2
+    (["fit", "text", "--data", "{r}/corpus.txt", "--nproc", "2", "--out", "{t}/m"],
+     r"--nproc applies to rnr fit forecast; rnr fit text trains in one process"),
+    (["fit", "forecast", "--data", "{r}/x.csv", "--horizon", "3", "--nproc", "0", "--out", "{t}/m"],
+     r"--nproc must be >= 1, got 0"),
+    (["predict", "{r}/clf"], r"rnr predict with a classify model needs --data, the sequences or texts to label"),
+    (["predict", "{r}/lm"], r"rnr predict labels with classify models .* holds a CharLM \(use rnr generate"),
+    (["evaluate", "{r}/clf", "--data", "{r}/unseen.csv"], r"has labels the model never saw: \['meh'\]; it knows"),
+    (["evaluate", "{r}/lm", "--data", "{r}/missing.txt"], r"--data '.*missing.txt' does not exist; pass a UTF-8 text"),
+    (["plot", "hidden", "{r}/lm", "--out", "{t}/v"], r"rnr plot hidden reads one of --text TEXT or --text-file FILE"),
+    (["plot", "forecast", "{r}/lm", "--data", "{r}/x.csv", "--out", "{t}/f.png"],
+     r"rnr plot forecast reads RNNForecaster models; .* holds a CharLM"),
+    (["fit", "classify", "--data", "{r}/words.csv", "--id", "seq", "--set", "data.features=['x']", "--out", "{t}/m"],
+     r"feature columns must be numeric, got \['x'\]"),
+    (["generate", "{r}/clf"], r"rnr generate reads CharLM models; .* holds a RNNClassifier"),
+]
+
+
+@pytest.mark.parametrize("argv,match", MESSAGES, ids=[f"message{i}" for i in range(len(MESSAGES))])
+def test_command_errors_name_the_fix(models, tmp_path, capsys, argv, match):
+    import re
+
+    assert main([a.format(r=models, t=tmp_path) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert re.search(match, err), err
+
+
+def test_parquet_without_rows_or_with_missing_ids_is_named(tmp_path):
+    pytest.importorskip("pyarrow")
+    from rnr.parquet import ParquetPanel
+
+    pd.DataFrame({"unique_id": pd.Series([], dtype="int64"), "ds": pd.Series([], dtype="int64"),
+                  "y": pd.Series([], dtype="float64")}).to_parquet(tmp_path / "empty.parquet")
+    with pytest.raises(ValueError, match="the Parquet data holds no rows"):
+        ParquetPanel(tmp_path / "empty.parquet")
+    pd.DataFrame({"unique_id": ["a", None], "ds": [1, 2], "y": [1.0, 2.0]}).to_parquet(tmp_path / "holes.parquet")
+    with pytest.raises(ValueError, match=r"id column 'unique_id' holds 1 missing values; every row needs"):
+        ParquetPanel(tmp_path / "holes.parquet")
