@@ -95,7 +95,8 @@ def backtest(forecaster, df: pd.DataFrame, n_windows: int = 3, step: int | None 
                                                                    target=target, future=list(future),
                                                                    static=list(static))
         else:
-            _, new = _split(df[df[id_col].isin(keep)], id_col, time_col, prev_cut, prev_cut - cut)  # rows since the last cut
+            # the rows since the last cut
+            _, new = _split(df[df[id_col].isin(keep)], id_col, time_col, prev_cut, prev_cut - cut)
             fitted.update(new)
         pred = fitted.predict(future_df=future_df).sort_values([id_col, time_col], kind="stable")
         fit_s = time.perf_counter() - start

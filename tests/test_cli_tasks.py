@@ -57,7 +57,8 @@ def test_fit_classify_long_format_sequences_and_ts_files(tmp_path, capsys):
         T = int(rng.integers(5, 13))
         slope = 1.0 if i % 2 else -1.0
         for t in rng.permutation(T):
-            rows.append({"seq": f"q{i}", "t": int(t), "x": slope * t + rng.normal(0, 0.3), "kind": ["down", "up"][i % 2]})
+            rows.append({"seq": f"q{i}", "t": int(t), "x": slope * t + rng.normal(0, 0.3),
+                         "kind": ["down", "up"][i % 2]})
     pd.DataFrame(rows).to_csv(tmp_path / "seqs.csv", index=False)
     assert main(["fit", "classify", "--data", str(tmp_path / "seqs.csv"), "--id", "seq", "--time", "t", "--label",
                  "kind", "--set", "model.epochs=20", *SMALL, "--out", str(tmp_path / "m")]) == 0
