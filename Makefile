@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m rnr.demo
+	$(BIN)/python -m rnr demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -13,9 +13,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from rnr.bptt import elman_bptt
-from rnr.cells import resolve_phi
-from rnr.rnn import RNN
+from rnr.core.bptt import elman_bptt
+from rnr.core.cells import resolve_phi
+from rnr.core.rnn import RNN
 
 PEERS = {"elman": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 CASES = [("elman", "tanh", "bptt"), ("elman", "relu", "bptt"), ("elman", "tanh", "loop"), ("elman", "tanh", "fused"),

@@ -15,8 +15,8 @@ import time
 
 import torch
 
-from rnr.charlm import CharLM
-from rnr.datasets import load_tinyshakespeare
+from rnr.data.datasets import load_tinyshakespeare
+from rnr.sequences.charlm import CharLM
 
 
 def main(argv=None) -> int:

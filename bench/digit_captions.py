@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 import rnr
-from rnr import tasks
+from rnr.data import tasks
 
 
 def exact_match(model, X, Y) -> float:

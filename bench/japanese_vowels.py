@@ -13,8 +13,8 @@ import time
 import numpy as np
 import torch
 
-from rnr.datasets import load_uea
-from rnr.estimators import RNNClassifier
+from rnr.data.datasets import load_uea
+from rnr.sequences.classifier import RNNClassifier
 
 
 def main(argv=None) -> int:

@@ -27,10 +27,10 @@ import time
 import numpy as np
 import torch
 
-from rnr.data import SequenceData
-from rnr.datasets import load_m4, load_tinyshakespeare
-from rnr.rnn import RNN
-from rnr.stream import Stream
+from rnr.core.rnn import RNN
+from rnr.core.stream import Stream
+from rnr.data.datasets import load_m4, load_tinyshakespeare
+from rnr.data.sequences import SequenceData
 
 CELLS = [("elman", "tanh"), ("elman", "relu"), ("lstm", "tanh"), ("gru", "tanh")]
 GATES = {"elman": 1, "lstm": 4, "gru": 3}

@@ -10,7 +10,7 @@ fresh). The parent draws a step at random (uniform over the first 1.6 r / (k + 1
 this life resumed from, k the kills still to come: the kills spread over the run, and it always has steps left to
 finish), waits until the child reaches it, waits a further random time of up to one step's average (from the
 reference run) and sends SIGKILL. A kill can land in a step, in the epoch-end validation, or in a checkpoint write.
-To land in writes often, the child (only the child, only here) slows ``rnr._safefile.write`` down: it writes the
+To land in writes often, the child (only the child, only here) slows ``rnr.weights.write`` down: it writes the
 temporary file in two halves with a pause between them, then pauses again before the rename (``--slow-write``
 seconds in all), so a kill can leave a half-written or a whole but never-renamed temporary file behind. The next
 life must ignore it, resume from the newest checkpoint that was renamed into place, and its next write removes it.
@@ -43,8 +43,10 @@ os.environ.setdefault("NUMBA_THREADING_LAYER", "forksafe")
 import torch  # noqa: E402
 
 import rnr  # noqa: E402
-from rnr import _safefile, checkpoint, tasks  # noqa: E402
-from rnr import train as train_module  # noqa: E402
+from rnr import weights as _safefile
+from rnr.data import tasks  # noqa: E402
+from rnr.training import checkpoint
+from rnr.training import fit as train_module  # noqa: E402
 
 STATUS_BYTES = 512
 

@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rnr.baselines import LaggedRidge, Naive2, SeasonalNaive
-from rnr.datasets import load_m4
-from rnr.forecast import RNNForecaster
+from rnr.data.datasets import load_m4
+from rnr.forecast.baselines import LaggedRidge, Naive2, SeasonalNaive
+from rnr.forecast.forecaster import RNNForecaster
 from rnr.metrics import evaluate_panel, owa
 
 NAIVE2 = (18.383, 2.395)  # M4's official Naive2 sMAPE and MASE on Hourly

@@ -108,7 +108,7 @@ def rnr_steps_per_epoch(lengths: np.ndarray, batch: int, chunk: int) -> int:
 def fit_rnr(train, ids, cell: str, epochs: int, args) -> dict:
     import pandas as pd
 
-    from rnr.forecast import RNNForecaster
+    from rnr.forecast.forecaster import RNNForecaster
 
     df = pd.concat([pd.DataFrame({"unique_id": i, "ds": np.arange(len(y)), "y": y}) for i, y in zip(ids, train)])
     start = time.perf_counter()
@@ -255,8 +255,8 @@ def main(argv=None) -> int:
     if args.peer:
         return peer_main(args)
 
-    from rnr.baselines import SeasonalNaive
-    from rnr.datasets import load_m4
+    from rnr.data.datasets import load_m4
+    from rnr.forecast.baselines import SeasonalNaive
     from rnr.metrics import evaluate_panel, owa
 
     loaded = load_m4("Hourly")

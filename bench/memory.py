@@ -134,7 +134,7 @@ def as_panel(cols: dict, S: int, T: int):
     """The columns as a ``Panel`` directly: the arrays themselves (the two future columns stacked), no checks."""
     import numpy as np
 
-    from rnr.panel import Panel, PanelColumns
+    from rnr.forecast.panel import Panel, PanelColumns
 
     future = np.column_stack([cols.pop("price"), cols.pop("holiday")])  # (N, 2)
     offsets = np.arange(0, S * T + 1, T, dtype=np.int64)  # series s is rows s*T:(s+1)*T
@@ -149,7 +149,7 @@ def measure(variant: str, args) -> dict:
     import pandas as pd
     import torch
 
-    from rnr.forecast import RNNForecaster
+    from rnr.forecast.forecaster import RNNForecaster
 
     def forecaster(batch_size):
         return RNNForecaster(horizon=args.horizon, season=24, hidden_size=args.hidden, epochs=args.epochs,

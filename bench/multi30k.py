@@ -17,9 +17,9 @@ import time
 
 import torch
 
-from rnr.datasets import load_multi30k
+from rnr.data.datasets import load_multi30k
 from rnr.metrics import bleu
-from rnr.seq2seq import Seq2Seq
+from rnr.sequences.seq2seq import Seq2Seq
 
 
 def detokenize(text: str) -> str:

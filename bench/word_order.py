@@ -16,10 +16,10 @@ import time
 
 import torch
 
-from rnr.datasets import load_multi30k
+from rnr.data.datasets import load_multi30k
+from rnr.data.tasks import shuffle_words
 from rnr.metrics import bleu
-from rnr.seq2seq import Seq2Seq
-from rnr.tasks import shuffle_words
+from rnr.sequences.seq2seq import Seq2Seq
 
 
 def main(argv=None) -> int:

@@ -2,8 +2,8 @@
 
 unrolled.png    the Elman network folded and unrolled over four steps, with its shared weights
 topologies.png  the five input/output arrangements
-memory.gif      a character model's hidden state filling as it reads a line (rnr.hidden.animate)
-heatmap.png     the same state as units x steps (rnr.hidden.plot_heatmap)
+memory.gif      a character model's hidden state filling as it reads a line (rnr.sequences.hidden.animate)
+heatmap.png     the same state as units x steps (rnr.sequences.hidden.plot_heatmap)
 forecast.png    forecasts with an 80% interval for two shops of the generated ice-cream panel
 """
 from pathlib import Path
@@ -94,7 +94,7 @@ def topologies(path):
 
 
 def memory(gif, heatmap):
-    from rnr.hidden import animate, hidden_states, plot_heatmap
+    from rnr.sequences.hidden import animate, hidden_states, plot_heatmap
 
     text = 'He said "to be or not to be" (twice), then left.\n'
     lm = rnr.CharLM(hidden_size=24, embedding_dim=8, seq_len=48, batch_size=8, epochs=30, progress=False)
@@ -108,9 +108,9 @@ def memory(gif, heatmap):
 
 
 def forecast(path):
-    from rnr.plots import save_forecast_plots
+    from rnr.forecast.plots import save_forecast_plots
 
-    df = rnr.tasks.ice_cream(n_shops=6, days=240)
+    df = rnr.data.tasks.ice_cream(n_shops=6, days=240)
     future = df.groupby("unique_id").tail(14)
     history = df.drop(future.index)
     f = rnr.RNNForecaster(horizon=14, season=7, quantiles=(0.1, 0.9), epochs=30, hidden_size=32, progress=False)

@@ -9,25 +9,16 @@ The model is the Elman RNN in row-vector form,
 (``weight_ih = W_x^T``, ``weight_hh = W_h^T``, ``b_h = bias_ih + bias_hh``) so weights swap with ``torch.nn``.
 """
 
-__version__ = "0.1.0"
-
-from rnr import baselines, checkpoint, datasets, logs, metrics, tasks
-from rnr.backtest import BacktestResult, backtest
-from rnr.charlm import CharLM
-from rnr.cells import ElmanCell, GRUCell, LSTMCell
-from rnr.data import Batch, SequenceData, pad
-from rnr.estimators import RNNClassifier
-from rnr.forecast import RNNForecaster
+# layers, bottom to top (docs/architecture.md): core -> data -> nn -> training -> forecast, sequences -> io, export
+from rnr import metrics
+from rnr._version import __version__
+from rnr.core import RNN, ElmanCell, GRUCell, LSTMCell, Stream
+from rnr.data import Batch, SequenceData, Tokenizer, datasets, pad, tasks
+from rnr.forecast import BacktestResult, Panel, RNNForecaster, Scaler, backtest, baselines
 from rnr.io import load, save
-from rnr.losses import masked_loss
-from rnr.panel import Panel
-from rnr.rnn import RNN
-from rnr.scaling import Scaler
-from rnr.seq2seq import Seq2Seq
-from rnr.stream import Stream
-from rnr.text import Tokenizer
-from rnr.topologies import EncoderDecoder, ManyToManySync, ManyToOne, OneToMany, OneToOne
-from rnr.train import History, TrainConfig, evaluate, fit
+from rnr.nn import EncoderDecoder, ManyToManySync, ManyToOne, OneToMany, OneToOne, masked_loss
+from rnr.sequences import CharLM, RNNClassifier, Seq2Seq
+from rnr.training import History, TrainConfig, checkpoint, evaluate, fit, logs
 
 __all__ = [
     "RNN", "ElmanCell", "LSTMCell", "GRUCell", "Stream",

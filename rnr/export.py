@@ -47,8 +47,12 @@ from pathlib import Path
 
 import torch
 
-from rnr import _safefile
-from rnr.cells import PHIS
+from rnr import weights as _safefile
+from rnr._version import __version__
+from rnr.core.cells import PHIS
+from rnr.core.rnn import RNN
+from rnr.nn.topologies import ManyToManySync
+from rnr.sequences.charlm import CharLM
 
 MIN_OPSET = 13  # Split and Unsqueeze take their sizes and axes as inputs from opset 13 on
 _PHI_OPS = {PHIS["tanh"]: "Tanh", PHIS["relu"]: "Relu", PHIS["sigmoid"]: "Sigmoid", PHIS["identity"]: "Identity"}
@@ -56,7 +60,7 @@ _PHI_OPS = {PHIS["tanh"]: "Tanh", PHIS["relu"]: "Relu", PHIS["sigmoid"]: "Sigmoi
 
 def _import_onnx():
     try:
-        import onnx
+        import onnx  # optional: rnr[export]
     except ImportError:
         raise ImportError("export_onnx needs the onnx package, which is not installed; pip install 'rnr[export]' "
                           "(or pip install onnx)") from None
@@ -95,7 +99,7 @@ def _linear(g: _Graph, x: str, weight, bias, prefix: str, name: str | None = Non
 
 
 def _cell_step(g: _Graph, rnn, k: int, x: str, h: str, c: str | None, phi_op: str | None):
-    """One step of layer k, as ``rnr.cells.{elman,lstm,gru}_step``. x (B, I_k), h and c (B, H) -> h_t, c_t."""
+    """One step of layer k, as ``rnr.core.cells.{elman,lstm,gru}_step``. x (B, I_k), h and c (B, H) -> h_t, c_t."""
     w_ih, w_hh, b_ih, b_hh = rnn._weights(k, 0)
     xw = _linear(g, x, w_ih, b_ih, f"rnn.l{k}.ih")  # (B, G*H): x_t W_x + b_ih
     hw = _linear(g, h, w_hh, b_hh, f"rnn.l{k}.hh")  # (B, G*H): h_{t-1} W_h + b_hh
@@ -144,10 +148,6 @@ def _rnn_step(g: _Graph, rnn, x: str, last: str | None) -> str:
 
 def _check_model(model):
     """The RNN inside ``model`` and the model's class name, or a TypeError/ValueError that says what to do."""
-    from rnr.charlm import CharLM
-    from rnr.rnn import RNN
-    from rnr.topologies import ManyToManySync
-
     if isinstance(model, CharLM):
         if not hasattr(model, "net_"):
             raise ValueError("model must be fitted to be exported, got an unfitted CharLM; call model.fit(text) "
@@ -201,7 +201,7 @@ def export_onnx(model, path, opset: int = 17) -> Path:
     g = _Graph(onnx)
     L, H = rnn.num_layers, rnn.hidden_size
     state = ["h", "c"] if rnn.cell == "lstm" else ["h"]
-    meta = {"rnr_version": _version(), "class": kind, "cell": rnn.cell, "input_size": str(rnn.input_size),
+    meta = {"rnr_version": __version__, "class": kind, "cell": rnn.cell, "input_size": str(rnn.input_size),
             "hidden_size": str(H), "num_layers": str(L)}
     if rnn.cell == "elman":
         meta["nonlinearity"] = _PHI_OPS[rnn.phi].lower()
@@ -233,14 +233,8 @@ def export_onnx(model, path, opset: int = 17) -> Path:
     graph = helper.make_graph(g.nodes, f"rnr_{kind}_step", inputs, outputs, g.weights,
                               doc_string=f"One step of an rnr {kind} ({rnn.cell}); feed h_out back as h.")
     opsets = [helper.make_opsetid("", opset)]
-    proto = helper.make_model(graph, opset_imports=opsets, producer_name="rnr", producer_version=_version(),
+    proto = helper.make_model(graph, opset_imports=opsets, producer_name="rnr", producer_version=__version__,
                               ir_version=helper.find_min_ir_version_for(opsets))
     helper.set_model_props(proto, meta)
     onnx.checker.check_model(proto, full_check=True)
     return _safefile.write_bytes(path, proto.SerializeToString())
-
-
-def _version() -> str:
-    from rnr import __version__
-
-    return __version__

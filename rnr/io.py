@@ -16,7 +16,6 @@ what is wrong. Writes are atomic: a crash never leaves half a file in place of a
 Objects that are more than an ``nn.Module`` (``RNNForecaster``: scalers, column roles, carried states) provide
 ``_to_file() -> (tensors, config)`` and ``_from_file(tensors, config)``.
 """
-import contextvars
 import dataclasses
 import inspect
 import json
@@ -27,21 +26,23 @@ import typing
 from pathlib import Path
 
 import torch
-from torch import nn
 
-from rnr import _safefile
+from rnr import weights as _safefile
+from rnr._version import __version__
+from rnr.core.rnn import RNN
+from rnr.forecast.forecaster import ForecastConfig, RNNForecaster
+from rnr.forecast.net import ForecastNet
+from rnr.forecast.panel import PanelColumns
+from rnr.nn.topologies import TOPOLOGIES
+from rnr.sequences.charlm import CharLM
+from rnr.sequences.classifier import RNNClassifier
+from rnr.sequences.seq2seq import Seq2Seq
+from rnr.weights import DRY_RUN, load_weights  # noqa: F401 (load_weights: rnr.io's public name before the move)
 
 FORMAT_VERSION = 1
 
 
 def _classes() -> dict:
-    from rnr.charlm import CharLM
-    from rnr.estimators import RNNClassifier
-    from rnr.seq2seq import Seq2Seq
-    from rnr.forecast import RNNForecaster
-    from rnr.rnn import RNN
-    from rnr.topologies import TOPOLOGIES
-
     return {**TOPOLOGIES, "RNN": RNN, "RNNForecaster": RNNForecaster, "RNNClassifier": RNNClassifier,
             "CharLM": CharLM, "Seq2Seq": Seq2Seq}
 
@@ -74,7 +75,7 @@ def save(model, path) -> Path:
         known = _init_args(type(model))
         tensors, config = dict(model.state_dict()), {k: v for k, v in model.config.items() if k in known}
     metadata = {"format": "rnr", "format_version": str(FORMAT_VERSION), "class": name,
-                "config": _check_config_json(config, name), "rnr_version": _version()}
+                "config": _check_config_json(config, name), "rnr_version": __version__}
     return _safefile.write(path, tensors, metadata)
 
 
@@ -90,16 +91,15 @@ def load(path, device="cpu"):
                          f"{sorted(classes)}")
     cls = classes[name]
     _check_config(cls, name, config, where, meta.get("rnr_version", "?"))
-    token = _DRY_RUN.set(True)
+    token = DRY_RUN.set(True)
     try:  # sizes first: built on the meta device (no memory) and compared with the file's tensors
         with torch.device("meta"):
             _build(cls, tensors, config, "meta", where, name)
     finally:
-        _DRY_RUN.reset(token)
+        DRY_RUN.reset(token)
     return _build(cls, tensors, config, device, where, name)
 
 
-_DRY_RUN = contextvars.ContextVar("rnr_io_dry_run", default=False)  # load_weights compares shapes only
 META_KEYS = ("format", "format_version", "class", "config", "rnr_version", "sha256")
 
 
@@ -149,10 +149,6 @@ def _check_metadata(meta: dict, where: str) -> dict:
 def _file_schema(name: str) -> dict:
     """For models with ``_from_file``: config key -> expected JSON type, or a class whose type hints the entries
     of that object must follow."""
-    from rnr.forecast import ForecastConfig
-    from rnr.forecast_net import ForecastNet
-    from rnr.panel import PanelColumns
-
     tokenizer, classes = _TokenizerState, _classes()
     return {
         "RNNForecaster": {"params": ForecastConfig, "net": ForecastNet, "scaler_kind": str | None, "ids": list,
@@ -166,7 +162,7 @@ def _file_schema(name: str) -> dict:
 
 
 @dataclasses.dataclass
-class _TokenizerState:  # rnr.text.Tokenizer.to_state()
+class _TokenizerState:  # rnr.data.text.Tokenizer.to_state()
     level: str
     lower: bool
     min_count: int
@@ -284,23 +280,3 @@ def _init_args(cls) -> set[str]:
     return set(inspect.signature(cls.__init__).parameters) - {"self"}
 
 
-def load_weights(model: nn.Module, tensors: dict, where: str) -> None:
-    """Load ``tensors`` into ``model`` strictly, with an error that names what does not fit."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(tensors))
-    extra = sorted(set(tensors) - set(own))
-    wrong = [f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(own[k].shape)}"
-             for k in sorted(set(own) & set(tensors)) if tensors[k].shape != own[k].shape]
-    if missing or extra or wrong:
-        raise ValueError(f"{where} does not fit its {type(model).__name__}: missing {missing[:5]}, unexpected "
-                         f"{extra[:5]}, wrong shapes {wrong[:5]}; the file is damaged or was edited")
-    if _DRY_RUN.get():  # rnr.load's first pass: the model is on the meta device, there is nothing to copy
-        return
-    with torch.no_grad():
-        model.load_state_dict(tensors, strict=True)
-
-
-def _version() -> str:
-    from rnr import __version__
-
-    return __version__

@@ -249,7 +249,7 @@ def bleu(hypotheses, references, tokenize: str = "13a", lowercase: bool = False)
     sacrebleu (Post 2018). ``tokenize="none"`` scores text that is already tokenised as it is; "13a" is
     sacrebleu's standard tokenisation of detokenised text (WMT's mteval-v13a)."""
     try:
-        import sacrebleu
+        import sacrebleu  # optional: rnr[text]
     except ImportError:
         raise ImportError("bleu needs sacrebleu: pip install sacrebleu (or pip install 'rnr[text]')") from None
     for name, texts in (("hypotheses", hypotheses), ("references", references)):

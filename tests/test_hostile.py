@@ -31,9 +31,10 @@ import torch
 from safetensors.torch import save_file
 
 import rnr
-from rnr import _safefile, tasks
+from rnr import weights as _safefile
 from rnr.__main__ import main
-from rnr.datasets import load_ts
+from rnr.data import tasks
+from rnr.data.datasets import load_ts
 from rnr.io import FORMAT_VERSION
 
 TEXT = "the quick brown fox jumps over the lazy dog. " * 10

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
 import rnr
-from rnr import _safefile
+from rnr import weights as _safefile
 from rnr.io import FORMAT_VERSION
 
 CELLS = ["elman", "lstm", "gru"]

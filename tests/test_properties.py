@@ -20,12 +20,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rnr
-from rnr import kernels, tasks
-from rnr.forecast import RNNForecaster
-from rnr.forecast_train import ForecastTraining
-from rnr.logs import graceful_stop
-from rnr.panel import Panel
-from rnr.scaling import KINDS, Scaler
+from rnr.core import kernels
+from rnr.data import tasks
+from rnr.forecast.forecaster import RNNForecaster
+from rnr.forecast.panel import Panel
+from rnr.forecast.scaling import KINDS, Scaler
+from rnr.forecast.training import ForecastTraining
+from rnr.training.logs import graceful_stop
 
 PROPERTY = settings(deadline=None, derandomize=True, database=None)
 
@@ -355,7 +356,7 @@ def test_fit_resumed_after_max_steps_equals_the_uninterrupted_run(case, seed):
     with tempfile.TemporaryDirectory() as folder:
         stopped = model(seed)
         rnr.fit(stopped, (X, Y), val=val, checkpoint_dir=folder, max_steps=k, **common)
-        has_checkpoint = bool(rnr.checkpoint.files(folder))
+        has_checkpoint = bool(rnr.training.checkpoint.files(folder))
         resumed = model(seed + 1) if has_checkpoint else model(seed)
         got = rnr.fit(resumed, (X, Y), val=val, checkpoint_dir=folder, resume=True, **common)
     assert same(weights(resumed), weights(reference)), f"stopped after {k} steps, checkpoint: {has_checkpoint}"

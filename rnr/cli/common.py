@@ -1,0 +1,104 @@
+"""What every command of ``rnr`` shares: the usage error, model folders, output paths, progress and the run's
+configuration from ``--config``, the flags and ``--set``.
+
+A fitted model is a folder: ``model.safetensors`` (``rnr.save``: weights, scalers, vocabulary, each series'
+state), ``info.json`` (the task, the run's configuration, what it was trained on), ``metrics.csv`` (one row per
+epoch) and ``checkpoints/`` (for ``--resume``).
+"""
+import json
+import os
+import sys
+from pathlib import Path
+
+from rnr.cli import config as cfg
+from rnr.io import load
+
+MODEL_FILE, INFO_FILE = "model.safetensors", "info.json"
+TASKS = ("forecast", "classify", "text")
+
+
+class UsageError(ValueError):
+    """Bad input from the command line; exit code 2."""
+
+
+def show_progress(args) -> bool:
+    """Progress bars go to a terminal only, and never with --quiet or --json."""
+    return not (args.quiet or args.json) and sys.stderr.isatty()
+
+
+def config_from_args(args, task: str) -> dict:
+    """The run's {"data", "model"} configuration: the --config file, then the flags, then each --set."""
+    config = cfg.load_toml(args.config) if args.config else {}
+    source = f"--config {args.config}" if args.config else "the command line"
+    flags = {"data": {"path": args.data, "id": args.id, "time": args.time, "target": args.target,
+                      "label": getattr(args, "label", None), "text": getattr(args, "text", None),
+                      "val_path": getattr(args, "val", None)},
+             "model": {"horizon": args.horizon}}
+    keys = cfg.schema(task)
+    for table, values in flags.items():
+        for key, value in values.items():
+            if value is None:
+                continue
+            if key not in keys[table]:
+                flag = {"path": "--data", "val_path": "--val"}.get(key, f"--{key}")
+                raise UsageError(f"{flag} does not apply to rnr fit {task}; it applies to "
+                                 f"{[t for t in TASKS if key in cfg.schema(t)[table]]}")
+            config.setdefault(table, {})[key] = value
+    return cfg.validate(cfg.merge(config, args.set), source, task)
+
+
+def writable(path, flag: str, folder: bool = False) -> Path:
+    """``path``, the value of ``flag``, checked before any work: a folder to write into (``folder=True``) or a file
+    to write. A file's missing folders are made; a folder itself is made when the command writes it."""
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {str(path)!r} is a file, but {flag} names the folder to write to; pass a folder")
+    if not folder and path.is_dir():
+        raise UsageError(f"{flag} {str(path)!r} is a folder; pass a file path, e.g. {str(path / 'out.csv')!r}")
+    above = path if folder else path.parent
+    blocker = next((p for p in (above, *above.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise UsageError(f"{flag} {str(path)!r} cannot be written: {str(blocker)!r} is a file, not a folder; pass a "
+                         f"path in a folder")
+    existing = next(p for p in (above, *above.parents) if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {str(path)!r} cannot be written: no permission to write in {str(existing)!r}; pass "
+                         f"a path in a folder you can write to")
+    if not folder:
+        above.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def load_model(path):
+    """(model, info) from a model folder written by ``rnr fit``, or from a model file written by ``rnr.save``."""
+    path = Path(path)
+    if path.is_file():
+        model = load(path)
+        return model, {"task": {"RNNForecaster": "forecast", "CharLM": "text"}.get(type(model).__name__,
+                                                                                     "classify")}
+    if not path.exists():
+        raise UsageError(f"{str(path)!r} does not exist; pass the --out folder of rnr fit (or a file written by "
+                         f"rnr.save)")
+    if not (path / MODEL_FILE).is_file():
+        raise UsageError(f"{str(path)!r} is not a model folder (no {MODEL_FILE} in it); pass the --out folder of "
+                         f"rnr fit")
+    info_dict = {}
+    if (path / INFO_FILE).is_file():
+        try:
+            info_dict = json.loads((path / INFO_FILE).read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise UsageError(f"{str(path / INFO_FILE)!r} is damaged ({e}); fit the model again") from None
+        if not isinstance(info_dict, dict):
+            raise UsageError(f"{str(path / INFO_FILE)!r} must hold a JSON object, got {type(info_dict).__name__}")
+    model = load(path / MODEL_FILE)
+    info_dict.setdefault("task", {"RNNForecaster": "forecast", "CharLM": "text"}.get(type(model).__name__,
+                                                                                     "classify"))
+    return model, info_dict
+
+
+def load_task_model(path, command: str, classes: tuple):
+    model, info_dict = load_model(path)
+    if not isinstance(model, classes):
+        names = " or ".join(c.__name__ for c in classes)
+        raise UsageError(f"rnr {command} reads {names} models; {str(path)!r} holds a {type(model).__name__}")
+    return model, info_dict

@@ -1,0 +1,324 @@
+"""The ``rnr`` command: its parsers, the dispatch, ``rnr fit`` and ``rnr info``.
+
+The commands of each task live in ``rnr.cli.forecast`` (forecast) and ``rnr.cli.sequences`` (classify, text,
+export); what they share (model folders, output paths, configuration) in ``rnr.cli.common``.
+
+Exit codes: 0 success, 2 a usage, configuration or input error (the message names the argument, the rule, the value
+and the fix), 1 any other failure, 130 a Ctrl-C (during ``rnr fit``: after the model trained so far was saved).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rnr._version import __version__
+from rnr.cli import config as cfg
+from rnr.cli import forecast as cli_forecast
+from rnr.cli import sequences as cli_sequences
+from rnr.cli.common import (
+    INFO_FILE,
+    MODEL_FILE,
+    TASKS,
+    UsageError,
+    config_from_args,
+    load_model,
+    show_progress,
+    writable,
+)
+from rnr.cli.demo import main as demo_main
+from rnr.cli.tour import main as tour_main
+from rnr.io import save
+from rnr.training import distributed
+from rnr.training.logs import graceful_stop
+
+# parsers ----------------------------------------------------------------------------------------------------------
+FIT_EXAMPLES = """examples:
+  rnr fit forecast --data sales.csv --id store --time date --target units --horizon 28 --out model/
+  rnr fit forecast --config run.toml --set model.cell=lstm --set model.epochs=5 --out model/
+  rnr fit classify --data reviews.csv --text review --label sentiment --out clf/
+  rnr fit classify --data gestures.csv --id gesture --time t --label kind --out clf/
+  rnr fit classify --data JapaneseVowels_TRAIN.ts --out vowels/
+  rnr fit text --data shakespeare.txt --set model.hidden_size=256 --out lm/
+  rnr fit forecast ... --out model/ --resume      (continue a run stopped by Ctrl-C)"""
+PREDICT_EXAMPLES = """examples:
+  rnr predict model/ --out forecast.csv
+  rnr predict model/ --future prices.csv --json
+  rnr predict clf/ --data new_reviews.csv --out labels.csv"""
+EVALUATE_EXAMPLES = """examples:
+  rnr evaluate model/ --data last_two_weeks.csv
+  rnr evaluate clf/ --data test_reviews.csv
+  rnr evaluate lm/ --data held_out.txt"""
+BACKTEST_EXAMPLES = """examples:
+  rnr backtest forecast --data sales.csv --horizon 14 --windows 3 --set model.season=7
+  rnr backtest forecast --config run.toml --out scores.csv --json"""
+GENERATE_EXAMPLES = """examples:
+  rnr generate lm/ --prime "ROMEO:" --length 300 --temperature 0.8 --seed 1"""
+PLOT_EXAMPLES = """examples:
+  rnr plot forecast model/ --data sales.csv --out forecast.png
+  rnr plot forecast model/ --data sales.csv --series s1,s4 --last 60 --out forecast.png
+  rnr plot hidden lm/ --text "First Citizen: Before we proceed" --out view/
+  rnr plot hidden lm/ --text-file speech.txt --units 3,17 --out view/"""
+EXPORT_EXAMPLES = """examples:
+  rnr export lm/ --onnx --out lm.onnx"""
+
+
+def add_commands(sub) -> None:
+    """Register the commands on an argparse subparsers object."""
+    fit = _parser(sub, "fit", "train a model on a file and save it to a folder", FIT_EXAMPLES)
+    fit.add_argument("task", choices=TASKS, help="forecast (a panel of time series), classify (labelled sequences or "
+                                                  "texts), text (a character language model)")
+    _run_options(fit)
+    fit.add_argument("--label", help="classify: the column of labels (data.label, default label)")
+    fit.add_argument("--text", help="classify: the column of texts (data.text)")
+    fit.add_argument("--val", help="classify, text: a file to report on after each epoch (data.val_path)")
+    fit.add_argument("--out", required=True, help="the model folder to write")
+    fit.add_argument("--force", action="store_true", help="replace a model already in --out")
+    fit.add_argument("--resume", action="store_true", help="continue the run whose checkpoints are in --out")
+    fit.add_argument("--nproc", type=int, help="forecast: train with N processes on this machine (torchrun, DDP; "
+                                               "model.batch_size is the global batch)")
+    _common(fit)
+    bt = _parser(sub, "backtest", "score a model and the baselines on rolling origins of a file", BACKTEST_EXAMPLES)
+    bt.add_argument("task", choices=["forecast"], help="what to score: forecast")
+    _run_options(bt)
+    bt.add_argument("--windows", type=int, default=3, help="rolling origins, each one horizon long (default 3)")
+    bt.add_argument("--m", type=int, help="seasonal period for MASE and the seasonal baselines (default: model.season)")
+    bt.add_argument("--out", help="also write every model's score per window to this CSV")
+    _common(bt)
+    ev = _parser(sub, "evaluate", "score a saved model on data it has not seen", EVALUATE_EXAMPLES)
+    ev.add_argument("model", help="the model folder written by rnr fit")
+    ev.add_argument("--data", required=True, help="forecast: the actual values of the forecast steps; classify: "
+                                                  "labelled sequences; text: a text file")
+    ev.add_argument("--future", help="forecast: a CSV of the future covariates, if the model has any")
+    _common(ev)
+    pred = _parser(sub, "predict", "forecast or classify with a saved model", PREDICT_EXAMPLES)
+    pred.add_argument("model", help="the model folder written by rnr fit")
+    pred.add_argument("--data", help="classify: the sequences or texts to label")
+    pred.add_argument("--future", help="forecast: a CSV of the future covariates for the next steps, if any")
+    pred.add_argument("--h", type=int, help="forecast: steps ahead (default: the horizon)")
+    pred.add_argument("--out", help="the CSV to write (default: print it)")
+    _common(pred)
+    plot = _parser(sub, "plot", "pictures of a model at work", PLOT_EXAMPLES)
+    plot.add_argument("what", choices=["forecast", "hidden"],
+                      help="forecast: history and forecast per series (PNG); hidden: the hidden state over a text "
+                           "(heatmap, GIF, HTML)")
+    plot.add_argument("model", help="the model folder written by rnr fit (or a model file written by rnr.save)")
+    plot.add_argument("--data", help="forecast: the CSV of the history the model was fitted on")
+    plot.add_argument("--future", help="forecast: a CSV of the future covariates, if the model has any")
+    plot.add_argument("--series", help="forecast: comma-separated ids to draw (default: the first four)")
+    plot.add_argument("--last", type=int, default=100, help="forecast: history steps to draw (default 100)")
+    plot.add_argument("--text", help="hidden: the text to read")
+    plot.add_argument("--text-file", help="hidden: a UTF-8 file holding the text to read")
+    plot.add_argument("--units", help="hidden: comma-separated units for the HTML page (default: the most "
+                                      "interpretable)")
+    plot.add_argument("--k", type=int, default=4, help="hidden: how many interpretable units to show (default 4)")
+    plot.add_argument("--out", required=True, help="forecast: the PNG to write; hidden: the folder to write "
+                                                   "heatmap.png, hidden.gif, hidden.html to")
+    _common(plot)
+    gen = _parser(sub, "generate", "write text with a character model", GENERATE_EXAMPLES)
+    gen.add_argument("model", help="the model folder written by rnr fit text (or a CharLM file)")
+    gen.add_argument("--length", type=int, default=500, help="characters to write (default 500)")
+    gen.add_argument("--prime", help="the text to start from")
+    gen.add_argument("--temperature", type=float, default=1.0, help="below 1 more conservative, 0 greedy")
+    gen.add_argument("--top-k", type=int, help="draw among the k most likely characters only")
+    gen.add_argument("--top-p", type=float, help="draw among the most likely characters holding this probability")
+    gen.add_argument("--seed", type=int, help="the same seed writes the same text")
+    gen.add_argument("--out", help="write the text to this file (default: print it)")
+    _common(gen)
+    exp = _parser(sub, "export", "write a model for other runtimes (ONNX, one step at a time)", EXPORT_EXAMPLES)
+    exp.add_argument("model", help="the model folder written by rnr fit text (or a model file)")
+    exp.add_argument("--onnx", action="store_true", required=True, help="write ONNX (the state as input and output)")
+    exp.add_argument("--out", help="the file to write (default: model.onnx in the model folder)")
+    _common(exp)
+    info = _parser(sub, "info", "what a saved model is and what it was trained on", None)
+    info.add_argument("model", help="the model folder written by rnr fit")
+    _common(info)
+
+
+def _parser(sub, name: str, help: str, examples: str | None):
+    return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".", epilog=examples,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _run_options(parser) -> None:
+    parser.add_argument("--config", help="a TOML file with [data] and [model] tables")
+    parser.add_argument("--data", help="the file to learn from (data.path)")
+    parser.add_argument("--id", help="the series or sequence column (data.id)")
+    parser.add_argument("--time", help="the time column (data.time)")
+    parser.add_argument("--target", help="forecast: the column to forecast (data.target, default y)")
+    parser.add_argument("--horizon", type=int, help="forecast: steps to forecast (model.horizon)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any key, e.g. --set model.cell=lstm (repeatable)")
+
+
+def _common(parser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object of results")
+    parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+
+# dispatch ---------------------------------------------------------------------------------------------------------
+def run(args) -> int:
+    """Run a parsed command; returns the exit code."""
+    commands = {"fit": fit, "predict": by_task(cli_forecast.predict, cli_sequences.predict),
+                "evaluate": by_task(cli_forecast.evaluate, cli_sequences.evaluate), "info": info,
+                "backtest": cli_forecast.backtest, "generate": cli_sequences.generate,
+                "plot": lambda a: (cli_forecast.plot if a.what == "forecast" else cli_sequences.plot_hidden)(a),
+                "export": cli_sequences.export}
+    try:
+        result = commands[args.command](args)
+    except (UsageError, cfg.ConfigError, ValueError, TypeError, FileNotFoundError, IsADirectoryError,
+            NotADirectoryError, PermissionError, KeyError, ImportError) as e:  # about the paths and data given
+        print(f"rnr {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"rnr {args.command}: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except Exception as e:  # a failure, not an input error: say what and where
+        print(f"rnr {args.command}: failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    text, code = result.pop("_text"), result.pop("_exit", 0)
+    if args.json:
+        print(json.dumps(result, default=str))
+    elif not args.quiet:
+        print(text)
+    return code
+
+
+def by_task(forecast, other):
+    """A command that reads a model folder and runs ``forecast`` for forecasters, ``other`` for the rest."""
+    def command(args):
+        model, info_dict = load_model(args.model)
+        return (forecast if info_dict.get("task", "forecast") == "forecast" else other)(args, model, info_dict)
+
+    return command
+
+
+# model folders ----------------------------------------------------------------------------------------------------
+def fit(args) -> dict:
+    """``rnr fit TASK``: train inside ``graceful_stop`` (a first Ctrl-C stops after the step it is in) and save the
+    model folder, also when stopped (exit code 130, and ``--resume`` continues)."""
+    run_config = config_from_args(args, args.task)
+    out = writable(args.out, "--out", folder=True)  # before training, so no run is lost to a bad path
+    if (out / MODEL_FILE).exists() and not (args.force or args.resume):
+        raise UsageError(f"--out {str(out)!r} already holds a model; pass --force to replace it, --resume to continue "
+                         f"its run, or another folder")
+    if args.resume and args.task == "text":
+        raise UsageError("--resume applies to forecast and classify runs; a text model stopped by Ctrl-C was saved as "
+                         "it was, and rnr fit text starts a new run")
+    if args.nproc is not None:
+        if args.nproc < 1:
+            raise UsageError(f"--nproc must be >= 1, got {args.nproc}")
+        if args.task != "forecast":
+            raise UsageError(f"--nproc applies to rnr fit forecast; rnr fit {args.task} trains in one process")
+        if args.nproc > 1 and distributed.world_from_env() == 1:
+            return _launch(args, out)
+    rank = int(os.environ.get("RANK", "0"))
+    trainer = {"forecast": cli_forecast.fit, "classify": cli_sequences.fit_classify,
+               "text": cli_sequences.fit_text}[args.task]
+    options = dict(progress=show_progress(args), log_dir=str(out))
+    if args.task != "text":
+        options.update(checkpoint_dir=str(out / "checkpoints"), resume=args.resume)
+    start = time.perf_counter()
+    with graceful_stop("stopping after this step and saving the model; Ctrl-C again to stop at once"):
+        model, facts = trainer(run_config, options)
+    seconds = time.perf_counter() - start
+    if rank != 0:  # the first process writes the folder and reports
+        args.quiet, args.json = True, False
+        return {"_text": "", "_exit": 130 if getattr(model, "interrupted_", False) else 0}
+    history = model.history_ if isinstance(model.history_, list) else model.history_.rows
+    interrupted = bool(getattr(model, "interrupted_", False) or getattr(model.history_, "interrupted", False))
+    out.mkdir(parents=True, exist_ok=True)
+    save(model, out / MODEL_FILE)
+    info_dict = {"task": args.task, "class": type(model).__name__, "data": run_config["data"],
+                 "model": run_config["model"], **facts, "epochs_done": len(history),
+                 "train_loss": history[-1]["train_loss"] if history else None, "interrupted": interrupted,
+                 "fit_seconds": round(seconds, 3), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    (out / INFO_FILE).write_text(json.dumps(info_dict, indent=1, default=str), encoding="utf-8")
+    text = f"fitted {model!r} ({facts['trained_on']}) in {seconds:.1f} s; saved to {out}/"
+    result = {**info_dict, "out": str(out), "_text": text}
+    if interrupted:
+        again = "; run the same command with --resume to continue" if args.task != "text" else ""
+        print(f"rnr fit: stopped by Ctrl-C after {len(history)} of {run_config['model'].get('epochs')} epochs; saved "
+              f"the model trained so far to {out}/ (rnr predict reads it){again}", file=sys.stderr)
+        result["_exit"] = 130
+    return result
+
+
+def _launch(args, out: Path) -> dict:
+    """``rnr fit ... --nproc N``: the same command in N processes started by torchrun (this machine only)."""
+    argv, drop = [], False
+    for a in args.argv:
+        if drop:
+            drop = False
+        elif a == "--nproc":
+            drop = True
+        elif not a.startswith("--nproc="):
+            argv.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}", "-m",
+           "rnr", *argv]
+    code = subprocess.call(cmd)
+    if code not in (0, 130) or not (out / INFO_FILE).is_file():
+        raise RuntimeError(f"torchrun exited with code {code}: see the messages above")
+    info_dict = json.loads((out / INFO_FILE).read_text(encoding="utf-8"))
+    args.quiet, args.json = True, False  # the first process has already reported
+    return {**info_dict, "processes": args.nproc, "_exit": code, "_text": ""}
+
+
+def info(args) -> dict:
+    model, info_dict = load_model(args.model)
+    net = getattr(model, "net_", None) or getattr(model, "model_", None)
+    params = sum(p.numel() for p in net.parameters()) if net is not None else 0
+    result = {**info_dict, "model_repr": repr(model), "parameters": params}
+    lines = [f"{args.model}: {result['model_repr']}", f"  task: {info_dict.get('task')}", f"  parameters: {params}"]
+    if hasattr(model, "panel_info_"):
+        result["series_known"] = len(model.panel_info_["ids"])
+        lines.append(f"  series: {result['series_known']}")
+    if hasattr(model, "classes_"):
+        result["classes"] = model.classes_.tolist()
+        lines.append(f"  classes: {result['classes']}")
+    for key in ("data", "trained_on", "epochs_done", "train_loss", "interrupted", "fit_seconds", "created"):
+        if key in info_dict:
+            lines.append(f"  {key}: {info_dict[key]}")
+    result["_text"] = "\n".join(lines)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="rnr",
+        description="Recurrent neural networks for every kind of sequence.",
+        epilog="examples:\n"
+               "  rnr fit forecast --data sales.csv --id store --time date --target units --horizon 28 --out model/\n"
+               "  rnr predict model/ --out forecast.csv\n"
+               "  rnr info model/\n"
+               "  rnr fit classify --data reviews.csv --text review --label sentiment --out clf/\n"
+               "  rnr fit text --data shakespeare.txt --out lm/ && rnr generate lm/ --prime ROMEO:\n"
+               "  rnr demo    backtest a forecaster on a generated sales panel against the baselines\n"
+               "  rnr tour    train each topology on a small task and print a table\n"
+               "exit codes: 0 success, 2 usage or input error, 1 failure",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command")
+    add_commands(sub)
+    sub.add_parser("tour", help="train each topology on its small generated task and print a table")
+    sub.add_parser("demo", help="backtest a forecaster on a generated sales panel (options: rnr demo --help)",
+                   add_help=False)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "demo":
+        return demo_main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.version:
+        print(__version__)
+        return 0
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    if args.command in ("fit", "predict", "info", "plot", "backtest", "evaluate", "generate", "export"):
+        return run(args)
+    if args.command == "tour":
+        tour_main()
+        return 0
+    parser.print_help()
+    return 2

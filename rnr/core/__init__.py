@@ -1,0 +1,12 @@
+"""The recurrent core: one time step of each cell, the hand-written BPTT, the compiled CPU loops, the ``RNN`` layer
+and streaming inference. It imports nothing else of rnr.
+
+Modules: ``cells`` (Elman, LSTM, GRU steps), ``bptt`` (Elman BPTT by hand and its reference loop), ``kernels`` and
+``fast`` (numba loops and their autograd wrappers), ``rnn`` (``RNN``: stacked, bidirectional, ragged), ``stream``
+(``Stream``), ``checks`` (input validation shared by every layer above).
+"""
+from rnr.core.cells import ElmanCell, GRUCell, LSTMCell
+from rnr.core.rnn import RNN
+from rnr.core.stream import Stream
+
+__all__ = ["RNN", "ElmanCell", "LSTMCell", "GRUCell", "Stream"]

@@ -1,0 +1,307 @@
+"""A recurrent layer: Elman, LSTM or GRU cells, stacked, optionally bidirectional, over ragged batches.
+
+Parameters are named and laid out as in ``torch.nn.RNN/LSTM/GRU`` (``weight_ih_l{k}[_reverse]``, ...), so a state
+dict loads both ways. Three implementations compute the same thing (tests hold them together):
+
+- ``"loop"``: the reference, each step written plainly with the step functions of ``rnr.cells`` under autograd;
+- ``"bptt"``: Elman only, the hand-written backpropagation through time of ``rnr.bptt`` (any ``phi``);
+- ``"fused"``: PyTorch's fused kernels (``torch._VF``, cuDNN on a GPU): LSTM, GRU, and Elman with tanh or relu;
+- ``"compiled"``: the time loop compiled for the CPU (``rnr.kernels``, numba): every cell, Elman with a built-in phi.
+
+``impl="auto"`` picks, on a GPU, ``"fused"`` where PyTorch has a kernel (cuDNN) and ``"bptt"`` for Elman layers with
+any other phi; on a CPU, ``"compiled"`` while a step is small (``COMPILED_MAX_WORK``: where torch's per-step overhead dominates;
+see ``bench/kernels.py``), above it ``"fused"``, or ``"bptt"`` for a custom phi.
+
+Ragged batches: with ``lengths``, each sequence's state freezes after its last real step, outputs past the end are
+zero, and the reverse direction reads each sequence backwards from its own last step, so every output, final
+state and gradient equals running the sequences one by one.
+"""
+from typing import Callable, Union
+
+import torch
+from torch import _VF, Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from rnr.core import kernels
+from rnr.core.bptt import elman_bptt
+from rnr.core.cells import GATES, PHIS, Phi, check_cell, elman_step, gru_step, init_uniform_, lstm_step, resolve_phi
+from rnr.core.checks import (
+    check_lengths,
+    check_positive_int,
+    check_probability,
+    check_sequence,
+    check_state,
+    check_weights,
+)
+from rnr.core.fast import run_compiled
+
+_PHI_CODES = {PHIS[name]: code for name, code in kernels.PHI_CODES.items()}
+_COMPILED_DTYPES = (torch.float32, torch.float64)
+
+State = Union[Tensor, tuple[Tensor, Tensor]]
+IMPLS = ("auto", "loop", "bptt", "fused", "compiled")
+# "auto" compiles a layer on the CPU while one step's hidden product, batch x gates*H x H multiply-adds, is at most
+# this; above it a step is a large enough matrix product for PyTorch's kernels (measured in bench/kernels.py: torch's
+# CPU LSTM is fused and wins early, its GRU late)
+COMPILED_MAX_WORK = {"elman": 2**18, "gru": 2**20, "lstm": 2**15}
+_FUSED = {"lstm": _VF.lstm, "gru": _VF.gru, "tanh": _VF.rnn_tanh, "relu": _VF.rnn_relu}
+
+
+def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """Reverse each sequence of x (B, T, ...) within its own length; padding stays where it is."""
+    if lengths is None:
+        return x.flip(1)
+    B, T = x.shape[:2]
+    t = torch.arange(T).expand(B, T)
+    L = lengths[:, None]
+    idx = torch.where(t < L, L - 1 - t, t).to(x.device)  # (B, T)
+    return x.gather(1, idx.view(B, T, *([1] * (x.dim() - 2))).expand_as(x))
+
+
+def step_mask(lengths: Tensor | None, steps: int, device=None) -> Tensor | None:
+    """(B, T) bool: True at t < lengths[b]; None when every sequence fills the batch."""
+    if lengths is None:
+        return None
+    return torch.arange(steps, device=device)[None, :] < lengths.to(device)[:, None]
+
+
+def _run_loop(cell: str, phi, x: Tensor, state, w_ih, w_hh, b_ih, b_hh, mask):
+    """The reference: one direction of one layer, step by step under autograd. x (B, T, I); state h or (h, c)."""
+    T = x.shape[1]
+    xw = x @ w_ih.t()  # (B, T, G*H): the input projection of every step in one product
+    if b_ih is not None:
+        xw = xw + b_ih
+    outs = []
+    for t in range(T):
+        if cell == "lstm":
+            new = lstm_step(xw[:, t], state[0], state[1], w_hh, b_hh)
+        elif cell == "gru":
+            new = gru_step(xw[:, t], state, w_hh, b_hh)
+        else:
+            new = elman_step(xw[:, t], state, w_hh, b_hh, phi)
+        if mask is not None:  # past a sequence's end the state stays as it was
+            m = mask[:, t, None]
+            new = tuple(torch.where(m, n, s) for n, s in zip(new, state)) if cell == "lstm" else torch.where(m, new, state)
+        state = new
+        h = state[0] if cell == "lstm" else state
+        outs.append(h if mask is None else h * mask[:, t, None])
+    return torch.stack(outs, dim=1), state  # (B, T, H)
+
+
+class RNN(nn.Module):
+    """Stacked, optionally bidirectional recurrent layer with Elman, LSTM or GRU cells.
+
+    Elman: ``h_t = phi(b_h + x_t W_x + h_{t-1} W_h)`` for every layer, the input of layer k > 0 being the
+    outputs of layer k - 1 (both directions concatenated), with dropout between layers in training.
+
+    Args:
+        input_size: features of x_t (I).
+        hidden_size: units of h_t per direction (H).
+        cell: "elman", "lstm" or "gru".
+        nonlinearity: phi of Elman cells: "tanh", "relu", "sigmoid", "identity" or an elementwise callable.
+        num_layers: stacked layers (L).
+        bidirectional: also read each sequence backwards (D = 2) and concatenate.
+        dropout: probability of zeroing outputs of every layer but the last, in training.
+        bias: learn biases.
+        impl: "auto", "loop" (the plain reference), "bptt" (Elman, hand-written backward), "fused"
+            (PyTorch's kernels; LSTM, GRU, Elman with tanh or relu) or "compiled" (the CPU time loop compiled
+            with numba; Elman with a built-in phi, LSTM, GRU). All give the same results.
+
+    Shapes: ``forward(x (B, T, I), h0=None, lengths=None) -> (out (B, T, D*H), h_n (L*D, B, H))``; for LSTM
+    ``h0`` and ``h_n`` are ``(h, c)`` pairs. ``lengths`` (B,) gives each sequence's real length.
+
+    Example:
+        >>> rnn = RNN(3, 16, cell="gru", num_layers=2, bidirectional=True)
+        >>> out, h_n = rnn(torch.randn(4, 10, 3), lengths=torch.tensor([10, 7, 3, 1]))
+        >>> out.shape, h_n.shape
+        (torch.Size([4, 10, 32]), torch.Size([4, 4, 16]))
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        cell: str = "elman",
+        nonlinearity: Phi = "tanh",
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        bias: bool = True,
+        impl: str = "auto",
+    ):
+        super().__init__()
+        self.input_size = check_positive_int(input_size, "input_size")
+        self.hidden_size = check_positive_int(hidden_size, "hidden_size")
+        self.cell = check_cell(cell)
+        self.nonlinearity = nonlinearity
+        self.phi: Callable[[Tensor], Tensor] = resolve_phi(nonlinearity)
+        if cell != "elman" and nonlinearity != "tanh":
+            raise ValueError(
+                f"nonlinearity applies only to cell='elman', got nonlinearity={nonlinearity!r} with cell={cell!r}; "
+                f"leave nonlinearity at its default for LSTM and GRU"
+            )
+        self.num_layers = check_positive_int(num_layers, "num_layers")
+        self.bidirectional = bool(bidirectional)
+        self.dropout = check_probability(dropout, "dropout")
+        self.bias = bool(bias)
+        self.num_directions = 2 if bidirectional else 1
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {list(IMPLS)}, got {impl!r}")
+        if impl == "bptt" and cell != "elman":
+            raise ValueError(f"impl='bptt' (hand-written BPTT) is for cell='elman' only, got cell={cell!r}")
+        if impl == "fused" and cell == "elman" and self.phi not in (PHIS["tanh"], PHIS["relu"]):
+            raise ValueError(f"impl='fused' needs nonlinearity 'tanh' or 'relu' for Elman cells, got "
+                             f"{nonlinearity!r}; use impl='bptt' for any other phi")
+        if impl == "compiled" and cell == "elman" and self.phi not in _PHI_CODES:
+            raise ValueError(f"impl='compiled' needs a built-in nonlinearity ({sorted(kernels.PHI_CODES)}) for Elman "
+                             f"cells, got {nonlinearity!r}; use impl='bptt' for any other phi")
+        if impl == "compiled" and not kernels.AVAILABLE:
+            raise ImportError("impl='compiled' needs numba, which is not installed; pip install numba, or use "
+                              "impl='auto'")
+        self.impl = impl
+        self.config = dict(input_size=input_size, hidden_size=hidden_size, cell=cell, nonlinearity=nonlinearity,
+                           num_layers=num_layers, bidirectional=bidirectional, dropout=dropout, bias=bias, impl=impl)
+        g = GATES[cell]
+        d = self.num_directions
+        check_weights(num_layers * d * g * hidden_size * (input_size + hidden_size * d + 2),
+                      f"hidden_size={hidden_size} (input_size={input_size}, num_layers={num_layers}, {cell})",
+                      "lower hidden_size")
+        self._names = []  # per (layer, direction): (w_ih, w_hh, b_ih, b_hh) names
+        for k in range(num_layers):
+            layer_in = input_size if k == 0 else hidden_size * self.num_directions
+            for suffix in ["", "_reverse"][: self.num_directions]:
+                names = [f"weight_ih_l{k}{suffix}", f"weight_hh_l{k}{suffix}"]
+                setattr(self, names[0], nn.Parameter(torch.empty(g * hidden_size, layer_in)))
+                setattr(self, names[1], nn.Parameter(torch.empty(g * hidden_size, hidden_size)))
+                if bias:
+                    names += [f"bias_ih_l{k}{suffix}", f"bias_hh_l{k}{suffix}"]
+                    setattr(self, names[2], nn.Parameter(torch.empty(g * hidden_size)))
+                    setattr(self, names[3], nn.Parameter(torch.empty(g * hidden_size)))
+                self._names.append(names)
+        init_uniform_(self.parameters(), hidden_size)
+
+    def _weights(self, layer: int, direction: int):
+        names = self._names[layer * self.num_directions + direction]
+        w = [getattr(self, n) for n in names]
+        return w if self.bias else w + [None, None]
+
+    def _impl(self, x: Tensor) -> str:
+        if self.impl != "auto":
+            if self.impl == "compiled" and (x.device.type != "cpu" or x.dtype not in _COMPILED_DTYPES):
+                raise ValueError(f"impl='compiled' runs float32 or float64 tensors on the CPU, got {x.dtype} on "
+                                 f"{x.device}; use impl='auto'")
+            return self.impl
+        fusable = self.cell != "elman" or self.phi in (PHIS["tanh"], PHIS["relu"])
+        compilable = (kernels.AVAILABLE and x.device.type == "cpu" and x.dtype in _COMPILED_DTYPES
+                      and (self.cell != "elman" or self.phi in _PHI_CODES))
+        work = x.shape[0] * GATES[self.cell] * self.hidden_size**2
+        if compilable and work <= COMPILED_MAX_WORK[self.cell]:
+            return "compiled"
+        return "fused" if fusable else "bptt"
+
+    def _run(self, x, state, layer, direction, lengths, mask, impl):
+        """One direction of one layer. x (B, T, I_k) -> out (B, T, H), final state."""
+        w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
+        if direction == 1:
+            x = reverse_padded(x, lengths)
+        if impl == "bptt":
+            out, state = elman_bptt(x, state, w_ih, w_hh, b_ih, b_hh, self.phi, mask)
+        elif impl == "compiled":
+            out, state = run_compiled(self.cell, _PHI_CODES.get(self.phi, 0), x, state, w_ih, w_hh, b_ih, b_hh,
+                                      lengths)
+        else:
+            out, state = _run_loop(self.cell, self.phi, x, state, w_ih, w_hh, b_ih, b_hh, mask)
+        if direction == 1:
+            out = reverse_padded(out, lengths)
+        return out, state
+
+    def _run_fused(self, x: Tensor, h0, lengths):
+        """All layers and directions in one call to PyTorch's kernel; ragged batches go through packing."""
+        kernel = _FUSED[self.cell if self.cell != "elman" else ("relu" if self.phi is PHIS["relu"] else "tanh")]
+        weights = [w for names in self._names for w in (getattr(self, n) for n in names)]
+        args = (weights, self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
+        hx = h0
+        if lengths is None:
+            result = kernel(x, hx, *args, True)
+            return result[0], (result[1], result[2]) if self.cell == "lstm" else result[1]
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        order, back = packed.sorted_indices, packed.unsorted_indices
+        hx = tuple(h.index_select(1, order) for h in hx) if self.cell == "lstm" else hx.index_select(1, order)
+        result = kernel(packed.data, packed.batch_sizes, hx, *args)
+        out, _ = pad_packed_sequence(packed._replace(data=result[0]), batch_first=True, total_length=x.shape[1])
+        if self.cell == "lstm":
+            return out, (result[1].index_select(1, back), result[2].index_select(1, back))
+        return out, result[1].index_select(1, back)
+
+    def forward(self, x: Tensor, h0: State | None = None, lengths=None) -> tuple[Tensor, State]:
+        check_sequence(x, self.input_size, "x")
+        B, T, _ = x.shape
+        lengths = check_lengths(lengths, B, T)
+        if lengths is not None and bool((lengths == T).all()):
+            lengths = None  # a full batch needs no mask
+        mask = step_mask(lengths, T, x.device)
+        n_states = self.num_layers * self.num_directions
+        shape = (n_states, B, self.hidden_size)
+        if h0 is None:
+            zeros = x.new_zeros(shape)
+            h0 = (zeros, zeros) if self.cell == "lstm" else zeros
+        elif self.cell == "lstm":
+            if not (isinstance(h0, (tuple, list)) and len(h0) == 2):
+                raise TypeError(f"h0 must be an (h, c) pair of tensors for cell='lstm', got {type(h0).__name__}; "
+                                f"pass h0=(h, c), each of shape {shape}")
+            check_state(h0[0], shape, "h0[0]")
+            check_state(h0[1], shape, "h0[1]")
+        else:
+            check_state(h0, shape, "h0")
+        impl = self._impl(x)
+        if impl == "fused":
+            return self._run_fused(x, h0, lengths)
+        finals = []
+        for k in range(self.num_layers):
+            outs = []
+            for d in range(self.num_directions):
+                i = k * self.num_directions + d
+                state = (h0[0][i], h0[1][i]) if self.cell == "lstm" else h0[i]
+                out, state = self._run(x, state, k, d, lengths, mask, impl)
+                outs.append(out)
+                finals.append(state)
+            x = outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)  # (B, T, D*H)
+            if self.dropout and self.training and k < self.num_layers - 1:
+                x = nn.functional.dropout(x, self.dropout, training=True)
+        if self.cell == "lstm":
+            h_n = (torch.stack([f[0] for f in finals]), torch.stack([f[1] for f in finals]))
+        else:
+            h_n = torch.stack(finals)  # (L*D, B, H)
+        return x, h_n
+
+    def extra_repr(self) -> str:
+        s = f"{self.cell}, {self.input_size} -> {self.hidden_size}"
+        if self.cell == "elman" and self.nonlinearity != "tanh":
+            s += f", nonlinearity={getattr(self.nonlinearity, '__name__', self.nonlinearity)!s}"
+        for name, default in [("num_layers", 1), ("bidirectional", False), ("dropout", 0.0), ("bias", True),
+                              ("impl", "auto")]:
+            if getattr(self, name) != default:
+                s += f", {name}={getattr(self, name)}"
+        return s
+
+
+# recurrent states ((L*D, B, H) tensors, or (h, c) pairs) indexed by batch row: truncated BPTT and carried states
+
+
+def take_rows(state, rows: Tensor):
+    """The given batch rows of a state."""
+    return tuple(s.index_select(1, rows) for s in state) if isinstance(state, tuple) else state.index_select(1, rows)
+
+
+def detach_state(state):
+    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+
+
+def put_rows(state, rows: Tensor, new, size: int | None = None):
+    """A copy of ``state`` with its ``rows`` replaced by ``new``; a zero state of ``size`` rows when state is None."""
+    if isinstance(new, tuple):
+        base = state if state is not None else (None,) * len(new)
+        return tuple(put_rows(b, rows, n, size) for b, n in zip(base, new))
+    base = new.new_zeros(new.shape[0], size, new.shape[2]) if state is None else state.clone()
+    base[:, rows] = new
+    return base

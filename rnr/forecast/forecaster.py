@@ -1,0 +1,511 @@
+"""``RNNForecaster``: forecasts for panels of series of any lengths, with covariates and quantiles.
+
+The forecaster reads each series' whole history with an encoder RNN (state carried across chunks of ``chunk``
+steps), so it needs no choice of lags and drops no observation; see ``rnr.forecast_net`` for the model. After
+``fit`` it keeps each series' final state, so ``predict`` reads nothing again and ``update(new_rows)`` reads only
+the new rows.
+
+Example:
+    >>> f = RNNForecaster(horizon=7, season=7, epochs=2).fit(df)          # df: unique_id, ds, y
+    >>> f.predict().head()                                                # unique_id, ds, y_hat
+"""
+import math
+import os
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from rnr.base import RUN_OPTIONS
+from rnr.core.checks import check_positive_int, check_probability, check_weights
+from rnr.core.rnn import put_rows, take_rows
+from rnr.forecast.net import ForecastNet, SeriesArrays, as_periods, base_back, season_features
+from rnr.forecast.panel import Panel, PanelColumns
+from rnr.forecast.panel_checks import _fmt
+from rnr.forecast.parquet import fit_parquet
+from rnr.forecast.scaling import CovariateScaler, Scaler
+from rnr.forecast.training import ForecastTraining
+from rnr.weights import load_weights
+
+
+@dataclass
+class ForecastConfig:
+    horizon: int                     # steps forecast ahead (H)
+    strategy: str = "direct"         # "direct" (MQ-RNN decoder, whole horizon at once) | "recursive" (rolled out)
+    cell: str = "gru"                # "elman" | "lstm" | "gru"
+    hidden_size: int = 64            # width of h_t
+    num_layers: int = 1              # stacked recurrent layers
+    dropout: float = 0.0             # between stacked layers
+    head_size: int = 128             # hidden width of the direct strategy's decoder MLP
+    quantiles: tuple = ()            # e.g. (0.1, 0.9): trained with the pinball loss, columns y_hat_q10, y_hat_q90
+    loss: str = "mae"                # point loss: "mae" | "mse"
+    scaler: str | None = "standard"  # per-series target scaling: "standard" | "robust" | "meanabs" | None
+    relative_to: str | None = None   # forecast relative to a base: None | "last" | "seasonal_naive" (needs season)
+    base_input: bool = False         # the head also reads the base values it corrects (needs relative_to)
+    season: int | None = None        # seasonal period m; adds sin/cos of the phase as inputs
+    extra_seasons: tuple = ()        # more periods whose phase is an input, e.g. (168,) for a weekly cycle of hours
+    chunk: int = 256                 # truncated BPTT: steps per optimiser step, state carried
+    batch_size: int = 32             # series per batch
+    epochs: int = 20                 # passes over every series
+    lr: float = 3e-3                 # Adam, cosine-decayed to 0 over the run
+    clip_grad_norm: float = 1.0      # gradient-norm clipping
+    seed: int = 0                    # the same seed gives the same model
+    progress: bool = False           # a progress bar per epoch
+    threads: int | None = None       # torch threads (None: leave as set)
+    device: str = "cpu"              # where to train: "cpu", "cuda", "cuda:1", ... or "auto"; forecasts run on the CPU
+    log_dir: str | None = None       # metrics.csv per epoch here (and TensorBoard files when it is installed)
+    checkpoint_dir: str | None = None  # a checkpoint after each epoch (the last two are kept)
+    checkpoint_every: int | None = None  # and after every N batches
+    resume: bool = False             # continue from the newest good checkpoint in checkpoint_dir
+    on_nonfinite: str = "error"      # a NaN/inf loss or gradient: "error" (stop; weights before it) | "skip" its batch
+
+
+class RNNForecaster:
+    """Forecast every series of a long-format panel ``horizon`` steps ahead with one shared RNN.
+
+    Args: see ``ForecastConfig`` (each keyword there is a keyword here). ``fit(df, ...)`` takes the column roles.
+    Learned state: ``net_``, ``scaler_``, ``cov_scaler_``, ``state_`` (each series' encoder state),
+    ``panel_info_`` (ids, columns, last times), ``history_`` (loss per epoch).
+    """
+
+    def __init__(self, horizon: int, **kwargs):
+        known = set(ForecastConfig.__dataclass_fields__)
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise TypeError(f"RNNForecaster got unknown option(s) {unknown}; known: {sorted(known)}")
+        self.config = ForecastConfig(horizon=horizon, **kwargs)
+
+    def get_params(self, deep: bool = True) -> dict:
+        return asdict(self.config)
+
+    def __repr__(self) -> str:
+        default = ForecastConfig(horizon=self.config.horizon)
+        diff = [f"{k}={v!r}" for k, v in self.get_params().items() if k != "horizon" and getattr(default, k) != v
+                and k not in RUN_OPTIONS]
+        return f"RNNForecaster(horizon={self.config.horizon}{''.join(', ' + d for d in diff)})"
+
+    # validation ---------------------------------------------------------------------------------------------
+    def _check_config(self) -> None:
+        c = self.config
+        check_positive_int(c.horizon, "horizon")
+        check_positive_int(c.chunk, "chunk")
+        check_positive_int(c.batch_size, "batch_size")
+        check_positive_int(c.epochs, "epochs", minimum=0)
+        for name in ("hidden_size", "num_layers", "head_size"):
+            check_positive_int(getattr(c, name), name)
+        check_probability(c.dropout, "dropout")
+        check_weights(c.hidden_size * c.head_size, f"hidden_size={c.hidden_size} with head_size={c.head_size}",
+                      "lower hidden_size or head_size")
+        for name, value, rule in (("lr", c.lr, "a number > 0, e.g. 3e-3"),
+                                  ("clip_grad_norm", c.clip_grad_norm, "None or a number > 0, e.g. 1.0")):
+            if (value is None and name == "clip_grad_norm") or (not isinstance(value, bool) and isinstance(
+                    value, (int, float)) and math.isfinite(value) and value > 0):
+                continue
+            raise ValueError(f"{name} must be {rule}, got {value!r}")
+        if c.threads is not None:
+            check_positive_int(c.threads, "threads")
+        if c.on_nonfinite not in ("error", "skip"):
+            raise ValueError(f"on_nonfinite must be 'error' or 'skip', got {c.on_nonfinite!r}")
+        if c.checkpoint_every is not None:
+            check_positive_int(c.checkpoint_every, "checkpoint_every")
+        if (c.resume or c.checkpoint_every) and not c.checkpoint_dir:
+            raise ValueError("resume and checkpoint_every need checkpoint_dir: pass checkpoint_dir='runs/ckpt'")
+        if c.strategy not in ("direct", "recursive"):
+            raise ValueError(f"strategy must be 'direct' or 'recursive', got {c.strategy!r}")
+        if c.loss not in ("mae", "mse"):
+            raise ValueError(f"loss must be 'mae' or 'mse', got {c.loss!r}")
+        if c.season is not None:
+            check_positive_int(c.season, "season", minimum=2)
+        for m in c.extra_seasons:
+            check_positive_int(m, "extra_seasons", minimum=2)
+        if c.relative_to not in (None, "last", "seasonal_naive"):
+            raise ValueError(f"relative_to must be None, 'last' or 'seasonal_naive', got {c.relative_to!r}")
+        if c.base_input and c.relative_to is None:
+            raise ValueError("base_input=True feeds the head the base it corrects, so it needs relative_to='last' or "
+                             "'seasonal_naive'")
+        if c.relative_to == "seasonal_naive" and not c.season:
+            raise ValueError("relative_to='seasonal_naive' needs the seasonal period: pass season=m (e.g. 24 for "
+                             "hourly data with a daily cycle)")
+        try:
+            torch.device("cpu" if c.device == "auto" else c.device)
+        except (RuntimeError, TypeError):
+            raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {c.device!r}") from None
+        for q in c.quantiles:
+            if not isinstance(q, (int, float)) or not 0 < q < 1:
+                raise ValueError(f"quantiles must lie strictly between 0 and 1, got {q!r} in {c.quantiles!r}")
+        if list(c.quantiles) != sorted(set(c.quantiles)):
+            raise ValueError(f"quantiles must be distinct and increasing, got {c.quantiles!r}; pass e.g. "
+                             f"{tuple(sorted(set(c.quantiles)))}")
+
+    # fitting ------------------------------------------------------------------------------------------------
+    def fit(self, df, id_col: str = "unique_id", time_col: str = "ds", target="y", past=(), future=(), static=(),
+            freq=None, missing: str = "error") -> "RNNForecaster":
+        """Learn from every observed step of every series of ``df`` (long format; a path is read as Parquet with
+        ``fit_parquet``). Returns self."""
+        if isinstance(df, (str, os.PathLike)):
+            return self.fit_parquet(df, id_col=id_col, time_col=time_col, target=target, past=past, future=future,
+                                    static=static, freq=freq, missing=missing)
+        self._check_config()
+        panel = Panel.from_frame(df, id_col=id_col, time_col=time_col, target=target, past=past, future=future,
+                                 static=static, freq=freq, missing=missing)
+        return self.fit_panel(panel)
+
+    def fit_panel(self, panel: Panel) -> "RNNForecaster":
+        self._check_config()
+        c = self.config
+        if panel.lengths().max() < 2:
+            raise ValueError(f"df must hold at least one series of 2 or more steps to learn from (each step learns "
+                             f"from the ones before it), got {len(panel)} series of 1 step; give more history")
+        if c.threads:
+            torch.set_num_threads(c.threads)
+        torch.manual_seed(c.seed)
+        self.scaler_ = Scaler(c.scaler).fit(panel)
+        self.cov_scaler_ = CovariateScaler().fit(panel)
+        arrays = self._arrays(panel)
+        self._build(panel)
+        self.history_ = self._train([arrays])
+        self._remember(panel, arrays)
+        return self
+
+    def fit_parquet(self, source, id_col: str = "unique_id", time_col: str = "ds", target="y", past=(), future=(),
+                    static=(), freq=None, missing: str = "error", max_rows: int = 1_000_000) -> "RNNForecaster":
+        """Learn from a panel in Parquet files (a file, a folder, or a list of files) larger than memory, reading
+        at most about ``max_rows`` rows (whole series) at a time; see ``rnr.parquet``. Returns self."""
+        return fit_parquet(self, source, id_col=id_col, time_col=time_col, target=target, past=past,
+                           future=future, static=static, freq=freq, missing=missing, max_rows=max_rows)
+
+    def _build(self, panel: Panel) -> None:
+        """A new network for panels laid out like ``panel``."""
+        c = self.config
+        cards = [len(panel.static_categories[k]) for k in panel.static_categories]
+        n_static_num = panel.static.shape[1] - len(cards)
+        self.net_args_ = dict(n_targets=panel.y.shape[1], n_past=panel.past.shape[1], n_future=panel.future.shape[1],
+                              n_static=n_static_num, cardinalities=cards, season=list(self._periods()),
+                              horizon=c.horizon,
+                              strategy=c.strategy, quantiles=list(c.quantiles), cell=c.cell,
+                              hidden_size=c.hidden_size, num_layers=c.num_layers, dropout=c.dropout,
+                              head_size=c.head_size, base_input=c.base_input)
+        self.net_ = ForecastNet(**self.net_args_)
+
+    def _arrays(self, panel: Panel, scaler: Scaler | None = None) -> SeriesArrays:
+        sidx = np.repeat(np.arange(len(panel)), panel.lengths())
+        y = (scaler or self.scaler_).transform(panel.y, sidx)
+        past, fut = self.cov_scaler_.transform(panel.past, panel.future)
+        observed = panel.observed if panel.observed is not None else np.ones_like(panel.y, dtype=bool)
+        n_cat = len(panel.static_categories)
+        static_num = panel.static[:, : panel.static.shape[1] - n_cat].astype(np.float32)
+        static_cat = panel.static[:, panel.static.shape[1] - n_cat :].astype(np.int64)
+        return SeriesArrays(np.nan_to_num(y).astype(np.float32), observed, past, fut, time_index(panel),
+                            static_num, static_cat, panel.offsets)
+
+    def _inputs(self, x, static_num, static_cat):
+        static = self.net_.static_features(static_num, static_cat)  # (B, C)
+        return torch.cat([x, static[:, None].expand(-1, x.shape[1], -1)], dim=-1)
+
+    def _train(self, parts: list) -> list[dict]:
+        """Train ``net_`` on ``config.device`` over the parts of a panel (see ``rnr.forecast_train``); the net ends
+        on the CPU."""
+        run = ForecastTraining(self, parts)
+        history = run.run()
+        self.interrupted_ = run.interrupted
+        return history
+
+    # state after the history ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _encode_all(self, arrays: SeriesArrays, state=None):
+        """Each series' final encoder state (L, S, H) (a pair for LSTM), reading its arrays from ``state``."""
+        net = self.net_
+        S = len(arrays.offsets) - 1
+        finals = None
+        for i in range(0, S, 256):
+            series = np.arange(i, min(S, i + 256))
+            x, s_num, s_cat, lens, *_ = arrays.batch(series, 1, self._periods())
+            st = None if state is None else take_rows(state, torch.from_numpy(series))
+            _, st = net.encode(self._inputs(x, s_num, s_cat), st, lens)
+            finals = put_rows(finals, torch.from_numpy(series), st, S)
+        return finals
+
+    def _remember(self, panel: Panel, arrays: SeriesArrays) -> None:
+        self.state_ = self._encode_all(arrays)
+        last = panel.offsets[1:] - 1
+        tix = arrays.tindex  # time_index(panel), computed once in _arrays
+        prev = np.where(panel.lengths() > 1, tix[np.maximum(last - 1, 0)], tix[last] - 1)
+        self.panel_info_ = {
+            "ids": panel.ids, "columns": panel.columns, "freq": panel.freq,
+            "last_time": panel.time[last], "last_tindex": tix[last], "step": tix[last] - prev,
+            "last_past": arrays.past[last], "tail_y": _tails(arrays.y, panel.offsets, self._tail_len()),
+            "static_num": arrays.static_num, "static_cat": arrays.static_cat, "missing": panel.missing,
+        }
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "net_"):
+            raise ValueError("this RNNForecaster is not fitted yet; call fit(df) first, or load a saved one with "
+                             "rnr.load(path)")
+
+    def update(self, new_rows) -> "RNNForecaster":
+        """Read rows that follow each series' end and carry the state forward; nothing is refit."""
+        self._check_fitted()
+        info = self.panel_info_
+        cols = info["columns"]
+        panel = Panel.from_frame(new_rows, id_col=cols.id, time_col=cols.time, target=list(cols.targets),
+                                 past=list(cols.past), future=list(cols.future), freq=info["freq"],
+                                 missing=info.get("missing", "error"))
+        pos = _positions(info["ids"], panel.ids, "new_rows")
+        first = panel.time[panel.offsets[:-1]]
+        early = np.flatnonzero(first <= info["last_time"][pos])
+        if len(early):
+            ex = [f"{panel.ids[i]!r} ends at {_fmt(info['last_time'][pos[i]])} but new_rows start at {_fmt(first[i])}"
+                  for i in early[:3]]
+            raise ValueError(f"new_rows must follow the end of each series: {'; '.join(ex)} ({len(early)} in all); "
+                             f"drop the rows the model has already read")
+        sidx = np.repeat(pos, panel.lengths())
+        y = np.nan_to_num(self.scaler_.transform(panel.y, sidx)).astype(np.float32)
+        past, fut = self.cov_scaler_.transform(panel.past, panel.future)
+        observed = panel.observed if panel.observed is not None else np.ones_like(panel.y, dtype=bool)
+        arrays = SeriesArrays(y, observed, past, fut, time_index(panel), info["static_num"][pos],
+                              info["static_cat"][pos], panel.offsets)
+        state = take_rows(self.state_, torch.from_numpy(pos))
+        new = self._encode_all(arrays, state)
+        self.state_ = put_rows(self.state_, torch.from_numpy(pos), new, len(info["ids"]))
+        last = panel.offsets[1:] - 1
+        tix = time_index(panel)
+        info["last_time"][pos], info["last_tindex"][pos] = panel.time[last], tix[last]
+        info["last_past"][pos] = past[last]
+        info["tail_y"][pos] = _tails(y, panel.offsets, self._tail_len(), info["tail_y"][pos])
+        return self
+
+    # forecasting --------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, h: int | None = None, future_df=None) -> pd.DataFrame:
+        """Forecasts for the next ``h`` steps (default: the horizon) of every series, as a long DataFrame.
+
+        Columns: id, time, ``y_hat`` and ``y_hat_q{NN}`` per quantile (with several targets, a ``target``
+        column says which). ``future_df`` must give every future covariate for each of the h steps.
+        """
+        self._check_fitted()
+        c, net, info = self.config, self.net_, self.panel_info_
+        h = c.horizon if h is None else check_positive_int(h, "h")
+        if c.strategy == "direct" and h > c.horizon:
+            raise ValueError(f"h must be <= horizon={c.horizon} with strategy='direct', got h={h}; refit with a "
+                             f"longer horizon or use strategy='recursive'")
+        S, K = len(info["ids"]), info["tail_y"].shape[2]
+        steps = max(h, net.J)
+        fut = self._future_block(future_df, steps)  # (S, steps, F)
+        tix = info["last_tindex"][:, None] + info["step"][:, None] * np.arange(1, steps + 1)  # (S, steps)
+        ahead = torch.cat([torch.from_numpy(fut), season_features(torch.from_numpy(tix), self._periods())], dim=-1)
+        top = self.state_[0][-1] if isinstance(self.state_, tuple) else self.state_[-1]  # (S, H)
+        if c.strategy == "direct":
+            known = ahead[:, : net.J].reshape(S, 1, -1)
+            back = self._back()
+            if back is not None:  # the base of step j: the tail value back[j] - j steps before the end
+                tail = torch.from_numpy(info["tail_y"])  # (S, m, K)
+                base = tail[:, tail.shape[1] - 1 + np.arange(1, net.J + 1) - back]  # (S, J, K)
+                if c.base_input:
+                    known = torch.cat([known, base.reshape(S, 1, -1)], dim=-1)
+            pred = net.forecast(top[:, None], known)[:, 0, :h]  # (S, h, K, 1 + Q)
+            if back is not None:
+                pred = pred + base[:, :h, :, None]
+        else:
+            pred = self._roll_out(ahead, h)
+        values = pred.numpy()  # scaled
+        if c.quantiles:  # quantile heads are trained apart and may cross: sort them (Chernozhukov et al. 2010)
+            values[..., 1:] = np.sort(values[..., 1:], axis=-1)
+        sidx = np.repeat(np.arange(S), h)
+        out = {}
+        names = ["y_hat"] + [f"y_hat_q{int(round(q * 100)):02d}" for q in c.quantiles]
+        for j, name in enumerate(names):
+            out[name] = self.scaler_.inverse(values[..., j].reshape(S * h, K), sidx)  # (S*h, K)
+        return self._frame(out, h, K)
+
+    def _roll_out(self, ahead: torch.Tensor, h: int) -> torch.Tensor:
+        """Recursive strategy: forecast one step, feed it back, h times. Returns (S, h, K, 1 + Q)."""
+        net, info = self.net_, self.panel_info_
+        state = self.state_
+        top = state[0][-1] if isinstance(state, tuple) else state[-1]
+        static = net.static_features(torch.from_numpy(info["static_num"]), torch.from_numpy(info["static_cat"]))
+        past = torch.from_numpy(info["last_past"])  # past covariates are unknown ahead: the last value is held
+        preds = []
+        back = self._back()
+        buffer = list(torch.from_numpy(info["tail_y"]).unbind(1))  # values up to now, then the forecasts, (S, K) each
+        for j in range(h):
+            known = ahead[:, j : j + 1].reshape(len(top), 1, -1)
+            if back is not None:
+                base = buffer[len(buffer) - int(back[0])]  # (S, K): y_{t+1-back}
+                if self.config.base_input:
+                    known = torch.cat([known, base[:, None]], dim=-1)
+            p = net.forecast(top[:, None], known)[:, 0, 0]  # (S, K, 1+Q)
+            if back is not None:
+                p = p + base[..., None]
+            buffer.append(p[..., 0])
+            preds.append(p)
+            F = ahead.shape[-1] - net.n_season
+            x = torch.cat([p[..., 0], past, ahead[:, j, :F], ahead[:, j, F:], static], dim=-1)[:, None]
+            out, state = net.encode(x, state)
+            top = out[:, 0]
+        return torch.stack(preds, dim=1)
+
+    def _future_block(self, future_df, steps: int) -> np.ndarray:
+        info = self.panel_info_
+        cols = info["columns"]
+        S = len(info["ids"])
+        if not cols.future:
+            return np.zeros((S, steps, 0), np.float32)
+        if future_df is None:
+            raise ValueError(f"future_df must give the future covariates {list(cols.future)} for the next {steps} "
+                             f"steps of every series; pass predict(future_df=...)")
+        if not isinstance(future_df, pd.DataFrame):
+            raise TypeError(f"future_df must be a pandas DataFrame with columns {[cols.id, cols.time, *cols.future]}, "
+                            f"got {type(future_df).__name__}")
+        lacking = [c for c in (cols.id, cols.time, *cols.future) if c not in future_df.columns]
+        if lacking:
+            raise ValueError(f"future_df must have the columns {lacking}; it has {list(future_df.columns)}")
+        values = future_df[list(cols.future)]
+        bad = [c for c in cols.future if not pd.api.types.is_numeric_dtype(values[c])]
+        if bad or not np.isfinite(values.to_numpy(np.float64)).all():
+            what = f"numeric, got dtypes {[str(values[c].dtype) for c in bad]}" if bad else "finite, got NaN or inf"
+            raise ValueError(f"future_df's covariates {bad or list(cols.future)} must be {what}; fill them (future "
+                             f"covariates are known ahead)")
+        fdf = future_df.set_index([cols.id, cols.time]).sort_index()
+        block = np.zeros((S, steps, len(cols.future)), np.float32)
+        for s, uid in enumerate(info["ids"]):
+            times = _next_times(info["last_time"][s], info["freq"], steps)
+            try:
+                rows = fdf.loc[[(uid, t) for t in times], list(cols.future)].to_numpy(np.float32)
+            except KeyError:
+                shown = ", ".join(_fmt(t) for t in times[:3]) + (", ..." if steps > 3 else "")
+                raise ValueError(f"future_df must cover the next {steps} steps of every series for "
+                                 f"{list(cols.future)}; series {uid!r} lacks some of {shown}; add those rows, or "
+                                 f"forecast fewer steps with h=") from None
+            block[s] = rows
+        _, block = self.cov_scaler_.transform(np.zeros((S * steps, 0), np.float32), block.reshape(S * steps, -1))
+        return block.reshape(S, steps, -1)
+
+    def _frame(self, out: dict, h: int, K: int) -> pd.DataFrame:
+        info = self.panel_info_
+        cols = info["columns"]
+        S = len(info["ids"])
+        times = np.concatenate([_next_times(info["last_time"][s], info["freq"], h) for s in range(S)])
+        ids = np.repeat(np.asarray(info["ids"], dtype=object), h)
+        if K == 1:
+            data = {cols.id: ids, cols.time: times, **{k: v[:, 0] for k, v in out.items()}}
+            return pd.DataFrame(data)
+        frames = [pd.DataFrame({cols.id: ids, cols.time: times, "target": t, **{k: v[:, i] for k, v in out.items()}})
+                  for i, t in enumerate(cols.targets)]
+        return pd.concat(frames, ignore_index=True)
+
+    def embed(self) -> pd.DataFrame:
+        """Each series' learned representation: its final top-layer hidden state, one row per id."""
+        self._check_fitted()
+        top = self.state_[0][-1] if isinstance(self.state_, tuple) else self.state_[-1]
+        cols = [f"h{i}" for i in range(top.shape[1])]
+        return pd.DataFrame(top.numpy(), index=pd.Index(self.panel_info_["ids"], name="unique_id"), columns=cols)
+
+
+    # model files (rnr.save / rnr.load) ----------------------------------------------------------------------
+    _ARRAYS = ("last_time", "last_tindex", "step", "last_past", "tail_y", "static_num", "static_cat")
+
+    def _periods(self) -> tuple:
+        return as_periods(self.config.season) + tuple(self.config.extra_seasons)
+
+    def _back(self) -> np.ndarray | None:
+        return base_back(self.net_.J, self.config.season, self.config.relative_to)
+
+    def _tail_len(self) -> int:
+        back = self._back()
+        return 1 if back is None else int((back - np.arange(1, len(back) + 1)).max()) + 1
+
+    def _to_file(self) -> tuple[dict, dict]:
+        """Weights, scalers, carried states and column roles as tensors plus plain JSON data."""
+        if not hasattr(self, "net_"):
+            raise ValueError("RNNForecaster is not fitted; call fit(df) before rnr.save")
+        info = self.panel_info_
+        tensors = {f"net.{k}": v for k, v in self.net_.state_dict().items()}
+        state = self.state_ if isinstance(self.state_, tuple) else (self.state_,)
+        tensors.update({f"state.{i}": s for i, s in enumerate(state)})
+        for k, v in self.scaler_.to_state().items():
+            if k != "kind":
+                tensors[f"scaler.{k}"] = torch.from_numpy(v)
+        tensors.update({f"cov.{k}": torch.from_numpy(v) for k, v in self.cov_scaler_.to_state().items()})
+        last_time = np.asarray(info["last_time"])
+        for k in self._ARRAYS:
+            v = last_time.astype(np.int64) if k == "last_time" else np.asarray(info[k])
+            tensors[f"info.{k}"] = torch.from_numpy(np.ascontiguousarray(v))
+        config = {"params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()
+                             if k not in RUN_OPTIONS},
+                  "net": self.net_args_, "scaler_kind": self.scaler_.to_state()["kind"],
+                  "ids": [i.item() if isinstance(i, np.generic) else i for i in info["ids"]],
+                  "ids_dtype": str(np.asarray(info["ids"]).dtype), "columns": asdict(info["columns"]),
+                  "freq": info["freq"] if not isinstance(info["freq"], np.integer) else int(info["freq"]),
+                  "time_dtype": str(last_time.dtype), "missing": info["missing"], "history": self.history_}
+        return tensors, config
+
+    @classmethod
+    def _from_file(cls, tensors: dict, config: dict, device="cpu") -> "RNNForecaster":
+        params = dict(config["params"])
+        params["quantiles"], params["extra_seasons"] = tuple(params["quantiles"]), tuple(params["extra_seasons"])
+        self = cls(**params)
+        self.net_args_ = config["net"]
+        self.net_ = ForecastNet(**self.net_args_)
+        load_weights(self.net_, {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}, "the forecaster file")
+        self.net_.eval()
+        state = tuple(tensors[f"state.{i}"] for i in range(sum(k.startswith("state.") for k in tensors)))
+        self.state_ = state if len(state) == 2 else state[0]
+        self.scaler_ = Scaler.from_state({"kind": config["scaler_kind"], "loc": tensors["scaler.loc"].numpy(),
+                                          "scale": tensors["scaler.scale"].numpy()})
+        self.cov_scaler_ = CovariateScaler.from_state({k[4:]: v.numpy() for k, v in tensors.items()
+                                                       if k.startswith("cov.")})
+        info = {k: tensors[f"info.{k}"].numpy().copy() for k in cls._ARRAYS}
+        info["last_time"] = info["last_time"].astype(config["time_dtype"])
+        columns = {k: tuple(v) if isinstance(v, list) else v for k, v in config["columns"].items()}
+        ids = np.asarray(config["ids"], dtype=object if config["ids_dtype"] == "object" else config["ids_dtype"])
+        info.update(ids=ids, columns=PanelColumns(**columns), freq=config["freq"], missing=config["missing"])
+        self.panel_info_ = info
+        self.history_ = config["history"]
+        return self
+
+
+_PERIODS = {"MS": "M", "ME": "M", "M": "M", "QS": "Q", "QE": "Q", "Q": "Q", "YS": "Y", "YE": "Y", "Y": "Y", "AS": "Y",
+            "A": "Y", "W": "W", "B": "B"}
+
+
+def time_index(panel: Panel) -> np.ndarray:
+    """Integer time ordinals (N,): one apart per step of the panel's frequency, comparable across series."""
+    t = panel.time
+    if not np.issubdtype(t.dtype, np.datetime64):
+        return t.astype(np.int64)
+    off = pd.tseries.frequencies.to_offset(panel.freq)
+    if isinstance(off, pd.offsets.Tick):
+        return t.astype("datetime64[ns]", copy=False).view(np.int64) // off.nanos
+    alias = _PERIODS.get(off.rule_code.split("-")[0], "D")
+    return pd.DatetimeIndex(t).to_period(alias).asi8.astype(np.int64)
+
+
+def _next_times(last, freq, steps: int) -> np.ndarray:
+    if isinstance(freq, (int, np.integer)):
+        return last + freq * np.arange(1, steps + 1)
+    return pd.date_range(pd.Timestamp(last), periods=steps + 1, freq=freq)[1:].to_numpy()
+
+
+def _positions(known_ids, ids, name: str) -> np.ndarray:
+    where = {k: i for i, k in enumerate(known_ids)}
+    missing = [i for i in ids if i not in where]
+    if missing:
+        raise ValueError(f"{name} holds ids the model was not trained on: {missing[:5]} ({len(missing)} in all); "
+                         f"fit a model that includes them")
+    return np.array([where[i] for i in ids], dtype=np.int64)
+
+
+def _tails(y: np.ndarray, offsets: np.ndarray, n: int, before: np.ndarray | None = None) -> np.ndarray:
+    """The last ``n`` rows of each series' ``y`` (S, n, K), continuing ``before`` (S, n, K) where given; a series
+    shorter than n repeats its first value at the front."""
+    S, K = len(offsets) - 1, y.shape[1]
+    out = np.zeros((S, n, K), np.float32)
+    for s in range(S):
+        seg = y[offsets[s] : offsets[s + 1]]
+        if before is not None:
+            seg = np.concatenate([before[s], seg])
+        seg = seg[-n:]
+        out[s, n - len(seg) :] = seg
+        out[s, : n - len(seg)] = seg[0]
+    return out

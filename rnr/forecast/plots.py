@@ -1,0 +1,68 @@
+"""Plots of forecasts and their errors. Each function takes ``ax=None`` and returns the axes it drew on.
+
+matplotlib is imported inside the functions, so ``import rnr`` does not need it.
+"""
+import numpy as np
+import pandas as pd
+
+
+def _axes(ax, n: int = 1, figsize=(10, 3)):
+    import matplotlib.pyplot as plt  # heavy: only to draw (the Agg backend where there is no display)
+
+    if ax is not None:
+        return ax
+    fig, axes = plt.subplots(n, 1, figsize=(figsize[0], figsize[1] * n), squeeze=False)
+    return axes[:, 0] if n > 1 else axes[0, 0]
+
+
+def plot_forecast(history: pd.DataFrame, forecast: pd.DataFrame, uid, ax=None, id_col: str = "unique_id",
+                  time_col: str = "ds", target: str = "y", last: int | None = None, actual: pd.DataFrame | None = None):
+    """One series: its history (the ``last`` steps), the forecast ``y_hat`` and the widest quantile interval.
+
+    ``actual`` (optional) holds what really happened over the forecast window, drawn for comparison.
+    """
+    ax = _axes(ax)
+    h = history[history[id_col] == uid].sort_values(time_col)
+    if last:
+        h = h.tail(last)
+    f = forecast[forecast[id_col] == uid].sort_values(time_col)
+    if h.empty and f.empty:
+        raise ValueError(f"uid {uid!r} is in neither history nor forecast; pick one of "
+                         f"{list(pd.unique(history[id_col]))[:5]}")
+    ax.plot(h[time_col], h[target], color="0.2", lw=1, label="history")
+    if actual is not None:
+        a = actual[actual[id_col] == uid].sort_values(time_col)
+        ax.plot(a[time_col], a[target], color="0.2", lw=1, ls=":", label="actual")
+    ax.plot(f[time_col], f["y_hat"], color="C0", lw=1.5, label="forecast")
+    q = sorted(c for c in f.columns if c.startswith("y_hat_q"))
+    if len(q) >= 2:
+        ax.fill_between(f[time_col], f[q[0]], f[q[-1]], color="C0", alpha=0.2,
+                        label=f"{q[0][7:]}-{q[-1][7:]}% interval")
+    ax.set_title(str(uid))
+    ax.legend(loc="upper left", fontsize=8)
+    return ax
+
+
+def plot_error_by_horizon(errors: pd.DataFrame, ax=None, ylabel: str = "mean absolute error"):
+    """Lines of error against steps ahead, one per model: ``errors`` indexed by step, a column per model."""
+    ax = _axes(ax, figsize=(7, 4))
+    for i, model in enumerate(errors.columns):
+        ax.plot(errors.index, errors[model], marker="o", ms=3, lw=2 if model == "rnr" else 1, label=model,
+                color=f"C{i}")
+    ax.set_xlabel("steps ahead")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def save_forecast_plots(path, history, forecast, uids, actual=None, last: int | None = None, **kw) -> None:
+    """A PNG with one panel per id in ``uids``."""
+    axes = np.atleast_1d(_axes(None, n=len(uids)))
+    for ax, uid in zip(axes, uids):
+        plot_forecast(history, forecast, uid, ax=ax, actual=actual, last=last, **kw)
+    fig = axes[0].figure
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    import matplotlib.pyplot as plt  # heavy: loaded only to draw
+
+    plt.close(fig)

@@ -1,0 +1,214 @@
+"""Estimators with scikit-learn's conventions: ``RNNClassifier`` for labelled sequences of any lengths.
+
+``__init__`` only stores its arguments; ``fit(X, y)`` validates, learns and returns ``self``; learned state ends
+in ``_``; ``get_params``/``set_params`` make ``sklearn.base.clone`` and ``GridSearchCV`` work, with ragged ``X``
+(a list of ``(T_i, F)`` arrays). scikit-learn itself is not needed to use them.
+
+Example:
+    >>> clf = RNNClassifier(hidden_size=32, epochs=30).fit(X_train, y_train)   # X: list of (T_i, F) arrays
+    >>> clf.score(X_test, y_test)
+"""
+import numpy as np
+import torch
+
+from rnr.base import Estimator, model_params
+from rnr.data.sequences import SequenceData
+from rnr.data.text import Tokenizer
+from rnr.nn.topologies import ManyToOne
+from rnr.training.fit import fit as train
+from rnr.weights import load_weights
+
+
+class RNNClassifier(Estimator):
+    """A sequence in, a class out: a (bidirectional) recurrent encoder, pooled, then a linear layer.
+
+    Args:
+        hidden_size, cell, num_layers, bidirectional, dropout, pooling: the ``ManyToOne`` model.
+        epochs, batch_size, lr, weight_decay, clip_grad_norm, lr_schedule: training (see ``rnr.TrainConfig``).
+        standardize: scale each feature to zero mean and unit variance over the training steps.
+        tokenizer, min_count, embedding_dim: when X is a list of strings, a ``rnr.data.text.Tokenizer`` ("word",
+            "char" or "space"; tokens seen at least ``min_count`` times) and a learned embedding of this width read
+            them. embedding_dropout: zeroes embeddings with this probability in training.
+        patience: with validation data given to ``fit``, stop after this many epochs without a lower validation
+            loss and keep the best epoch's weights.
+        seed: the same seed gives the same model.
+        progress: a progress bar per epoch.
+        log_dir, checkpoint_dir, resume: metrics.csv per epoch, checkpoints, resuming (see ``rnr.TrainConfig``).
+
+    Learned: ``classes_`` (sorted labels), ``n_features_in_``, ``model_`` (the ``ManyToOne``), ``mean_``,
+    ``scale_`` (per feature), ``tokenizer_`` (text only, else None), ``history_`` (``rnr.History``).
+    """
+
+    _estimator_type = "classifier"
+
+    def __init__(self, hidden_size: int = 64, cell: str = "gru", num_layers: int = 1, bidirectional: bool = True,
+                 dropout: float = 0.0, pooling: str = "last", epochs: int = 50, batch_size: int = 32,
+                 lr: float = 3e-3, weight_decay: float = 0.0, clip_grad_norm: float | None = 1.0,
+                 lr_schedule: str | None = "cosine", standardize: bool = True, tokenizer: str = "word",
+                 min_count: int = 1, embedding_dim: int = 64, embedding_dropout: float = 0.0,
+                 patience: int | None = None, seed: int = 0, progress: bool = False, log_dir: str | None = None,
+                 checkpoint_dir: str | None = None, resume: bool = False):
+        for name, value in locals().items():
+            if name != "self":
+                setattr(self, name, value)
+
+    def __sklearn_tags__(self):  # called by scikit-learn only, so it is installed
+        from sklearn.utils import ClassifierTags, Tags, TargetTags  # optional: called by scikit-learn only
+
+        return Tags(estimator_type="classifier", target_tags=TargetTags(required=True),
+                    classifier_tags=ClassifierTags(), non_deterministic=False)
+
+    # learning -----------------------------------------------------------------------------------------------
+    def fit(self, X, y, X_val=None, y_val=None) -> "RNNClassifier":
+        """Learn from X (a list of (T_i, F) arrays, or one (N, T, F) array, or a list of strings) and labels y (N,);
+        report the loss and accuracy on (X_val, y_val) after each epoch. Returns self."""
+        if (X_val is None) != (y_val is None):
+            raise ValueError("give both X_val and y_val, or neither")
+        texts = _is_text(X)
+        if texts:
+            self.tokenizer_ = Tokenizer(self.tokenizer, min_count=self.min_count).fit(X)
+            self.n_features_in_ = 1
+            self.mean_, self.scale_ = np.zeros(1, np.float32), np.ones(1, np.float32)
+        else:
+            self.tokenizer_ = None
+            seqs = _sequences(X, "X")
+            self.n_features_in_ = seqs[0].shape[1]
+            steps = np.concatenate(seqs).astype(np.float64)  # float64: squares of values near 1e20 overflow float32
+            mean = steps.mean(0) if self.standardize else np.zeros(self.n_features_in_)
+            scale = steps.std(0) if self.standardize else np.ones(self.n_features_in_)
+            self.mean_ = mean.astype(np.float32)
+            self.scale_ = np.where(scale > 0, scale, 1.0).astype(np.float32)
+        y = np.asarray(y)
+        if y.ndim != 1 or len(y) != len(X):
+            raise ValueError(f"y must hold one label per sequence of X ({len(X)}), got shape {y.shape}")
+        if y.dtype == object and all(isinstance(v, str) for v in y):  # strings from pandas
+            y = y.astype(str)
+        missing = np.flatnonzero([v is None or (isinstance(v, (float, np.floating)) and v != v) for v in y.tolist()])
+        if len(missing):
+            raise ValueError(f"y must hold a label for every sequence, got None or NaN at positions "
+                             f"{missing[:5].tolist()} ({len(missing)} in all); drop those sequences or label them")
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"y must hold at least two classes, got only {self.classes_.tolist()}")
+        torch.manual_seed(self.seed)
+        self.model_ = self._build()
+        data = SequenceData(self._inputs(X), torch.from_numpy(codes.astype(np.int64)))
+        val = None if X_val is None else SequenceData(self._inputs(X_val), torch.from_numpy(self._codes(y_val)))
+        self.history_ = train(self.model_, data, val, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                              weight_decay=self.weight_decay, clip_grad_norm=self.clip_grad_norm,
+                              lr_schedule=self.lr_schedule, patience=self.patience, seed=self.seed,
+                              progress=self.progress, bucket=True, log_dir=self.log_dir,
+                              checkpoint_dir=self.checkpoint_dir, resume=self.resume)
+        return self
+
+    def _codes(self, y) -> np.ndarray:
+        """Class indices of labels y, every label one seen in fit."""
+        y = np.asarray(y)
+        codes = np.searchsorted(self.classes_, y)
+        bad = (codes >= len(self.classes_)) | (self.classes_[np.minimum(codes, len(self.classes_) - 1)] != y)
+        if bad.any():
+            raise ValueError(f"y_val holds labels the training labels lack, e.g. {y[bad][0].item()!r}; known: "
+                             f"{self.classes_.tolist()}")
+        return codes.astype(np.int64)
+
+    def _build(self) -> ManyToOne:
+        text = self.tokenizer_ is not None
+        return ManyToOne(self.embedding_dim if text else self.n_features_in_, len(self.classes_),
+                         hidden_size=self.hidden_size, cell=self.cell, num_layers=self.num_layers,
+                         bidirectional=self.bidirectional, dropout=self.dropout, task="classification",
+                         pooling=self.pooling, vocab_size=len(self.tokenizer_) if text else None,
+                         embedding_dropout=self.embedding_dropout)
+
+    def _inputs(self, X) -> list[torch.Tensor]:
+        """Token id sequences (text) or standardised (T_i, F) float tensors."""
+        if self.tokenizer_ is not None:
+            if not _is_text(X):
+                raise TypeError("X must be a list of strings: the model was fitted on text")
+            return [torch.tensor(self.tokenizer_.encode(t), dtype=torch.int64) for t in X]
+        seqs = _sequences(X, "X", self.n_features_in_)
+        return [torch.from_numpy((s - self.mean_) / self.scale_) for s in seqs]
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise ValueError("this RNNClassifier is not fitted yet; call fit(X, y) first")
+
+    @torch.no_grad()
+    def predict_proba(self, X) -> np.ndarray:
+        """(N, classes) probabilities, columns in the order of ``classes_``."""
+        self._check_fitted()
+        seqs = self._inputs(X)
+        data = SequenceData(seqs, torch.zeros(len(seqs), dtype=torch.int64))
+        self.model_.eval()
+        out = [torch.softmax(self.model_(b.x, b.x_lengths), -1) for b in data.batches(256)]
+        return torch.cat(out).numpy()
+
+    def predict(self, X) -> np.ndarray:
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(1)]
+
+    def score(self, X, y) -> float:
+        """Accuracy on (X, y)."""
+        return float((self.predict(X) == np.asarray(y)).mean())
+
+    # model files (rnr.save / rnr.load) ----------------------------------------------------------------------
+    def _to_file(self) -> tuple[dict, dict]:
+        self._check_fitted()
+        if self.classes_.dtype.kind not in "iufUSb":
+            raise ValueError(f"cannot save labels of dtype {self.classes_.dtype}: use numbers or strings")
+        tensors = {f"model.{k}": v for k, v in self.model_.state_dict().items()}
+        tensors.update(mean=torch.from_numpy(np.asarray(self.mean_, np.float32)),
+                       scale=torch.from_numpy(np.asarray(self.scale_, np.float32)))
+        config = {"params": model_params(self), "classes": self.classes_.tolist(),
+                  "classes_dtype": self.classes_.dtype.str, "n_features_in": int(self.n_features_in_),
+                  "tokenizer": None if self.tokenizer_ is None else self.tokenizer_.to_state()}
+        return tensors, config
+
+    @classmethod
+    def _from_file(cls, tensors: dict, config: dict, device="cpu") -> "RNNClassifier":
+        self = cls(**config["params"])
+        self.classes_ = np.array(config["classes"], dtype=config["classes_dtype"])
+        self.n_features_in_ = config["n_features_in"]
+        self.mean_, self.scale_ = tensors["mean"].numpy(), tensors["scale"].numpy()
+        if config["tokenizer"] is None:
+            self.tokenizer_ = None
+        else:
+            self.tokenizer_ = Tokenizer.from_state(config["tokenizer"])
+        self.model_ = self._build()
+        load_weights(self.model_, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")},
+                     "the classifier file")
+        self.model_.eval()
+        return self
+
+
+def _is_text(X) -> bool:
+    return isinstance(X, (list, tuple)) and len(X) > 0 and all(isinstance(t, str) for t in X)
+
+
+def _sequences(X, name: str, n_features: int | None = None) -> list[np.ndarray]:
+    """A list of (T_i, F) float32 arrays from a list of arrays or one (N, T, F) array, validated."""
+    if isinstance(X, np.ndarray) and X.ndim == 3 or isinstance(X, torch.Tensor) and X.dim() == 3:
+        X = list(np.asarray(X))
+    if not isinstance(X, (list, tuple)) or len(X) == 0:
+        raise TypeError(f"{name} must be a non-empty list of (T_i, F) arrays (one per sequence) or an (N, T, F) "
+                        f"array, got {type(X).__name__}")
+    out = []
+    for i, s in enumerate(X):
+        try:
+            a = np.asarray(s, dtype=np.float32) if not isinstance(s, torch.Tensor) else s.float().numpy()
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{name}[{i}] must be a (T, F) array of numbers, got {type(s).__name__} ({e}); a "
+                            f"model fitted on numeric sequences reads numeric sequences, one fitted on a list of "
+                            f"strings reads strings") from None
+        if a.ndim == 1:
+            a = a[:, None]  # a univariate sequence
+        if a.ndim != 2 or a.shape[0] == 0:
+            raise ValueError(f"{name}[{i}] must be a (T, F) array with T >= 1, got shape {a.shape}")
+        if not np.isfinite(a).all():
+            raise ValueError(f"{name}[{i}] holds NaN or inf; fill or drop missing values first")
+        want = n_features if n_features is not None else (out[0].shape[1] if out else a.shape[1])
+        if a.shape[1] != want:
+            where = "the model was fitted on" if n_features is not None else "the first sequence has"
+            raise ValueError(f"{name}[{i}] has {a.shape[1]} features, but {where} {want}; every sequence needs the "
+                             f"same features")
+        out.append(a)
+    return out

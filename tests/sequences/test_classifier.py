@@ -1,0 +1,158 @@
+"""RNNClassifier: scikit-learn conventions, ragged sequences, model files, errors; the .ts loader."""
+import numpy as np
+import pytest
+import torch
+
+import rnr
+from rnr.data.datasets import load_ts, load_uea
+from rnr.sequences.classifier import RNNClassifier
+
+FAST = dict(hidden_size=12, epochs=15, batch_size=16, lr=1e-2)
+
+
+def rising_or_falling(n=120, seed=0):
+    """Ragged 2-feature sequences labelled by whether the first feature rises ('up') or falls ('down')."""
+    rng = np.random.default_rng(seed)
+    X, y = [], []
+    for i in range(n):
+        T = int(rng.integers(3, 15))
+        slope = 1.0 if i % 2 else -1.0
+        first = slope * np.arange(T) / T + rng.normal(0, 0.1, T)
+        X.append(np.stack([first, rng.normal(0, 1, T)], axis=1).astype(np.float32))
+        y.append("up" if i % 2 else "down")
+    return X, np.array(y)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return rising_or_falling(), rising_or_falling(60, seed=1)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    (X, y), _ = data
+    return RNNClassifier(**FAST).fit(X, y)
+
+
+def test_learns_ragged_sequences_with_string_labels(data, fitted):
+    _, (Xt, yt) = data
+    assert fitted.classes_.tolist() == ["down", "up"] and fitted.n_features_in_ == 2
+    assert fitted.score(Xt, yt) >= 0.95
+    proba = fitted.predict_proba(Xt)
+    assert proba.shape == (60, 2) and np.allclose(proba.sum(1), 1, atol=1e-6)
+    assert set(fitted.predict(Xt)) <= {"down", "up"}
+
+
+def test_validation_data_and_early_stopping(data):
+    (X, y), (Xt, yt) = data
+    flipped = np.where(yt == "up", "down", "up")  # held-out labels the training makes ever more wrong
+    clf = RNNClassifier(**dict(FAST, epochs=40), patience=2, embedding_dropout=0.1).fit(X, y, Xt, flipped)
+    rows = clf.history_.rows
+    assert {"val_loss", "val_accuracy"} <= set(rows[0])
+    assert len(rows) < 40 and clf.history_.stopped_early  # stopped once the held-out loss stopped falling
+    best = clf.history_.best_epoch
+    assert best < len(rows) and rows[best - 1]["val_loss"] == min(r["val_loss"] for r in rows)
+    held_out = rnr.SequenceData(clf._inputs(Xt), torch.from_numpy(clf._codes(flipped)))
+    assert rnr.evaluate(clf.model_, held_out)["loss"] == pytest.approx(rows[best - 1]["val_loss"], rel=1e-5)
+    with pytest.raises(ValueError, match="give both X_val and y_val, or neither"):
+        RNNClassifier(**FAST).fit(X, y, Xt)
+    with pytest.raises(ValueError, match=r"y_val holds labels the training labels lack, e.g. 'sideways'; known: "
+                                         r"\['down', 'up'\]"):
+        RNNClassifier(**FAST).fit(X, y, Xt[:2], ["up", "sideways"])
+
+
+def test_fit_returns_self_and_params_round_trip():
+    clf = RNNClassifier(hidden_size=8, cell="lstm")
+    assert clf.get_params()["hidden_size"] == 8 and clf.set_params(epochs=3) is clf and clf.epochs == 3
+    assert repr(clf) == "RNNClassifier(hidden_size=8, cell='lstm', epochs=3)"
+    with pytest.raises(ValueError, match=r"RNNClassifier has no parameter 'hiden'; known: \['hidden_size'"):
+        clf.set_params(hiden=3)
+
+
+def test_same_seed_same_model_and_every_setting_matters(data):
+    (X, y), (Xt, _) = data
+    a = RNNClassifier(**{**FAST, "epochs": 2}).fit(X, y).predict_proba(Xt)
+    b = RNNClassifier(**{**FAST, "epochs": 2}).fit(X, y).predict_proba(Xt)
+    assert np.array_equal(a, b)
+    for change in [dict(seed=1), dict(pooling="mean"), dict(bidirectional=False), dict(cell="elman"),
+                   dict(standardize=False), dict(num_layers=2)]:
+        other = RNNClassifier(**{**FAST, "epochs": 2, **change}).fit(X, y).predict_proba(Xt)
+        assert not np.allclose(a, other), change
+
+
+def test_sklearn_clone_and_grid_search_with_ragged_X(data):
+    sklearn = pytest.importorskip("sklearn")
+    from sklearn.base import clone, is_classifier
+    from sklearn.model_selection import GridSearchCV
+
+    (X, y), _ = data
+    clf = RNNClassifier(**{**FAST, "epochs": 3})
+    assert is_classifier(clf) and clone(clf).get_params() == clf.get_params()
+    search = GridSearchCV(clf, {"hidden_size": [4, 8]}, cv=2).fit(X, y)
+    assert search.best_params_["hidden_size"] in (4, 8) and len(search.cv_results_["mean_test_score"]) == 2
+    assert sklearn.__version__
+
+
+def test_save_and_load_give_the_same_predictions(tmp_path, data, fitted):
+    _, (Xt, _) = data
+    other = rnr.load(rnr.save(fitted, tmp_path / "clf.safetensors"))
+    assert np.array_equal(other.predict_proba(Xt), fitted.predict_proba(Xt))
+    assert other.classes_.tolist() == ["down", "up"] and other.get_params() == fitted.get_params()
+
+
+def test_integer_labels_and_a_3d_array(tmp_path):
+    X = np.random.default_rng(0).normal(size=(20, 5, 3)).astype(np.float32)
+    y = np.arange(20) % 3 + 10
+    clf = RNNClassifier(hidden_size=4, epochs=1).fit(X, y)
+    assert clf.predict(X).dtype == y.dtype and set(clf.predict(X)) <= {10, 11, 12}
+    again = rnr.load(rnr.save(clf, tmp_path / "c.safetensors"))
+    assert np.array_equal(again.predict(X), clf.predict(X))
+
+
+@pytest.mark.parametrize("X, y, error, match", [
+    ([np.zeros((3, 2)), np.zeros((4, 3))], ["a", "b"], ValueError,
+     r"X\[1\] has 3 features, but the first sequence has 2; every sequence needs the same features"),
+    ([np.zeros((0, 2))], ["a"], ValueError, r"X\[0\] must be a \(T, F\) array with T >= 1, got shape \(0, 2\)"),
+    ([np.full((3, 2), np.nan)], ["a"], ValueError, r"X\[0\] holds NaN or inf"),
+    ("abc", ["a"], TypeError, r"X must be a non-empty list of \(T_i, F\) arrays"),
+    ([np.zeros((3, 2))] * 2, ["a"], ValueError, r"y must hold one label per sequence of X \(2\), got shape \(1,\)"),
+    ([np.zeros((3, 2))] * 2, ["a", "a"], ValueError, r"y must hold at least two classes, got only \['a'\]"),
+])
+def test_bad_input_is_a_clear_error(X, y, error, match):
+    with pytest.raises(error, match=match):
+        RNNClassifier(epochs=1).fit(X, y)
+
+
+def test_predict_checks_fitted_and_feature_count(fitted):
+    with pytest.raises(ValueError, match=r"not fitted yet; call fit\(X, y\) first"):
+        RNNClassifier().predict([np.zeros((3, 2))])
+    with pytest.raises(ValueError, match=r"X\[0\] has 5 features, but the model was fitted on 2"):
+        fitted.predict([np.zeros((3, 5))])
+
+
+def test_ts_loader_reads_ragged_multichannel_cases(tmp_path):
+    path = tmp_path / "tiny.ts"
+    path.write_text("# a comment\n@problemName tiny\n@univariate false\n@data\n"
+                    "1,2,3:4,5,6:a\n7,8:9,?:b\n")
+    X, y = load_ts(path)
+    assert [x.shape for x in X] == [(3, 2), (2, 2)] and y.tolist() == ["a", "b"]
+    assert X[0][:, 1].tolist() == [4, 5, 6] and np.isnan(X[1][1, 1])
+    bad = tmp_path / "bad.ts"
+    bad.write_text("@data\n1,2:3:a\n")
+    with pytest.raises(ValueError, match=r"line 2 has channels of different lengths \[2, 1\]"):
+        load_ts(bad)
+    empty = tmp_path / "empty.ts"
+    empty.write_text("@problemName x\n")
+    with pytest.raises(ValueError, match=r"holds no cases: a .ts file needs an '@data' line"):
+        load_ts(empty)
+
+
+def test_japanese_vowels_loads_with_the_published_shape():
+    data = load_uea("JapaneseVowels")
+    if data is None:
+        pytest.skip("JapaneseVowels absent: set RNR_DATA or place it at ../shared/data/japanese_vowels")
+    X, y, Xt, yt = data
+    assert (len(X), len(Xt)) == (270, 370) and {x.shape[1] for x in X + Xt} == {12}
+    assert min(len(x) for x in X + Xt) == 7 and max(len(x) for x in X + Xt) == 29
+    assert sorted(set(y)) == [str(i) for i in range(1, 10)]
+    assert torch.get_num_threads() >= 1
