@@ -43,10 +43,11 @@ os.environ.setdefault("NUMBA_THREADING_LAYER", "forksafe")
 import torch  # noqa: E402
 
 import rnr  # noqa: E402
-from rnr import weights as _safefile
+from rnr import weights as _safefile  # noqa: E402
 from rnr.data import tasks  # noqa: E402
-from rnr.training import checkpoint
-from rnr.training import fit as train_module  # noqa: E402
+from rnr.training import checkpoint  # noqa: E402
+from rnr.training import core as core_module  # noqa: E402
+from rnr.training import train as train_module  # noqa: E402
 
 STATUS_BYTES = 512
 
@@ -94,8 +95,8 @@ class Status:
 
 def instrument(status: Status, slow: float) -> None:
     """Report the phase of the run to ``status``, and slow checkpoint writes by ``slow`` seconds (bench only)."""
-    trainer = train_module.Trainer
-    train_step, evaluate, write, latest = trainer._train_step, train_module.evaluate, checkpoint.write, \
+    trainer = core_module.TrainingCore
+    train_step, evaluate, write, latest = trainer._batch, train_module.evaluate, checkpoint.write, \
         checkpoint.latest
 
     def step(self, batch):
@@ -155,7 +156,7 @@ def instrument(status: Status, slow: float) -> None:
             os.replace(src, dst)
             status.set(phase="renamed", renamed=int(Path(dst).name[5:-12]))
 
-    trainer._train_step, train_module.evaluate = step, validate
+    trainer._batch, train_module.evaluate = step, validate
     checkpoint.write, checkpoint.latest = checkpoint_write, checkpoint_latest
     _safefile.os = SlowOS()
 

@@ -25,7 +25,7 @@ from rnr.data import tasks
 from rnr.forecast.forecaster import RNNForecaster
 from rnr.forecast.panel import Panel
 from rnr.forecast.scaling import KINDS, Scaler
-from rnr.forecast.training import ForecastTraining
+from rnr.training.core import TrainingCore
 from rnr.training.logs import graceful_stop
 
 PROPERTY = settings(deadline=None, derandomize=True, database=None)
@@ -365,8 +365,8 @@ def test_fit_resumed_after_max_steps_equals_the_uninterrupted_run(case, seed):
 
 
 def interrupt_after(mp: pytest.MonkeyPatch, calls: int) -> None:
-    """Make ``ForecastTraining._batch`` raise SIGINT during its ``calls``-th call, as a user's Ctrl-C would."""
-    original, count = ForecastTraining._batch, [0]
+    """Make ``TrainingCore._batch`` raise SIGINT during its ``calls``-th call, as a user's Ctrl-C would."""
+    original, count = TrainingCore._batch, [0]
 
     def wrapped(self, *args, **kwargs):
         count[0] += 1
@@ -374,7 +374,7 @@ def interrupt_after(mp: pytest.MonkeyPatch, calls: int) -> None:
             signal.raise_signal(signal.SIGINT)
         return original(self, *args, **kwargs)
 
-    mp.setattr(ForecastTraining, "_batch", wrapped)
+    mp.setattr(TrainingCore, "_batch", wrapped)
 
 
 @settings(PROPERTY, max_examples=10)

@@ -11,7 +11,7 @@ from rnr.core.rnn import step_mask
 from rnr.data import tasks
 from rnr.data.sequences import SequenceData
 from rnr.nn.topologies import EncoderDecoder, ManyToManySync, ManyToOne, OneToMany, OneToOne
-from rnr.training.fit import fit
+from rnr.training.train import fit
 
 
 def _exact_tokens(generated, lengths, targets, eos) -> float:

@@ -25,7 +25,7 @@ from rnr.forecast.panel import Panel, PanelColumns
 from rnr.forecast.panel_checks import _fmt
 from rnr.forecast.parquet import fit_parquet
 from rnr.forecast.scaling import CovariateScaler, Scaler
-from rnr.forecast.training import ForecastTraining
+from rnr.forecast.training import train_forecaster
 from rnr.weights import load_weights
 
 
@@ -204,11 +204,9 @@ class RNNForecaster:
         return torch.cat([x, static[:, None].expand(-1, x.shape[1], -1)], dim=-1)
 
     def _train(self, parts: list) -> list[dict]:
-        """Train ``net_`` on ``config.device`` over the parts of a panel (see ``rnr.forecast_train``); the net ends
-        on the CPU."""
-        run = ForecastTraining(self, parts)
-        history = run.run()
-        self.interrupted_ = run.interrupted
+        """Train ``net_`` on ``config.device`` over the parts of a panel (see ``rnr.forecast.training``); the net
+        ends on the CPU."""
+        history, self.interrupted_ = train_forecaster(self, parts)
         return history
 
     # state after the history ------------------------------------------------------------------------------

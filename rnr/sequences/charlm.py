@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from rnr.base import Estimator, model_params
 from rnr.core.checks import check_positive_int, check_probability
 from rnr.core.rnn import RNN, detach_state, take_rows
-from rnr.training.fit import History
+from rnr.training.train import History
 from rnr.training.logs import MetricsLog, stop_requested
 from rnr.weights import load_weights
 

@@ -15,7 +15,7 @@ from rnr.base import Estimator, model_params
 from rnr.data.sequences import SequenceData
 from rnr.data.text import Tokenizer
 from rnr.nn.topologies import ManyToOne
-from rnr.training.fit import fit as train
+from rnr.training.train import fit as train
 from rnr.weights import load_weights
 
 

@@ -19,7 +19,7 @@ from rnr.data.sequences import SequenceData
 from rnr.data.text import Tokenizer
 from rnr.metrics import bleu
 from rnr.nn.topologies import EncoderDecoder
-from rnr.training.fit import fit as train
+from rnr.training.train import fit as train
 from rnr.weights import load_weights
 
 

@@ -11,10 +11,13 @@ the hook for ``torch.distributed``. What differs per model is a small task objec
     task.batches(epoch, start)   the epoch's batches from number ``start`` on, in an order fixed by (seed, epoch)
     task.updates(batch)          yields ``(loss, weight)`` once per optimizer update: once for a whole batch, or once
                                  per chunk of a batch read in pieces with the state carried (truncated BPTT); the
-                                 core backpropagates each loss before the generator goes on. ``task.where`` may name
+                                 core backpropagates each loss before the generator goes on. A third value scales
+                                 the loss for backward only (a process's share of a global batch under DDP). ``task.where`` may name
                                  the piece in progress (e.g. "tbptt chunk 2") for error messages
     task.validate()              metrics for the epoch's row, e.g. ``{"val_loss": ...}`` (``{}`` without validation)
     task.setup(core)             optional: called once the device (and process group) is known
+    task.end_epoch(history)      optional: called after each epoch's row is recorded
+    task.teardown()              optional: called at the end of a run with several processes, before they part
     task.start_epoch(epoch)      optional: called before an epoch's first batch (e.g. to forget a carried state)
     task.carried()               optional: tensors carried from batch to batch (``CharLM``'s streams), checkpointed
     task.restore(tensors)        optional: put them back on resume
@@ -78,7 +81,7 @@ class CoreSettings:
 
 
 class History:
-    """One row per epoch: epoch, steps (optimizer updates so far), train_loss, the validation metrics, lr (the rate
+    """One row per epoch: epoch, steps (batches so far), updates (optimizer steps so far), train_loss, the validation metrics, lr (the rate
     when the epoch ended), clipped (updates whose gradient was clipped), skipped (only with ``on_nonfinite="skip"``:
     batches dropped for a NaN or inf loss or gradient), seconds.
     ``history["val_loss"]`` gives a column; ``best_epoch`` and ``stopped_early`` summarise the run."""
@@ -148,7 +151,7 @@ class TrainingCore:
         self.partial = _new_partial()  # the running epoch's sums
         self.best_value, self.best_state, self.bad_epochs = math.inf, None, 0
         self.ckpt_dir = Path(s.checkpoint_dir) if s.checkpoint_dir else None
-        self.began = time.perf_counter()
+        self.began = None  # when run() started
         if hasattr(task, "setup"):
             task.setup(self)
 
@@ -159,13 +162,17 @@ class TrainingCore:
 
     def elapsed(self) -> float:
         """Seconds of training so far in this process."""
-        return time.perf_counter() - self.began
+        return 0.0 if self.began is None else time.perf_counter() - self.began
 
     # the loop -------------------------------------------------------------------------------------------------
     def run(self) -> History:
         try:
             return self._run()
         finally:
+            if self.world > 1:
+                if hasattr(self.task, "teardown"):
+                    self.task.teardown()  # DDP's wrapper goes while the group is whole
+                torch.distributed.barrier()  # no process leaves the group while another still reduces
             if self.owns_group:
                 torch.distributed.destroy_process_group()
 
@@ -240,9 +247,10 @@ class TrainingCore:
         total, weight = 0.0, 0.0
         updates = self.task.updates(batch)
         try:
-            for loss, w in updates:
-                value = self._update(loss)
-                total, weight = total + value * w, weight + w
+            for loss, w, *scale in updates:
+                value = self._update(loss, *scale)
+                if w:  # a process whose share of the batch has ended takes part in DDP with no targets
+                    total, weight = total + value * w, weight + w
         except _SkipBatch as skip:  # on_nonfinite="skip": the rest of the batch is not read
             updates.close()
             p["skipped"] += 1
@@ -252,15 +260,15 @@ class TrainingCore:
         p["loss_sum"], p["weight"] = p["loss_sum"] + total, p["weight"] + weight
         return total / weight if weight else math.nan
 
-    def _update(self, loss: Tensor) -> float:
-        """Backward, clip and step; the optimizer never sees a non-finite loss or gradient, and an update that makes
-        the weights non-finite is undone."""
+    def _update(self, loss: Tensor, scale: float = 1.0) -> float:
+        """Backward (of ``loss * scale``), clip and step; the optimizer never sees a non-finite loss or gradient, and
+        an update that makes the weights non-finite is undone. Returns the loss."""
         s = self.settings
         value = float(loss.detach())
         self.opt.zero_grad(set_to_none=True)
         if self.world == 1 and not math.isfinite(value):
             self._nonfinite(f"the loss became {value}")
-        loss.backward()
+        (loss * scale if scale != 1.0 else loss).backward()
         if s.clip_grad_norm is not None:
             norm = float(torch.nn.utils.clip_grad_norm_(self.params, s.clip_grad_norm))
         else:  # only measured: the gradients stay bitwise as they are
@@ -302,7 +310,7 @@ class TrainingCore:
         s, p = self.settings, self.partial
         if self.world > 1:
             p["loss_sum"], p["weight"] = distributed.all_sum([p["loss_sum"], p["weight"]], self.device)
-        row = {"epoch": self.epoch + 1, "steps": self.updates,
+        row = {"epoch": self.epoch + 1, "steps": self.step, "updates": self.updates,
                "train_loss": p["loss_sum"] / p["weight"] if p["weight"] else math.nan}  # nan: every batch skipped
         row.update(self.task.validate())
         row.update(lr=self.opt.param_groups[0]["lr"], clipped=p["clipped"])
@@ -316,6 +324,8 @@ class TrainingCore:
                               stacklevel=2)
         row["seconds"] = round(p["seconds"], 3)
         self.history.rows.append(row)
+        if hasattr(self.task, "end_epoch"):
+            self.task.end_epoch(self.history)
         value = row.get(s.monitor, math.nan)
         if value < self.best_value:
             self.best_value, self.bad_epochs = value, 0

@@ -44,8 +44,8 @@ def test_a_nan_loss_stops_training_naming_where_with_the_weights_from_before(pan
 
     monkeypatch.setattr(f, "_build", build)
     nan_loss_at(monkeypatch, 13, snapshots)  # 3 batches of 1 to 3 chunks, 7 updates an epoch: in epoch 2
-    with pytest.raises(FloatingPointError, match=r"the loss became nan in epoch 2, batch \d of the epoch \(update 13\)"
-                                                 r"; the weights are those before this update"):
+    with pytest.raises(FloatingPointError, match=r"the loss became nan at epoch 2, batch \d of the epoch \(optimizer step 13\)"
+                                                 r"; the model keeps its weights from before this update"):
         f.fit(panel)
     before = snapshots[1]
     assert all(torch.equal(v, before[k]) for k, v in f.net_.state_dict().items())
@@ -56,7 +56,7 @@ def test_a_nan_loss_stops_training_naming_where_with_the_weights_from_before(pan
 def test_skip_leaves_out_the_bad_batch_and_counts_it(panel, monkeypatch):
     snapshots = [torch.nn.Linear(1, 1)]
     nan_loss_at(monkeypatch, 4, snapshots)
-    with pytest.warns(UserWarning, match=r"epoch 1: skipped 1 batch\(es\) whose loss or gradient was not finite"):
+    with pytest.warns(UserWarning, match=r"epoch 1: skipped 1 of 3 batches whose loss or gradient was not finite"):
         f = RNNForecaster(**OPTIONS, on_nonfinite="skip").fit(panel)
     assert [r["skipped"] for r in f.history_] == [1, 0]
     assert all(torch.isfinite(p).all() for p in f.net_.parameters())
@@ -66,7 +66,7 @@ def test_skip_leaves_out_the_bad_batch_and_counts_it(panel, monkeypatch):
 def test_clipped_updates_are_counted(panel):
     tight = RNNForecaster(**OPTIONS, clip_grad_norm=1e-6).fit(panel)
     loose = RNNForecaster(**OPTIONS, clip_grad_norm=1e6).fit(panel)
-    updates = tight.history_[0]["steps"]
+    updates = tight.history_[0]["updates"]
     assert updates > 3 and [r["clipped"] for r in tight.history_] == [updates, updates]  # every update
     assert [r["clipped"] for r in loose.history_] == [0, 0]
 

@@ -10,7 +10,7 @@ from torch.testing import assert_close
 from rnr.core.rnn import step_mask
 from rnr.data.sequences import Batch
 from rnr.nn.topologies import EncoderDecoder, OneToMany
-from rnr.training.fit import fit
+from rnr.training.train import fit
 
 from conftest import (
     CELLS,

@@ -25,7 +25,7 @@ import pandas as pd, torch
 torch.set_num_threads(1)
 import rnr
 from rnr.training import checkpoint
-from rnr.forecast.training import ForecastTraining
+from rnr.training.core import TrainingCore
 from rnr.training.logs import graceful_stop
 
 args = json.loads(sys.argv[1])
@@ -34,7 +34,7 @@ writes = []
 write = checkpoint.write
 checkpoint.write = lambda *a, **k: writes.append(1) or write(*a, **k)
 if args["stop_after"] and rank == 0:
-    batch, calls = ForecastTraining._batch, [0]
+    batch, calls = TrainingCore._batch, [0]
 
     def stopping(self, item):
         calls[0] += 1
@@ -42,7 +42,7 @@ if args["stop_after"] and rank == 0:
             signal.raise_signal(signal.SIGINT)  # as a Ctrl-C reaching this process only
         return batch(self, item)
 
-    ForecastTraining._batch = stopping
+    TrainingCore._batch = stopping
 with graceful_stop():
     f = rnr.RNNForecaster(**args["options"]).fit(pd.read_csv(args["data"], parse_dates=["ds"]), static=["size"])
 if rank == 0:

@@ -132,7 +132,7 @@ def test_tbptt_names_the_chunk():
     model = rnr.ManyToManySync(1, 1, hidden_size=8)
     spy(model, nan_loss_at(2))  # chunks of 3 steps: the second chunk of the first batch
     with pytest.raises(FloatingPointError, match=re.escape(
-            "the loss became nan at epoch 1, batch 1 of the epoch (optimizer step 1, tbptt chunk 2); the model keeps "
+            "the loss became nan at epoch 1, batch 1 of the epoch (optimizer step 2, tbptt chunk 2); the model keeps "
             "its weights from before this update")):
         rnr.fit(model, echo(4), epochs=1, tbptt=3, **QUIET)
     assert finite(weights(model))
@@ -151,7 +151,7 @@ def test_skip_drops_the_batch_counts_it_and_warns_each_epoch():
     assert [str(w.message) for w in caught] == [
         f"epoch {e}: skipped 1 of 8 batches whose loss or gradient was not finite (on_nonfinite='skip'): batch 6: "
         f"the loss became nan" for e in (1, 2)]
-    assert list(history.rows[0]) == ["epoch", "steps", "train_loss", "lr", "clipped", "skipped", "seconds"]
+    assert list(history.rows[0]) == ["epoch", "steps", "updates", "train_loss", "lr", "clipped", "skipped", "seconds"]
     assert history["skipped"] == [1, 1] and history["steps"] == [8, 16]
     # the skipped batch changed nothing: the same as training on the 7 other examples
     keep = [i for i in range(8) if i != 5]

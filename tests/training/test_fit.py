@@ -11,7 +11,7 @@ import torch
 import rnr
 from rnr import weights as _safefile
 from rnr.data import tasks
-from rnr.training.fit import TrainConfig
+from rnr.training.train import TrainConfig
 
 N, BS = 16, 4  # 16 examples in batches of 4: 4 optimizer steps per epoch
 QUIET = dict(batch_size=BS, progress=False)
@@ -53,7 +53,7 @@ def test_fit_returns_a_history_with_one_row_per_epoch():
     model = many_to_one()
     history = rnr.fit(model, sums(), val=sums(8, seed=1), epochs=3, **QUIET)
     assert isinstance(history, rnr.History) and len(history) == 3
-    assert [list(r) for r in history.rows] == [["epoch", "steps", "train_loss", "val_loss", "lr", "clipped",
+    assert [list(r) for r in history.rows] == [["epoch", "steps", "updates", "train_loss", "val_loss", "lr", "clipped",
                                                 "seconds"]] * 3
     assert history["epoch"] == [1, 2, 3]
     assert history["steps"] == [4, 8, 12]  # cumulative optimizer steps
@@ -103,7 +103,7 @@ def test_history_csv_is_written_after_each_epoch_and_to_csv_writes_the_same(tmp_
     path = tmp_path / "logs" / "history.csv"
     history = rnr.fit(many_to_one(), sums(), val=sums(8, seed=1), epochs=3, history_csv=str(path), **QUIET)
     rows = _read_csv(path)
-    assert list(rows[0]) == ["epoch", "steps", "train_loss", "val_loss", "lr", "clipped", "seconds"]
+    assert list(rows[0]) == ["epoch", "steps", "updates", "train_loss", "val_loss", "lr", "clipped", "seconds"]
     assert len(rows) == 3
     for row, want in zip(rows, history.rows):
         assert {k: float(v) for k, v in row.items()} == {k: float(v) for k, v in want.items()}
@@ -288,7 +288,7 @@ def test_max_steps_at_an_epoch_boundary():
 
 
 def test_a_time_budget_skips_epochs_that_would_not_fit(monkeypatch):
-    from rnr.training import fit as train_module
+    from rnr.training import core as train_module
 
     clock = iter(range(0, 10_000, 10))  # every reading of the clock is 10 s after the last
     monkeypatch.setattr(train_module.time, "perf_counter", lambda: next(clock))

@@ -10,7 +10,7 @@ import torch
 import rnr
 from rnr.data import tasks
 from rnr.forecast.forecaster import RNNForecaster
-from rnr.forecast.training import ForecastTraining
+from rnr.training.core import TrainingCore
 from rnr.training.logs import MetricsLog, graceful_stop, stop_requested
 
 from conftest import FAST, seasonal_panel
@@ -97,9 +97,9 @@ def test_fit_stops_after_a_ctrl_c_with_a_checkpoint_and_resumes_to_the_same_weig
     reference = rnr.ManyToOne(1, 1, hidden_size=8)
     reference.load_state_dict(full.state_dict())
     rnr.fit(reference, (X, Y), **settings)
-    from rnr.training.fit import Trainer
+    from rnr.training.core import TrainingCore
 
-    interrupt_after(monkeypatch, Trainer, "_train_step", 8)
+    interrupt_after(monkeypatch, TrainingCore, "_batch", 8)
     model = rnr.ManyToOne(1, 1, hidden_size=8)
     model.load_state_dict(full.state_dict())
     with graceful_stop():
@@ -123,7 +123,7 @@ def panel():
 def test_forecaster_resume_after_a_ctrl_c_matches_the_uninterrupted_run(panel, tmp_path, monkeypatch):
     options = dict(horizon=7, season=7, **{**FAST, "epochs": 3, "batch_size": 4, "chunk": 32})
     reference = RNNForecaster(**options).fit(panel)
-    interrupt_after(monkeypatch, ForecastTraining, "_batch", 5)  # 3 batches an epoch: inside the second
+    interrupt_after(monkeypatch, TrainingCore, "_batch", 5)  # 3 batches an epoch: inside the second
     with graceful_stop():
         stopped = RNNForecaster(**options, checkpoint_dir=str(tmp_path / "ckpt"), log_dir=str(tmp_path)).fit(panel)
     assert stopped.interrupted_ and len(stopped.history_) == 1
