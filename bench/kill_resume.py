@@ -1,9 +1,12 @@
-"""Crash safety of ``rnr.fit``: SIGKILL a training run at random moments, resume it each time, and check that the
-final weights are bitwise those of a run that was never interrupted.
+"""Crash safety of the training core: SIGKILL a training run at random moments, resume it each time, and check
+that the final weights are bitwise those of a run that was never interrupted.
 
-The run: a 2-layer LSTM ``ManyToOne`` with dropout (so the RNG state matters) on generated ragged sums, shuffled
-batches, a cosine LR schedule, validation each epoch and ``checkpoint_every=1``: a checkpoint write after every
-step. One thread, fixed seeds: the child is deterministic.
+Two runs (``--model``), both on the one training core (``rnr.training.core``), both with a checkpoint write after
+every step (``checkpoint_every=1``), one thread and fixed seeds, so the child is deterministic:
+``fit``: ``rnr.fit`` of a 2-layer LSTM ``ManyToOne`` with dropout (so the RNG state matters) on generated ragged
+sums, shuffled batches, a cosine LR schedule and validation each epoch; ``charlm``: a ``CharLM`` (LSTM, dropout)
+on generated sentences, its streams' state carried from chunk to chunk (so the carried state must be in each
+checkpoint), a cosine LR over the updates and validation each epoch.
 
 Each life of the run is a child process started with ``resume=True`` (the first finds no checkpoint and starts
 fresh). The parent draws a step at random (uniform over the first 1.6 r / (k + 1) of the r steps left after the one
@@ -22,7 +25,8 @@ history's losses are compared bitwise with the reference run's.
 
     python bench/kill_resume.py                    # 20 kills, children forked from this (already imported) process
     python bench/kill_resume.py --start spawn      # each child a fresh interpreter (slower: ~4 s to import torch)
-    python bench/kill_resume.py --quick --kills 3  # the small version tests/test_faults.py runs
+    python bench/kill_resume.py --quick --kills 3  # the small version tests/training/test_faults.py runs
+    python bench/kill_resume.py --model charlm     # the character language model
 """
 import argparse
 import json
@@ -47,7 +51,6 @@ from rnr import weights as _safefile  # noqa: E402
 from rnr.data import tasks  # noqa: E402
 from rnr.training import checkpoint  # noqa: E402
 from rnr.training import core as core_module  # noqa: E402
-from rnr.training import train as train_module  # noqa: E402
 
 STATUS_BYTES = 512
 
@@ -55,8 +58,14 @@ STATUS_BYTES = 512
 # ---------------------------------------------------------------- the child: one life of the training run
 
 
-def task(quick: bool, seed: int):
+def task(quick: bool, seed: int, kind: str = "fit"):
     """(model, train, val, settings) of the run; the same in every life."""
+    if kind == "charlm":
+        text = "\n".join(tasks.toy_sentences(120 if quick else 300, seed=seed + 1))
+        val = "\n".join(tasks.toy_sentences(20, seed=seed + 2))
+        settings = dict(hidden_size=24, embedding_dim=8, dropout=0.2, seq_len=16, batch_size=8, lr=3e-3,
+                        epochs=3 if quick else 6, seed=seed, progress=False, checkpoint_every=1)
+        return rnr.CharLM(**settings), text, val, settings
     n, epochs = (32, 6) if quick else (64, 20)
     train = tasks.ragged_sums(n, max_len=12, seed=seed + 1)
     val = tasks.ragged_sums(16, max_len=12, seed=seed + 2)
@@ -65,6 +74,18 @@ def task(quick: bool, seed: int):
     settings = dict(epochs=epochs, batch_size=8, lr=3e-3, lr_schedule="cosine", seed=seed, progress=False,
                     checkpoint_every=1)
     return model, train, val, settings
+
+
+def train_once(kind: str, model, train, val, settings: dict, **run) -> tuple[dict, dict]:
+    """Train (or resume) the run; returns (its weights, its history: train_loss and val_loss per epoch)."""
+    if kind == "charlm":
+        lm = rnr.CharLM(**{**settings, **run}).fit(train, val)
+        return dict(lm.net_.state_dict()), {"steps": lm.history_["steps"][-1],
+                                            "train_loss": lm.history_["train_loss"],
+                                            "val_loss": lm.history_["val_nats"]}
+    history = rnr.fit(model, train, val, **{**settings, **run})
+    return dict(model.state_dict()), {"steps": history["steps"][-1], "train_loss": history["train_loss"],
+                                      "val_loss": history["val_loss"]}
 
 
 class Status:
@@ -96,16 +117,15 @@ class Status:
 def instrument(status: Status, slow: float) -> None:
     """Report the phase of the run to ``status``, and slow checkpoint writes by ``slow`` seconds (bench only)."""
     trainer = core_module.TrainingCore
-    train_step, evaluate, write, latest = trainer._batch, train_module.evaluate, checkpoint.write, \
-        checkpoint.latest
+    train_step, end_epoch, write, latest = trainer._batch, trainer._end_epoch, checkpoint.write, checkpoint.latest
 
     def step(self, batch):
         status.set(phase="step", step=self.step + 1)
         return train_step(self, batch)
 
-    def validate(*args, **kwargs):
+    def validate(self):
         status.set(phase="val")
-        return evaluate(*args, **kwargs)
+        return end_epoch(self)
 
     def checkpoint_write(folder, step, *args, **kwargs):
         status.set(phase="write", step=step)
@@ -156,7 +176,7 @@ def instrument(status: Status, slow: float) -> None:
             os.replace(src, dst)
             status.set(phase="renamed", renamed=int(Path(dst).name[5:-12]))
 
-    trainer._batch, train_module.evaluate = step, validate
+    trainer._batch, trainer._end_epoch = step, validate
     checkpoint.write, checkpoint.latest = checkpoint_write, checkpoint_latest
     _safefile.os = SlowOS()
 
@@ -165,17 +185,16 @@ def child(spec: dict) -> None:
     torch.set_num_threads(1)
     status = Status(spec["status"])
     instrument(status, spec["slow"])
-    model, train, val, settings = task(spec["quick"], spec["seed"])
+    model, train, val, settings = task(spec["quick"], spec["seed"], spec["model"])
     began = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a resumed cosine schedule warns about the order of its calls
-        history = rnr.fit(model, train, val, checkpoint_dir=spec["ckpt"], resume=True, **settings)
+        weights, history = train_once(spec["model"], model, train, val, settings, checkpoint_dir=spec["ckpt"],
+                                      resume=True)
     seconds = time.perf_counter() - began
     _safefile.os = os  # the weights themselves, written at full speed
-    _safefile.write(spec["out"], dict(model.state_dict()), {})
-    Path(spec["out"] + ".json").write_text(json.dumps({
-        "seconds": seconds, "steps": history["steps"][-1],
-        "train_loss": history["train_loss"], "val_loss": history["val_loss"]}))
+    _safefile.write(spec["out"], weights, {})
+    Path(spec["out"] + ".json").write_text(json.dumps({"seconds": seconds, **history}))
     status.set(phase="done")
 
 
@@ -261,9 +280,12 @@ def run(args) -> bool:
     torch.set_num_threads(1)
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="kill_resume-"))
-    spec = dict(quick=args.quick, seed=args.seed, slow=args.slow_write)
-    model, train, _, settings = task(args.quick, args.seed)
-    per_epoch = -(-len(train[0]) // settings["batch_size"])
+    spec = dict(quick=args.quick, seed=args.seed, slow=args.slow_write, model=args.model)
+    model, train, _, settings = task(args.quick, args.seed, args.model)
+    if args.model == "charlm":
+        per_epoch = -(-(len(train) - 1) // settings["batch_size"] // settings["seq_len"])
+    else:
+        per_epoch = -(-len(train[0]) // settings["batch_size"])
     print(f"kill-resume: {model!r}, {settings['epochs']} epochs x {per_epoch} steps, checkpoint_every=1, "
           f"slow write {1000 * args.slow_write:.0f} ms, children by {args.start}, seed {args.seed}")
     print(f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, torch {torch.__version__}, "
@@ -271,8 +293,8 @@ def run(args) -> bool:
 
     if args.start == "fork":  # the first fit in a process loads lazy modules and compiles kernels (seconds)
         with tempfile.TemporaryDirectory() as scratch:
-            warm, warm_train, warm_val, warm_settings = task(args.quick, args.seed)
-            rnr.fit(warm, warm_train, warm_val, **{**warm_settings, "epochs": 1, "checkpoint_dir": scratch})
+            warm, warm_train, warm_val, warm_settings = task(args.quick, args.seed, args.model)
+            train_once(args.model, warm, warm_train, warm_val, {**warm_settings, "epochs": 1}, checkpoint_dir=scratch)
 
     def life(name: str) -> tuple[Life, dict]:
         s = {**spec, "ckpt": str(work / name), "status": str(work / f"{name}.status"), "out": str(work / f"{name}.out")}
@@ -374,6 +396,8 @@ def run(args) -> bool:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--model", choices=["fit", "charlm"], default="fit",
+                   help="the run: rnr.fit of a ManyToOne (default) or a CharLM")
     p.add_argument("--kills", type=int, default=20, help="SIGKILLs before the last life runs to the end (20)")
     p.add_argument("--seed", type=int, default=0, help="seeds the run (data, weights, shuffling) and the kill times")
     p.add_argument("--quick", action="store_true", help="a smaller run (6 epochs of 4 steps)")

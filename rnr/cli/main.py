@@ -204,9 +204,6 @@ def fit(args) -> dict:
     if (out / MODEL_FILE).exists() and not (args.force or args.resume):
         raise UsageError(f"--out {str(out)!r} already holds a model; pass --force to replace it, --resume to continue "
                          f"its run, or another folder")
-    if args.resume and args.task == "text":
-        raise UsageError("--resume applies to forecast and classify runs; a text model stopped by Ctrl-C was saved as "
-                         "it was, and rnr fit text starts a new run")
     if args.nproc is not None:
         if args.nproc < 1:
             raise UsageError(f"--nproc must be >= 1, got {args.nproc}")
@@ -217,9 +214,8 @@ def fit(args) -> dict:
     rank = int(os.environ.get("RANK", "0"))
     trainer = {"forecast": cli_forecast.fit, "classify": cli_sequences.fit_classify,
                "text": cli_sequences.fit_text}[args.task]
-    options = dict(progress=show_progress(args), log_dir=str(out))
-    if args.task != "text":
-        options.update(checkpoint_dir=str(out / "checkpoints"), resume=args.resume)
+    options = dict(progress=show_progress(args), log_dir=str(out), checkpoint_dir=str(out / "checkpoints"),
+                   resume=args.resume)
     start = time.perf_counter()
     with graceful_stop("stopping after this step and saving the model; Ctrl-C again to stop at once"):
         model, facts = trainer(run_config, options)
@@ -239,7 +235,7 @@ def fit(args) -> dict:
     text = f"fitted {model!r} ({facts['trained_on']}) in {seconds:.1f} s; saved to {out}/"
     result = {**info_dict, "out": str(out), "_text": text}
     if interrupted:
-        again = "; run the same command with --resume to continue" if args.task != "text" else ""
+        again = "; run the same command with --resume to continue"
         print(f"rnr fit: stopped by Ctrl-C after {len(history)} of {run_config['model'].get('epochs')} epochs; saved "
               f"the model trained so far to {out}/ (rnr predict reads it){again}", file=sys.stderr)
         result["_exit"] = 130

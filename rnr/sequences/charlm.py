@@ -13,7 +13,6 @@ Example:
 """
 import math
 import os
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -24,8 +23,7 @@ from tqdm.auto import tqdm
 from rnr.base import Estimator, model_params
 from rnr.core.checks import check_positive_int, check_probability
 from rnr.core.rnn import RNN, detach_state, take_rows
-from rnr.training.train import History
-from rnr.training.logs import MetricsLog, stop_requested
+from rnr.training.core import CoreSettings, History, TrainingCore, resolve_device
 from rnr.weights import load_weights
 
 UNKNOWN = ("error", "map")
@@ -67,7 +65,12 @@ class CharLM(Estimator):
         seed: the same seed gives the same model (without ``max_minutes``).
         progress: a progress bar per epoch.
         device: "cpu", "cuda" or "auto".
+        on_nonfinite: a NaN or inf loss or gradient: "error" (stop, keeping the weights from before it) or "skip"
+            (drop that chunk and go on); see ``rnr.training.core``.
         log_dir: write each epoch's metrics to ``log_dir/metrics.csv`` (and TensorBoard, when installed).
+        checkpoint_dir, checkpoint_every, resume: a checkpoint after each epoch (and every ``checkpoint_every``
+            chunks) with the streams' state, and continuing from the newest one to the same weights as a run never
+            interrupted.
 
     Learned: ``vocab_`` (the characters; with unknown="map", index 0 is the unknown symbol), ``net_``
     (the ``CharNet``), ``history_`` (``rnr.History``: train_loss in nats, val_nats and val_bits when a validation
@@ -77,8 +80,9 @@ class CharLM(Estimator):
     def __init__(self, hidden_size: int = 512, num_layers: int = 1, cell: str = "lstm", embedding_dim: int = 64,
                  dropout: float = 0.2, seq_len: int = 128, batch_size: int = 64, epochs: int = 10, lr: float = 2e-3,
                  weight_decay: float = 0.0, clip_grad_norm: float | None = 1.0, max_minutes: float | None = None,
-                 unknown: str = "error", seed: int = 0, progress: bool = True, device: str = "cpu",
-                 log_dir: str | None = None):
+                 unknown: str = "error", on_nonfinite: str = "error", seed: int = 0, progress: bool = True,
+                 device: str = "cpu", log_dir: str | None = None, checkpoint_dir: str | None = None,
+                 checkpoint_every: int | None = None, resume: bool = False):
         for name, value in locals().items():
             if name != "self":
                 setattr(self, name, value)
@@ -111,14 +115,14 @@ class CharLM(Estimator):
         self.start_ = counts.most_common(1)[0][0] if "\n" not in counts else "\n"
         val_ids = None if val_text is None else self._encode(_read(val_text, "val_text"), "val_text")
         torch.manual_seed(self.seed)
-        device = ("cuda" if torch.cuda.is_available() else "cpu") if self.device == "auto" else self.device
+        device = resolve_device(self.device)
         self.net_ = CharNet(len(self.vocab_), self.embedding_dim, self.hidden_size, self.num_layers, self.cell,
                             self.dropout).to(device)
         ids = self._encode(text, "text")
         streams = ids[: len(ids) - 1 - (len(ids) - 1) % self.batch_size]
         x = streams.view(self.batch_size, -1).to(device)
         y = ids[1 : len(streams) + 1].view(self.batch_size, -1).to(device)
-        self.history_ = _Training(self, x, y, val_ids).run()
+        self.history_ = train_charlm(self, x, y, val_ids)
         return self
 
     def _encode(self, text: str, what: str) -> Tensor:
@@ -268,79 +272,71 @@ class CharLM(Estimator):
         return self
 
 
-class _Training:
-    """One run of ``CharLM.fit``: streams of chunks, the state carried, a cosine learning rate."""
+class CharTask:
+    """What the training core needs to train a ``CharLM``: the text's streams in chunks of ``seq_len``, one update per
+    chunk, the recurrent state carried (detached) from chunk to chunk through an epoch and saved in checkpoints."""
 
     def __init__(self, lm: CharLM, x: Tensor, y: Tensor, val_ids: Tensor | None):
-        self.lm, self.x, self.y, self.val_ids = lm, x, y, val_ids
-        net = lm.net_
-        self.opt = torch.optim.AdamW(net.parameters(), lr=lm.lr, weight_decay=lm.weight_decay)
+        self.lm, self.module, self.x, self.y, self.val_ids = lm, lm.net_, x, y, val_ids
         self.chunks = math.ceil(x.shape[1] / lm.seq_len)
-        self.total_steps = self.chunks * lm.epochs
-        self.history = History(monitor="val_nats" if val_ids is not None else "train_loss")
+        self.state = None  # the streams' state after the last chunk read; None at the start of an epoch
 
-    def _lr(self, step: int, elapsed: float) -> float:
-        done = step / self.total_steps
-        if self.lm.max_minutes:
-            done = max(done, elapsed / (60 * self.lm.max_minutes))
-        return self.lm.lr * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
+    def num_batches(self) -> int:
+        return self.chunks
 
-    def run(self) -> History:
-        lm, net = self.lm, self.lm.net_
-        best, best_state, step, begin = math.inf, None, 0, time.perf_counter()
-        out_of_time = False
-        log = MetricsLog(lm.log_dir) if lm.log_dir else None
-        for epoch in range(lm.epochs):
-            start, net = time.perf_counter(), net.train()
-            state, loss_sum, chars = None, 0.0, 0
-            bar = tqdm(range(self.chunks), disable=not lm.progress, leave=False, desc=f"epoch {epoch + 1}/{lm.epochs}")
-            for c in bar:
-                lr = self._lr(step, time.perf_counter() - begin)
-                for group in self.opt.param_groups:
-                    group["lr"] = lr
-                xs = self.x[:, c * lm.seq_len : (c + 1) * lm.seq_len]
-                ys = self.y[:, c * lm.seq_len : (c + 1) * lm.seq_len]
-                logits, state = net(xs, state)
-                state = detach_state(state)
-                loss = nn.functional.cross_entropy(logits.flatten(0, 1), ys.flatten())
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    raise FloatingPointError(f"training diverged: the loss became {value} at epoch {epoch + 1}, "
-                                             f"chunk {c + 1}; lower lr (now {lr:.3g}) or set clip_grad_norm")
-                self.opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if lm.clip_grad_norm is not None:
-                    nn.utils.clip_grad_norm_(net.parameters(), lm.clip_grad_norm)
-                self.opt.step()
-                step += 1
-                loss_sum, chars = loss_sum + value * ys.numel(), chars + ys.numel()
-                bar.set_postfix(loss=f"{value:.3f}", refresh=False)
-                if lm.max_minutes and time.perf_counter() - begin > 60 * lm.max_minutes:
-                    out_of_time = True
-                    break
-                if stop_requested():
-                    self.history.interrupted = True
-                    break
-            bar.close()
-            row = {"epoch": epoch + 1, "steps": step, "train_loss": loss_sum / chars}
-            if self.val_ids is not None:
-                scores = lm._score(self.val_ids, 16, 512)
-                row.update(val_nats=scores["nats"], val_bits=scores["bits"])
-                if scores["nats"] < best:
-                    best = scores["nats"]
-                    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-            row.update(lr=lr, seconds=round(time.perf_counter() - start, 3))
-            self.history.rows.append(row)
-            if log is not None:
-                log.write(row)
-            if out_of_time or self.history.interrupted:
-                break
-        if log is not None:
-            log.close()
-        if best_state is not None:
-            net.load_state_dict(best_state)  # the epoch with the lowest validation loss
-        net.eval()
-        return self.history
+    def start_epoch(self, epoch: int) -> None:
+        self.state = None
+
+    def batches(self, epoch: int, start: int):
+        return iter(range(start, self.chunks))
+
+    def updates(self, c: int):
+        L = self.lm.seq_len
+        xs, ys = self.x[:, c * L : (c + 1) * L], self.y[:, c * L : (c + 1) * L]
+        logits, state = self.module(xs, self.state)  # (B, T, V)
+        loss = nn.functional.cross_entropy(logits.flatten(0, 1), ys.flatten())
+        yield loss, ys.numel()
+        self.state = detach_state(state)  # only after the update: a skipped chunk leaves the state as it was
+
+    def validate(self) -> dict:
+        if self.val_ids is None:
+            return {}
+        scores = self.lm._score(self.val_ids, 16, 512)
+        return {"val_nats": scores["nats"], "val_bits": scores["bits"]}
+
+    def carried(self) -> dict:
+        if self.state is None:
+            return {}
+        return {"h": self.state[0], "c": self.state[1]} if isinstance(self.state, tuple) else {"h": self.state}
+
+    def restore(self, tensors: dict) -> None:
+        self.state = None if not tensors else (tensors["h"], tensors["c"]) if "c" in tensors else tensors["h"]
+
+
+def train_charlm(lm: CharLM, x: Tensor, y: Tensor, val_ids: Tensor | None) -> History:
+    """Train ``lm.net_`` with AdamW and a cosine learning rate over the run (or over the time budget, whichever is
+    further along), on the training core."""
+    task = CharTask(lm, x, y, val_ids)
+    opt = torch.optim.AdamW(lm.net_.parameters(), lr=lm.lr, weight_decay=lm.weight_decay)
+    total, clock = task.chunks * lm.epochs, {}
+
+    def cosine(updates: int) -> float:
+        done = updates / total
+        if lm.max_minutes and "core" in clock:
+            done = max(done, clock["core"].elapsed() / (60 * lm.max_minutes))
+        return 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine)
+    settings = CoreSettings(
+        epochs=lm.epochs, clip_grad_norm=lm.clip_grad_norm, on_nonfinite=lm.on_nonfinite, seed=lm.seed,
+        max_minutes=lm.max_minutes, stop_inside_epoch=True, keep_best=val_ids is not None,
+        monitor="val_nats" if val_ids is not None else "train_loss", scheduler_step="update", progress=lm.progress,
+        log_dir=lm.log_dir, checkpoint_dir=lm.checkpoint_dir, checkpoint_every=lm.checkpoint_every, resume=lm.resume,
+        device=lm.device,
+        hint="set clip_grad_norm, or check the text")
+    clock["core"] = core = TrainingCore(task, opt, settings, sched, config=model_params(lm),
+                                        resume_keys=("batch_size", "seq_len", "seed"))
+    return core.run()
 
 
 def _read(text, name: str) -> str:

@@ -77,7 +77,6 @@ ERRORS = [  # (argv after "rnr", message pattern); every one exits with 2 and na
     (["info", "{t}/nothing"], r"nothing' does not exist; pass the --out folder of rnr fit"),
     (["fit", "text", "--data", "{d}/sales.csv", "--horizon", "7", "--out", "{t}/m"],
      r"--horizon does not apply to rnr fit text; it applies to \['forecast'\]"),
-    (["fit", "text", "--data", "{d}/sales.csv", "--resume", "--out", "{t}/m"], r"--resume applies to forecast and "),
     (["fit", "classify", "--data", "{d}/sales.csv", "--out", "{t}/m"],
      r"say how .*sales.csv' holds its examples: --text COLUMN .* or --id COLUMN"),
     (["fit", "classify", "--data", "{d}/sales.csv", "--text", "review", "--out", "{t}/m"],

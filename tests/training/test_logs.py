@@ -138,6 +138,29 @@ def test_forecaster_resume_after_a_ctrl_c_matches_the_uninterrupted_run(panel, t
     assert [r["epoch"] for r in rows] == ["1", "2", "3"] and {"train_loss", "lr", "clipped", "seconds"} <= set(rows[0])
 
 
+def test_charlm_resume_after_a_ctrl_c_matches_the_uninterrupted_run(tmp_path, monkeypatch):
+    """The character model on the core: the streams' carried state is checkpointed, so a run stopped inside an
+    epoch and resumed reaches the uninterrupted run's weights and history, bitwise."""
+    text = "\n".join(tasks.toy_sentences(60))
+    options = dict(hidden_size=12, embedding_dim=4, seq_len=16, batch_size=4, epochs=3, dropout=0.2, progress=False)
+    reference = rnr.CharLM(**options).fit(text, text[:300])
+    chunks = reference.history_["steps"][0]
+    interrupt_after(monkeypatch, TrainingCore, "_batch", chunks + 3)  # inside the second epoch
+    with graceful_stop():
+        stopped = rnr.CharLM(**options, checkpoint_dir=str(tmp_path / "ckpt"), log_dir=str(tmp_path)).fit(
+            text, text[:300])
+    assert stopped.history_.interrupted and len(stopped.history_) == 1
+    assert len(stopped.sample(20, seed=0)) == 20  # what was trained so far writes text
+    monkeypatch.undo()
+    resumed = rnr.CharLM(**options, checkpoint_dir=str(tmp_path / "ckpt"), resume=True,
+                         log_dir=str(tmp_path)).fit(text, text[:300])
+    assert not resumed.history_.interrupted and resumed.history_["epoch"] == [1, 2, 3]
+    assert same_weights(resumed.net_, reference.net_)
+    assert resumed.history_["train_loss"] == reference.history_["train_loss"]
+    assert resumed.history_["val_nats"] == reference.history_["val_nats"]
+    assert [r["epoch"] for r in read_csv(tmp_path / "metrics.csv")] == ["1", "2", "3"]
+
+
 def test_forecaster_checkpoint_options_are_checked():
     with pytest.raises(ValueError, match="resume and checkpoint_every need checkpoint_dir"):
         RNNForecaster(horizon=3, resume=True).fit(seasonal_panel(n=2))
