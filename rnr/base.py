@@ -1,23 +1,50 @@
-"""The estimator contract every rnr estimator follows: scikit-learn's parameter conventions, and the run options.
+"""The estimator contract every rnr estimator follows: scikit-learn's.
 
-``__init__`` stores each argument unchanged; ``get_params``/``set_params`` read and change them (so
-``sklearn.base.clone`` and ``GridSearchCV`` work); the repr shows the arguments that differ from the defaults.
-Run options say how a run is watched and where its files go, not what the model is (``RUN_OPTIONS``): they are
-left out of reprs and model files, so that a loaded model refitted (e.g. by a backtest) never writes into, or
-resumes from, the old run's folder.
+``__init__`` stores each argument unchanged and does nothing else; ``fit`` validates, learns and returns ``self``;
+learned state ends in ``_``; ``get_params``/``set_params`` read and change the arguments, so ``sklearn.base.clone``
+and ``GridSearchCV`` work (scikit-learn itself is not needed). The seed is ``random_state``.
+
+Run options say how a run is watched and where its files go, not what the model is (``RUN_OPTIONS``). They are
+keyword-only arguments after the model's settings, shown in no ``repr`` and written to no model file, so that a
+loaded model refitted (by a backtest, say) never writes into, or resumes from, the old run's folder. ``progress``
+defaults to ``None``: a bar where the output is a terminal, none elsewhere.
 """
+import difflib
 import inspect
+import sys
 
-RUN_OPTIONS = ("progress", "log_dir", "checkpoint_dir", "resume")
+RUN_OPTIONS = ("progress", "log_dir", "checkpoint_dir", "checkpoint_every", "resume")
+
+
+def show_progress(progress: bool | None) -> bool:
+    """``progress`` as given, or where it is None, whether standard error is a terminal."""
+    return sys.stderr.isatty() if progress is None else bool(progress)
 
 
 class Estimator:
     """scikit-learn's parameter conventions: every ``__init__`` argument is stored as given and read back by
-    ``get_params``; ``set_params`` changes them; the repr shows those that differ from the defaults."""
+    ``get_params``; ``set_params`` changes them; the repr shows the required ones and those that differ from their
+    defaults, never the run options."""
+
+    def __new__(cls, *args, **kwargs):
+        unknown = sorted(set(kwargs) - set(cls._param_names()))
+        if unknown:  # before Python's own "unexpected keyword argument", a message that names the known ones
+            close = {u: difflib.get_close_matches(u, cls._param_names(), n=1) for u in unknown}
+            hint = " ".join(f"Did you mean {c[0]!r} for {u!r}?" for u, c in close.items() if c)
+            raise TypeError(f"{cls.__name__} got unknown option(s) {unknown}; known: {cls._param_names()}. {hint}"
+                            .rstrip())
+        return super().__new__(cls)
+
+    @classmethod
+    def _defaults(cls) -> dict:
+        """Argument name -> default (``inspect.Parameter.empty`` where it has none), in the signature's order."""
+        params = inspect.signature(cls.__init__).parameters.values()
+        return {p.name: p.default for p in params
+                if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
     @classmethod
     def _param_names(cls) -> list[str]:
-        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+        return list(cls._defaults())
 
     def get_params(self, deep: bool = True) -> dict:
         return {name: getattr(self, name) for name in self._param_names()}
@@ -30,11 +57,22 @@ class Estimator:
             setattr(self, name, value)
         return self
 
+    def __sklearn_tags__(self):  # called by scikit-learn only, so it is installed
+        from sklearn.utils import Tags, TargetTags  # optional: scikit-learn, only when it asks
+
+        return Tags(estimator_type=None, target_tags=TargetTags(required=False), non_deterministic=False)
+
     def __repr__(self) -> str:
-        default = type(self)()
-        diff = [f"{k}={v!r}" for k, v in self.get_params().items()
-                if getattr(default, k) != v and k not in RUN_OPTIONS]
-        return f"{type(self).__name__}({', '.join(diff)})"
+        shown = [f"{k}={getattr(self, k)!r}" for k, d in self._defaults().items()
+                 if k not in RUN_OPTIONS and (d is inspect.Parameter.empty or not _same(getattr(self, k), d))]
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+
+def _same(a, b) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):  # e.g. arrays
+        return a is b
 
 
 def model_params(estimator) -> dict:

@@ -30,7 +30,7 @@ import torch
 from rnr import weights as _safefile
 from rnr._version import __version__
 from rnr.core.rnn import RNN
-from rnr.forecast.forecaster import ForecastConfig, RNNForecaster
+from rnr.forecast.forecaster import RNNForecaster
 from rnr.forecast.net import ForecastNet
 from rnr.forecast.panel import PanelColumns
 from rnr.nn.topologies import TOPOLOGIES
@@ -90,6 +90,7 @@ def load(path, device="cpu"):
         raise ValueError(f"{where} holds a model of class {name!r}, which this rnr does not know; known classes: "
                          f"{sorted(classes)}")
     cls = classes[name]
+    config = _upgrade(config)
     _check_config(cls, name, config, where, meta.get("rnr_version", "?"))
     token = DRY_RUN.set(True)
     try:  # sizes first: built on the meta device (no memory) and compared with the file's tensors
@@ -101,6 +102,16 @@ def load(path, device="cpu"):
 
 
 META_KEYS = ("format", "format_version", "class", "config", "rnr_version", "sha256")
+# arguments renamed since files were first written: old name -> new name (estimators' "params")
+RENAMED = {"seed": "random_state"}
+
+
+def _upgrade(config: dict) -> dict:
+    """An estimator file's config with arguments renamed since it was written given their new names."""
+    params = config.get("params")
+    if not isinstance(params, dict) or not set(RENAMED) & set(params):
+        return config
+    return {**config, "params": {RENAMED.get(k, k): v for k, v in params.items()}}
 
 
 def _build(cls, tensors: dict, config: dict, device, where: str, name: str):
@@ -151,7 +162,7 @@ def _file_schema(name: str) -> dict:
     of that object must follow."""
     tokenizer, classes = _TokenizerState, _classes()
     return {
-        "RNNForecaster": {"params": ForecastConfig, "net": ForecastNet, "scaler_kind": str | None, "ids": list,
+        "RNNForecaster": {"params": RNNForecaster, "net": ForecastNet, "scaler_kind": str | None, "ids": list,
                           "ids_dtype": "dtype", "columns": PanelColumns, "freq": str | int, "time_dtype": "dtype",
                           "missing": str, "history": list[dict]},
         "RNNClassifier": {"params": classes["RNNClassifier"], "classes": list, "classes_dtype": "dtype",

@@ -208,7 +208,7 @@ def test_a_saved_then_loaded_classifier_predicts_identically(cell, bidirectional
     codes = np.arange(n) % 3
     y = codes if labels == "ints" else np.array(["a", "b", "c"])[codes]
     clf = rnr.RNNClassifier(hidden_size=4, embedding_dim=3, cell=cell, bidirectional=bidirectional, pooling=pooling,
-                            epochs=1, batch_size=4, seed=seed).fit(X, y)
+                            epochs=1, batch_size=4, random_state=seed).fit(X, y)
     loaded = round_trip(clf)
     assert loaded.get_params() == clf.get_params()
     assert np.array_equal(loaded.classes_, clf.classes_) and loaded.classes_.dtype == clf.classes_.dtype
@@ -240,7 +240,7 @@ def test_a_saved_then_loaded_forecaster_predicts_identically(cell, strategy, sca
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a short series may have no spread; its scale is 1
         f = RNNForecaster(horizon=3, cell=cell, strategy=strategy, scaler=scaler, quantiles=quantiles,
-                          relative_to=relative_to, seed=seed, **TINY).fit(small_panel(lengths, seed))
+                          relative_to=relative_to, random_state=seed, **TINY).fit(small_panel(lengths, seed))
     loaded = round_trip(f)
     assert loaded.get_params() == f.get_params()
     h = 5 if strategy == "recursive" else 3

@@ -1,8 +1,8 @@
 """Run configurations for the ``rnr`` command: TOML files, ``--set key=value`` overrides, validation.
 
 A configuration has two tables. ``[data]`` says where the data is and which column plays which role; ``[model]``
-holds the estimator's options: for ``forecast`` the fields of ``rnr.forecast.forecaster.ForecastConfig``, for ``classify`` the
-arguments of ``rnr.RNNClassifier``, for ``text`` those of ``rnr.CharLM``::
+holds the estimator's arguments: those of ``rnr.RNNForecaster`` for ``forecast``, of ``rnr.RNNClassifier`` for
+``classify`` and of ``rnr.CharLM`` for ``text`` (without the run options, which the command sets)::
 
     [data]
     path = "sales.csv"
@@ -31,7 +31,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from rnr.base import RUN_OPTIONS
-from rnr.forecast.forecaster import ForecastConfig
+from rnr.forecast.forecaster import RNNForecaster
 from rnr.sequences.charlm import CharLM
 from rnr.sequences.classifier import RNNClassifier
 
@@ -77,7 +77,8 @@ def _model_keys(kind) -> dict:
         pairs = [(f.name, None if f.default is dataclasses.MISSING else f.default) for f in dataclasses.fields(kind)]
     else:
         hints = typing.get_type_hints(kind.__init__)
-        pairs = [(p.name, p.default) for p in inspect.signature(kind.__init__).parameters.values() if p.name != "self"]
+        pairs = [(p.name, None if p.default is p.empty else p.default)
+                 for p in inspect.signature(kind.__init__).parameters.values() if p.name != "self"]
     return {name: (hints[name], default, "") for name, default in pairs if name not in _COMMAND_OWNED}
 
 
@@ -85,7 +86,7 @@ def schema(task: str) -> dict:
     """{"data": keys, "model": keys} of a task: "forecast", "classify" or "text"."""
 
     data = {"forecast": FORECAST_DATA, "classify": CLASSIFY_DATA, "text": TEXT_DATA}[task]
-    model = {"forecast": ForecastConfig, "classify": RNNClassifier, "text": CharLM}[task]
+    model = {"forecast": RNNForecaster, "classify": RNNClassifier, "text": CharLM}[task]
     return {"data": data, "model": _model_keys(model)}
 
 

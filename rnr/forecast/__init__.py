@@ -3,8 +3,8 @@ larger than memory, the forecasting network and its training run, ``RNNForecaste
 (lagged variables among them), rolling-origin backtests and plots."""
 from rnr.forecast import baselines
 from rnr.forecast.backtest import BacktestResult, backtest
-from rnr.forecast.forecaster import ForecastConfig, RNNForecaster
+from rnr.forecast.forecaster import RNNForecaster
 from rnr.forecast.panel import Panel
 from rnr.forecast.scaling import Scaler
 
-__all__ = ["RNNForecaster", "ForecastConfig", "Panel", "Scaler", "backtest", "BacktestResult", "baselines"]
+__all__ = ["RNNForecaster", "Panel", "Scaler", "backtest", "BacktestResult", "baselines"]

@@ -14,11 +14,10 @@ Montero-Manso & Hyndman (2021), "Principles and algorithms for forecasting group
 globality", IJF 37(4):1632-1653 (one linear autoregression pooled over all series); Hastie, Tibshirani &
 Friedman (2009), "The Elements of Statistical Learning", 2nd ed., section 7.10 (the one-standard-error rule).
 """
-import inspect
-
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from rnr.base import Estimator
 from rnr.core.checks import check_positive_int
 from rnr.metrics import smape
 
@@ -53,20 +52,8 @@ def _check_histories(histories, name: str = "histories", min_len: int = 1) -> li
     return out
 
 
-class _Baseline:
-    """Shared plumbing: parameters, ``repr`` with non-default settings, the fitted check."""
-
-    @classmethod
-    def _defaults(cls) -> dict:
-        ps = inspect.signature(cls.__init__).parameters.values()
-        return {p.name: p.default for p in ps if p.name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD}
-
-    def get_params(self, deep: bool = True) -> dict:
-        return {k: getattr(self, k) for k in self._defaults()}
-
-    def __repr__(self) -> str:
-        shown = [f"{k}={getattr(self, k)!r}" for k, d in self._defaults().items() if getattr(self, k) != d]
-        return f"{type(self).__name__}({', '.join(shown)})"
+class _Baseline(Estimator):
+    """Shared plumbing: the estimator contract (parameters, ``repr``) and the fitted check."""
 
     def _check_predict(self, h) -> int:
         if not hasattr(self, "n_series_"):

@@ -11,13 +11,14 @@ Example:
 """
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import torch
 
-from rnr.base import RUN_OPTIONS
+from rnr.base import RUN_OPTIONS, Estimator
 from rnr.core.checks import check_positive_int, check_probability, check_weights
 from rnr.core.rnn import put_rows, take_rows
 from rnr.forecast.net import ForecastNet, SeriesArrays, as_periods, base_back, season_features
@@ -29,61 +30,54 @@ from rnr.forecast.training import train_forecaster
 from rnr.weights import load_weights
 
 
-@dataclass
-class ForecastConfig:
-    horizon: int                     # steps forecast ahead (H)
-    strategy: str = "direct"         # "direct" (MQ-RNN decoder, whole horizon at once) | "recursive" (rolled out)
-    cell: str = "gru"                # "elman" | "lstm" | "gru"
-    hidden_size: int = 64            # width of h_t
-    num_layers: int = 1              # stacked recurrent layers
-    dropout: float = 0.0             # between stacked layers
-    head_size: int = 128             # hidden width of the direct strategy's decoder MLP
-    quantiles: tuple = ()            # e.g. (0.1, 0.9): trained with the pinball loss, columns y_hat_q10, y_hat_q90
-    loss: str = "mae"                # point loss: "mae" | "mse"
-    scaler: str | None = "standard"  # per-series target scaling: "standard" | "robust" | "meanabs" | None
-    relative_to: str | None = None   # forecast relative to a base: None | "last" | "seasonal_naive" (needs season)
-    base_input: bool = False         # the head also reads the base values it corrects (needs relative_to)
-    season: int | None = None        # seasonal period m; adds sin/cos of the phase as inputs
-    extra_seasons: tuple = ()        # more periods whose phase is an input, e.g. (168,) for a weekly cycle of hours
-    chunk: int = 256                 # truncated BPTT: steps per optimiser step, state carried
-    batch_size: int = 32             # series per batch
-    epochs: int = 20                 # passes over every series
-    lr: float = 3e-3                 # Adam, cosine-decayed to 0 over the run
-    clip_grad_norm: float = 1.0      # gradient-norm clipping
-    seed: int = 0                    # the same seed gives the same model
-    progress: bool = False           # a progress bar per epoch
-    threads: int | None = None       # torch threads (None: leave as set)
-    device: str = "cpu"              # where to train: "cpu", "cuda", "cuda:1", ... or "auto"; forecasts run on the CPU
-    log_dir: str | None = None       # metrics.csv per epoch here (and TensorBoard files when it is installed)
-    checkpoint_dir: str | None = None  # a checkpoint after each epoch (the last two are kept)
-    checkpoint_every: int | None = None  # and after every N batches
-    resume: bool = False             # continue from the newest good checkpoint in checkpoint_dir
-    on_nonfinite: str = "error"      # a NaN/inf loss or gradient: "error" (stop; weights before it) | "skip" its batch
-
-
-class RNNForecaster:
+class RNNForecaster(Estimator):
     """Forecast every series of a long-format panel ``horizon`` steps ahead with one shared RNN.
 
-    Args: see ``ForecastConfig`` (each keyword there is a keyword here). ``fit(df, ...)`` takes the column roles.
-    Learned state: ``net_``, ``scaler_``, ``cov_scaler_``, ``state_`` (each series' encoder state),
-    ``panel_info_`` (ids, columns, last times), ``history_`` (loss per epoch).
+    The arguments are the model's settings, then (keyword-only) the run options; ``fit(df, ...)`` takes the column
+    roles. Learned state: ``net_``, ``scaler_``, ``cov_scaler_``, ``state_`` (each series' encoder state),
+    ``panel_info_`` (ids, columns, last times), ``history_`` (one row per epoch), ``interrupted_``.
     """
 
-    def __init__(self, horizon: int, **kwargs):
-        known = set(ForecastConfig.__dataclass_fields__)
-        unknown = sorted(set(kwargs) - known)
-        if unknown:
-            raise TypeError(f"RNNForecaster got unknown option(s) {unknown}; known: {sorted(known)}")
-        self.config = ForecastConfig(horizon=horizon, **kwargs)
+    def __init__(
+        self,
+        horizon: int,                         # steps forecast ahead (H)
+        strategy: str = "direct",             # "direct" (MQ-RNN decoder, whole horizon at once) | "recursive"
+        cell: str = "gru",                    # "elman" | "lstm" | "gru"
+        hidden_size: int = 64,                # width of h_t
+        num_layers: int = 1,                  # stacked recurrent layers
+        dropout: float = 0.0,                 # between stacked layers
+        head_size: int = 128,                 # hidden width of the direct strategy's decoder MLP
+        quantiles: tuple = (),                # e.g. (0.1, 0.9): the pinball loss, columns y_hat_q10, y_hat_q90
+        loss: str = "mae",                    # point loss: "mae" | "mse"
+        scaler: str | None = "standard",      # per-series target scaling: "standard" | "robust" | "meanabs" | None
+        relative_to: str | None = None,       # forecast relative to a base: None | "last" | "seasonal_naive"
+        base_input: bool = False,             # the head also reads the base values it corrects (needs relative_to)
+        season: int | None = None,            # seasonal period m; adds sin/cos of the phase as inputs
+        extra_seasons: tuple = (),            # more periods whose phase is an input, e.g. (168,): weekly, in hours
+        chunk: int = 256,                     # truncated BPTT: steps per optimiser step, state carried
+        batch_size: int = 32,                 # series per batch
+        epochs: int = 20,                     # passes over every series
+        lr: float = 3e-3,                     # Adam, cosine-decayed to 0 over the run
+        clip_grad_norm: float | None = 1.0,   # gradient-norm clipping
+        random_state: int = 0,                # the same random_state gives the same model
+        threads: int | None = None,           # torch threads (None: leave as set)
+        device: str = "cpu",                  # where to train: "cpu", "cuda", "cuda:1", ... or "auto"
+        on_nonfinite: str = "error",          # a NaN/inf loss or gradient: "error" (stop) | "skip" its batch
+        *,
+        progress: bool | None = None,         # a progress bar per epoch (None: where stderr is a terminal)
+        log_dir: str | None = None,           # metrics.csv per epoch here (and TensorBoard files when installed)
+        checkpoint_dir: str | None = None,    # a checkpoint after each epoch (the last two are kept)
+        checkpoint_every: int | None = None,  # and after every N batches
+        resume: bool = False,                 # continue from the newest good checkpoint in checkpoint_dir
+    ):
+        for name, value in locals().items():
+            if name != "self":
+                setattr(self, name, value)
 
-    def get_params(self, deep: bool = True) -> dict:
-        return asdict(self.config)
-
-    def __repr__(self) -> str:
-        default = ForecastConfig(horizon=self.config.horizon)
-        diff = [f"{k}={v!r}" for k, v in self.get_params().items() if k != "horizon" and getattr(default, k) != v
-                and k not in RUN_OPTIONS]
-        return f"RNNForecaster(horizon={self.config.horizon}{''.join(', ' + d for d in diff)})"
+    @property
+    def config(self) -> SimpleNamespace:
+        """The arguments as one read-only object (``config.horizon``, ...), as the training run reads them."""
+        return SimpleNamespace(**self.get_params())
 
     # validation ---------------------------------------------------------------------------------------------
     def _check_config(self) -> None:
@@ -159,7 +153,7 @@ class RNNForecaster:
                              f"from the ones before it), got {len(panel)} series of 1 step; give more history")
         if c.threads:
             torch.set_num_threads(c.threads)
-        torch.manual_seed(c.seed)
+        torch.manual_seed(c.random_state)
         self.scaler_ = Scaler(c.scaler).fit(panel)
         self.cov_scaler_ = CovariateScaler().fit(panel)
         arrays = self._arrays(panel)
@@ -240,6 +234,26 @@ class RNNForecaster:
         if not hasattr(self, "net_"):
             raise ValueError("this RNNForecaster is not fitted yet; call fit(df) first, or load a saved one with "
                              "rnr.load(path)")
+
+    def score(self, df, future_df=None) -> float:
+        """Minus the mean absolute error of the forecasts of the steps in ``df`` (long format, the columns the model
+        was fitted with) that follow each series' end, up to the horizon: higher is better, as scikit-learn's model
+        selection (``GridSearchCV``) expects. Future covariates come from ``future_df``, or else from ``df``."""
+        self._check_fitted()
+        cols = self.panel_info_["columns"]
+        if len(cols.targets) != 1:
+            raise ValueError(f"score reads one target; the model forecasts {list(cols.targets)}")
+        missing = [c for c in (cols.id, cols.time, cols.targets[0]) if c not in df.columns]
+        if missing:
+            raise ValueError(f"df must have the columns {missing} the model was fitted with; it has {list(df.columns)}")
+        if future_df is None and cols.future:
+            future_df = df
+        frame = self.predict(future_df=future_df)
+        both = frame.merge(df[[cols.id, cols.time, cols.targets[0]]], on=[cols.id, cols.time], how="inner")
+        if both.empty:
+            raise ValueError(f"df has no row at the forecast times (the {self.config.horizon} steps after each "
+                             f"series' end); pass the values that came after the training data")
+        return -float(np.mean(np.abs(both[cols.targets[0]].to_numpy(float) - both["y_hat"].to_numpy(float))))
 
     def update(self, new_rows) -> "RNNForecaster":
         """Read rows that follow each series' end and carry the state forward; nothing is refit."""

@@ -152,7 +152,7 @@ def fit_parquet(forecaster, source, max_rows: int = 1_000_000, **roles):
     panel_source = ParquetPanel(source, max_rows=max_rows, **roles)
     if c.threads:
         torch.set_num_threads(c.threads)
-    torch.manual_seed(c.seed)
+    torch.manual_seed(c.random_state)
     f.cov_scaler_ = panel_source.cov_scaler
     f._build(panel_source.read(0))
     f.history_ = f._train([_Part(f, panel_source, g) for g in range(len(panel_source))])

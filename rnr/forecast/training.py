@@ -1,7 +1,7 @@
 """The training run of ``RNNForecaster.fit``: truncated BPTT over batches of series, on the training core.
 
 Series are sorted by length and cut into batches of ``batch_size`` (similar lengths waste little padding); each
-epoch visits the batches in an order drawn from ``(seed, epoch)``. A batch is read in chunks of ``chunk`` steps,
+epoch visits the batches in an order drawn from ``(random_state, epoch)``. A batch is read in chunks of ``chunk`` steps,
 one Adam update per chunk, the encoder state carried (detached) from chunk to chunk; the learning rate follows a
 cosine to 0 over every update of the run. Clipping, the guard against NaN and inf, checkpoints and exact resume,
 Ctrl-C, logs and the process group of ``torchrun`` are the core's (``rnr.training.core``).
@@ -28,7 +28,7 @@ def train_forecaster(forecaster, parts) -> tuple[list[dict], bool]:
     total = max(1, task.updates_per_epoch * c.epochs)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + np.cos(np.pi * min(s, total) / total)))
     settings = CoreSettings(
-        epochs=c.epochs, clip_grad_norm=c.clip_grad_norm, on_nonfinite=c.on_nonfinite, seed=c.seed,
+        epochs=c.epochs, clip_grad_norm=c.clip_grad_norm, on_nonfinite=c.on_nonfinite, seed=c.random_state,
         scheduler_step="update", progress=c.progress, log_dir=c.log_dir, checkpoint_dir=c.checkpoint_dir,
         checkpoint_every=c.checkpoint_every, resume=c.resume, device=c.device, distributed=True,
         hint="choose a scaler, or check the data for extreme values")
@@ -70,7 +70,7 @@ class ForecastTask:
     def order(self, epoch: int) -> np.ndarray:
         """The epoch's order of the batches: the parts in a random order, each part's batches shuffled (so a part
         read from disk is read once an epoch)."""
-        rng = np.random.default_rng([self.config.seed, epoch])
+        rng = np.random.default_rng([self.config.random_state, epoch])
         of_part = [np.array([i for i, (q, _) in enumerate(self.batches_) if q == p], dtype=np.int64)
                    for p in range(len(self.parts))]
         return np.concatenate([of_part[p][rng.permutation(len(of_part[p]))] for p in rng.permutation(len(of_part))])

@@ -62,8 +62,9 @@ class CharLM(Estimator):
             (and its result depends on the machine's speed).
         unknown: characters the training text never had, met later by ``evaluate`` or as a prime: "error" (a
             ``ValueError`` naming the character) or "map" (read as one unknown symbol, printed as U+FFFD).
-        seed: the same seed gives the same model (without ``max_minutes``).
-        progress: a progress bar per epoch.
+        random_state: the same random_state gives the same model (without ``max_minutes``).
+        progress (keyword-only, like the run options after it): a progress bar per epoch; None: where standard
+            error is a terminal.
         device: "cpu", "cuda" or "auto".
         on_nonfinite: a NaN or inf loss or gradient: "error" (stop, keeping the weights from before it) or "skip"
             (drop that chunk and go on); see ``rnr.training.core``.
@@ -80,8 +81,8 @@ class CharLM(Estimator):
     def __init__(self, hidden_size: int = 512, num_layers: int = 1, cell: str = "lstm", embedding_dim: int = 64,
                  dropout: float = 0.2, seq_len: int = 128, batch_size: int = 64, epochs: int = 10, lr: float = 2e-3,
                  weight_decay: float = 0.0, clip_grad_norm: float | None = 1.0, max_minutes: float | None = None,
-                 unknown: str = "error", on_nonfinite: str = "error", seed: int = 0, progress: bool = True,
-                 device: str = "cpu", log_dir: str | None = None, checkpoint_dir: str | None = None,
+                 unknown: str = "error", on_nonfinite: str = "error", random_state: int = 0, device: str = "cpu", *,
+                 progress: bool | None = None, log_dir: str | None = None, checkpoint_dir: str | None = None,
                  checkpoint_every: int | None = None, resume: bool = False):
         for name, value in locals().items():
             if name != "self":
@@ -114,7 +115,7 @@ class CharLM(Estimator):
         self.index_ = {c: i for i, c in enumerate(self.vocab_)}
         self.start_ = counts.most_common(1)[0][0] if "\n" not in counts else "\n"
         val_ids = None if val_text is None else self._encode(_read(val_text, "val_text"), "val_text")
-        torch.manual_seed(self.seed)
+        torch.manual_seed(self.random_state)
         device = resolve_device(self.device)
         self.net_ = CharNet(len(self.vocab_), self.embedding_dim, self.hidden_size, self.num_layers, self.cell,
                             self.dropout).to(device)
@@ -328,14 +329,14 @@ def train_charlm(lm: CharLM, x: Tensor, y: Tensor, val_ids: Tensor | None) -> Hi
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine)
     settings = CoreSettings(
-        epochs=lm.epochs, clip_grad_norm=lm.clip_grad_norm, on_nonfinite=lm.on_nonfinite, seed=lm.seed,
+        epochs=lm.epochs, clip_grad_norm=lm.clip_grad_norm, on_nonfinite=lm.on_nonfinite, seed=lm.random_state,
         max_minutes=lm.max_minutes, stop_inside_epoch=True, keep_best=val_ids is not None,
         monitor="val_nats" if val_ids is not None else "train_loss", scheduler_step="update", progress=lm.progress,
         log_dir=lm.log_dir, checkpoint_dir=lm.checkpoint_dir, checkpoint_every=lm.checkpoint_every, resume=lm.resume,
         device=lm.device,
         hint="set clip_grad_norm, or check the text")
     clock["core"] = core = TrainingCore(task, opt, settings, sched, config=model_params(lm),
-                                        resume_keys=("batch_size", "seq_len", "seed"))
+                                        resume_keys=("batch_size", "seq_len", "random_state"))
     return core.run()
 
 

@@ -31,8 +31,11 @@ class RNNClassifier(Estimator):
             them. embedding_dropout: zeroes embeddings with this probability in training.
         patience: with validation data given to ``fit``, stop after this many epochs without a lower validation
             loss and keep the best epoch's weights.
-        seed: the same seed gives the same model.
-        progress: a progress bar per epoch.
+        on_nonfinite: a NaN or inf loss or gradient: "error" (stop, keeping the weights from before it) or "skip"
+            (drop that batch); see ``rnr.training.core``.
+        random_state: the same random_state gives the same model.
+        progress (keyword-only, like the run options after it): a progress bar per epoch; None: where standard
+            error is a terminal.
         log_dir, checkpoint_dir, resume: metrics.csv per epoch, checkpoints, resuming (see ``rnr.TrainConfig``).
 
     Learned: ``classes_`` (sorted labels), ``n_features_in_``, ``model_`` (the ``ManyToOne``), ``mean_``,
@@ -46,8 +49,9 @@ class RNNClassifier(Estimator):
                  lr: float = 3e-3, weight_decay: float = 0.0, clip_grad_norm: float | None = 1.0,
                  lr_schedule: str | None = "cosine", standardize: bool = True, tokenizer: str = "word",
                  min_count: int = 1, embedding_dim: int = 64, embedding_dropout: float = 0.0,
-                 patience: int | None = None, seed: int = 0, progress: bool = False, log_dir: str | None = None,
-                 checkpoint_dir: str | None = None, resume: bool = False):
+                 patience: int | None = None, on_nonfinite: str = "error", random_state: int = 0, *,
+                 progress: bool | None = None, log_dir: str | None = None, checkpoint_dir: str | None = None,
+                 checkpoint_every: int | None = None, resume: bool = False):
         for name, value in locals().items():
             if name != "self":
                 setattr(self, name, value)
@@ -90,13 +94,14 @@ class RNNClassifier(Estimator):
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(f"y must hold at least two classes, got only {self.classes_.tolist()}")
-        torch.manual_seed(self.seed)
+        torch.manual_seed(self.random_state)
         self.model_ = self._build()
         data = SequenceData(self._inputs(X), torch.from_numpy(codes.astype(np.int64)))
         val = None if X_val is None else SequenceData(self._inputs(X_val), torch.from_numpy(self._codes(y_val)))
         self.history_ = train(self.model_, data, val, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                               weight_decay=self.weight_decay, clip_grad_norm=self.clip_grad_norm,
-                              lr_schedule=self.lr_schedule, patience=self.patience, seed=self.seed,
+                              lr_schedule=self.lr_schedule, patience=self.patience, seed=self.random_state,
+                              on_nonfinite=self.on_nonfinite, checkpoint_every=self.checkpoint_every,
                               progress=self.progress, bucket=True, log_dir=self.log_dir,
                               checkpoint_dir=self.checkpoint_dir, resume=self.resume)
         return self

@@ -40,7 +40,10 @@ class Seq2Seq(Estimator):
         epochs, batch_size, lr, weight_decay, clip_grad_norm, lr_schedule, patience: training (``rnr.TrainConfig``);
             with validation sentences and ``patience``, the best epoch by validation loss is kept.
         max_minutes: a training time budget: no epoch starts that would end past it (judged by the longest one).
-        seed: the same seed gives the same model. progress: a progress bar per epoch. device: "cpu", "cuda", "auto".
+        on_nonfinite: a NaN or inf loss or gradient: "error" (stop) or "skip" (drop that batch).
+        random_state: the same random_state gives the same model. device: "cpu", "cuda", "auto".
+        progress, log_dir, checkpoint_dir, checkpoint_every, resume (keyword-only): the run options of
+            ``rnr.fit``; progress None shows a bar where standard error is a terminal.
 
     Learned: ``source_tokenizer_``, ``target_tokenizer_``, ``model_`` (the ``EncoderDecoder``; its last class is
     the stop token), ``history_`` (``rnr.History``).
@@ -53,7 +56,9 @@ class Seq2Seq(Estimator):
                  lower: bool = True, min_count: int = 1, max_vocab: int | None = None, max_len: int = 80,
                  epochs: int = 10, batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 0.0,
                  clip_grad_norm: float | None = 1.0, lr_schedule: str | None = None, patience: int | None = None,
-                 max_minutes: float | None = None, seed: int = 0, progress: bool = True, device: str = "cpu"):
+                 max_minutes: float | None = None, on_nonfinite: str = "error", random_state: int = 0,
+                 device: str = "cpu", *, progress: bool | None = None, log_dir: str | None = None,
+                 checkpoint_dir: str | None = None, checkpoint_every: int | None = None, resume: bool = False):
         for name, value in locals().items():
             if name != "self":
                 setattr(self, name, value)
@@ -66,7 +71,7 @@ class Seq2Seq(Estimator):
             raise ValueError("give both X_val and Y_val, or neither")
         self.source_tokenizer_ = Tokenizer(self.tokenizer, self.lower, self.min_count, self.max_vocab).fit(X)
         self.target_tokenizer_ = Tokenizer(self.tokenizer, self.lower, self.min_count, self.max_vocab).fit(Y)
-        torch.manual_seed(self.seed)
+        torch.manual_seed(self.random_state)
         self.model_ = self._build()
         val = None
         if X_val is not None:
@@ -74,7 +79,9 @@ class Seq2Seq(Estimator):
             val = self._data(X_val, Y_val)
         self.history_ = train(self.model_, self._data(X, Y), val, epochs=self.epochs, batch_size=self.batch_size,
                               lr=self.lr, weight_decay=self.weight_decay, clip_grad_norm=self.clip_grad_norm,
-                              lr_schedule=self.lr_schedule, patience=self.patience, seed=self.seed,
+                              lr_schedule=self.lr_schedule, patience=self.patience, seed=self.random_state,
+                              on_nonfinite=self.on_nonfinite, log_dir=self.log_dir, checkpoint_dir=self.checkpoint_dir,
+                              checkpoint_every=self.checkpoint_every, resume=self.resume,
                               max_minutes=self.max_minutes, progress=self.progress, device=self.device,
                               bucket=True)
         return self

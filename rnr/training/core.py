@@ -43,6 +43,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from rnr.base import show_progress
 from rnr.training import checkpoint, distributed
 from rnr.training.logs import MetricsLog, stop_requested
 
@@ -70,7 +71,7 @@ class CoreSettings:
     keep_best: bool = False              # end with the weights of the epoch with the best `monitor`
     monitor: str = "train_loss"          # the row's value that early stopping and keep_best compare (lower wins)
     scheduler_step: str = "epoch"        # when the scheduler steps: "update" | "epoch" | "plateau" (on `monitor`)
-    progress: bool = False               # a progress bar per epoch
+    progress: bool | None = None         # a progress bar per epoch (None: where stderr is a terminal)
     log_dir: str | None = None           # metrics.csv after each epoch (and TensorBoard files when installed)
     checkpoint_dir: str | None = None    # a checkpoint after each epoch, the last two kept
     checkpoint_every: int | None = None  # and after every N batches
@@ -197,7 +198,7 @@ class TrainingCore:
             if self.batch_in_epoch == 0 and hasattr(task, "start_epoch"):
                 task.start_epoch(self.epoch)
             bar = tqdm(task.batches(self.epoch, self.batch_in_epoch), total=n_batches, initial=self.batch_in_epoch,
-                       disable=not (s.progress and self.main), desc=f"epoch {self.epoch + 1}/{s.epochs}",
+                       disable=not (show_progress(s.progress) and self.main), desc=f"epoch {self.epoch + 1}/{s.epochs}",
                        leave=False)
             for batch in bar:
                 loss = self._batch(batch)

@@ -37,7 +37,7 @@ class TrainConfig:
     seed: int = 0                        # shuffling, dropout and teacher forcing draw from this seed
     shuffle: bool = True                 # a new order of the training examples each epoch
     bucket: bool = False                 # shuffled batches of similar lengths (less padding; see SequenceData)
-    progress: bool = True                # a progress bar per epoch
+    progress: bool | None = None         # a progress bar per epoch (None: where stderr is a terminal)
     history_csv: str | None = None       # write the history here after each epoch
     log_dir: str | None = None           # metrics.csv after each epoch, and TensorBoard files when it is installed
     checkpoint_dir: str | None = None    # write checkpoints here (the last two are kept)

@@ -73,18 +73,18 @@ def test_every_scaler_fits_and_changes_the_forecast(panel, scaler):
 
 
 def test_same_seed_same_forecast_other_seed_another(panel):
-    a = RNNForecaster(horizon=7, seed=3, **FAST).fit(panel).predict()
-    b = RNNForecaster(horizon=7, seed=3, **FAST).fit(panel).predict()
-    c = RNNForecaster(horizon=7, seed=4, **FAST).fit(panel).predict()
+    a = RNNForecaster(horizon=7, random_state=3, **FAST).fit(panel).predict()
+    b = RNNForecaster(horizon=7, random_state=3, **FAST).fit(panel).predict()
+    c = RNNForecaster(horizon=7, random_state=4, **FAST).fit(panel).predict()
     assert a.y_hat.equals(b.y_hat) and not np.allclose(a.y_hat, c.y_hat)
 
 
 def test_device_auto_trains_where_it_can_and_bad_devices_are_named(panel):
     want = "cuda" if torch.cuda.is_available() else "cpu"
-    auto = RNNForecaster(horizon=7, seed=3, device="auto", **FAST).fit(panel)
+    auto = RNNForecaster(horizon=7, random_state=3, device="auto", **FAST).fit(panel)
     assert next(auto.net_.parameters()).device.type == "cpu"  # forecasts run on the CPU wherever it trained
     if want == "cpu":
-        cpu = RNNForecaster(horizon=7, seed=3, **FAST).fit(panel).predict()
+        cpu = RNNForecaster(horizon=7, random_state=3, **FAST).fit(panel).predict()
         assert auto.predict().y_hat.equals(cpu.y_hat)
     with pytest.raises(ValueError, match=r"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got 'gpu0'"):
         RNNForecaster(horizon=7, device="gpu0", **FAST).fit(panel)

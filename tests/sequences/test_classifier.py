@@ -74,7 +74,7 @@ def test_same_seed_same_model_and_every_setting_matters(data):
     a = RNNClassifier(**{**FAST, "epochs": 2}).fit(X, y).predict_proba(Xt)
     b = RNNClassifier(**{**FAST, "epochs": 2}).fit(X, y).predict_proba(Xt)
     assert np.array_equal(a, b)
-    for change in [dict(seed=1), dict(pooling="mean"), dict(bidirectional=False), dict(cell="elman"),
+    for change in [dict(random_state=1), dict(pooling="mean"), dict(bidirectional=False), dict(cell="elman"),
                    dict(standardize=False), dict(num_layers=2)]:
         other = RNNClassifier(**{**FAST, "epochs": 2, **change}).fit(X, y).predict_proba(Xt)
         assert not np.allclose(a, other), change

@@ -172,7 +172,7 @@ def test_model_files_leave_out_where_the_run_wrote(panel, tmp_path):
     f = RNNForecaster(**options, checkpoint_dir=str(tmp_path / "ckpt"), resume=True, log_dir=str(tmp_path)).fit(panel)
     loaded = rnr.load(rnr.save(f, tmp_path / "f.safetensors"))
     assert {k: loaded.get_params()[k] for k in rnr.base.RUN_OPTIONS} == \
-        {"progress": False, "log_dir": None, "checkpoint_dir": None, "resume": False}
+        {"progress": None, "log_dir": None, "checkpoint_dir": None, "checkpoint_every": None, "resume": False}
     X, Y = tasks.ragged_sums(40)
     clf = rnr.RNNClassifier(hidden_size=4, epochs=1, log_dir=str(tmp_path / "clf"), checkpoint_dir=str(tmp_path))
     clf.fit([x.numpy() for x in X], (Y[:, 0] > 0).numpy())
