@@ -35,7 +35,7 @@ from rnr.core.checks import (
 )
 from rnr.core.fast import run_compiled
 
-_PHI_CODES = {PHIS[name]: code for name, code in kernels.PHI_CODES.items()}
+PHI_CODES = {PHIS[name]: code for name, code in kernels.PHI_CODES.items()}  # phi -> kernel code
 _COMPILED_DTYPES = (torch.float32, torch.float64)
 
 State = Union[Tensor, tuple[Tensor, Tensor]]
@@ -152,7 +152,7 @@ class RNN(nn.Module):
         if impl == "fused" and cell == "elman" and self.phi not in (PHIS["tanh"], PHIS["relu"]):
             raise ValueError(f"impl='fused' needs nonlinearity 'tanh' or 'relu' for Elman cells, got "
                              f"{nonlinearity!r}; use impl='bptt' for any other phi")
-        if impl == "compiled" and cell == "elman" and self.phi not in _PHI_CODES:
+        if impl == "compiled" and cell == "elman" and self.phi not in PHI_CODES:
             raise ValueError(f"impl='compiled' needs a built-in nonlinearity ({sorted(kernels.PHI_CODES)}) for Elman "
                              f"cells, got {nonlinearity!r}; use impl='bptt' for any other phi")
         if impl == "compiled" and not kernels.AVAILABLE:
@@ -193,7 +193,7 @@ class RNN(nn.Module):
             return self.impl
         fusable = self.cell != "elman" or self.phi in (PHIS["tanh"], PHIS["relu"])
         compilable = (kernels.AVAILABLE and x.device.type == "cpu" and x.dtype in _COMPILED_DTYPES
-                      and (self.cell != "elman" or self.phi in _PHI_CODES))
+                      and (self.cell != "elman" or self.phi in PHI_CODES))
         work = x.shape[0] * GATES[self.cell] * self.hidden_size**2
         if compilable and work <= COMPILED_MAX_WORK[self.cell]:
             return "compiled"
@@ -207,7 +207,7 @@ class RNN(nn.Module):
         if impl == "bptt":
             out, state = elman_bptt(x, state, w_ih, w_hh, b_ih, b_hh, self.phi, mask)
         elif impl == "compiled":
-            out, state = run_compiled(self.cell, _PHI_CODES.get(self.phi, 0), x, state, w_ih, w_hh, b_ih, b_hh,
+            out, state = run_compiled(self.cell, PHI_CODES.get(self.phi, 0), x, state, w_ih, w_hh, b_ih, b_hh,
                                       lengths)
         else:
             out, state = _run_loop(self.cell, self.phi, x, state, w_ih, w_hh, b_ih, b_hh, mask)

@@ -9,10 +9,9 @@ import numpy as np
 import torch
 
 from rnr.core import kernels
-from rnr.core.cells import PHIS, elman_step, gru_step, lstm_step
-from rnr.core.rnn import RNN
+from rnr.core.cells import elman_step, gru_step, lstm_step
+from rnr.core.rnn import PHI_CODES, RNN
 
-_CODES = {PHIS[name]: code for name, code in kernels.PHI_CODES.items()}
 
 
 class Stream:
@@ -42,7 +41,7 @@ class Stream:
                              "observations still to come; use a unidirectional RNN, or run whole sequences")
         self.rnn, self.cell, self.dtype = rnn, rnn.cell, np.dtype(dtype)
         self.input_size, self.hidden_size = rnn.input_size, rnn.hidden_size
-        self.compiled = kernels.AVAILABLE and (rnn.cell != "elman" or rnn.phi in _CODES)
+        self.compiled = kernels.AVAILABLE and (rnn.cell != "elman" or rnn.phi in PHI_CODES)
         self._layers = []
         for k in range(rnn.num_layers):
             w_ih, w_hh, b_ih, b_hh = (w.detach().clone() if w is not None else None
@@ -55,7 +54,7 @@ class Stream:
             self._layers.append(dict(w_ih_t=arr(w_ih.t()), wt=arr(w_hh.t()), bias=arr(bias), b_hh=arr(b_hh),
                                      torch=(w_ih, w_hh, b_ih, b_hh), scratch=np.empty(G, self.dtype),
                                      scratch2=np.empty(G, self.dtype)))
-        self._code = _CODES.get(rnn.phi, 0)
+        self._code = PHI_CODES.get(rnn.phi, 0)
         self.reset(state)
 
     def reset(self, state=None) -> None:

@@ -22,7 +22,7 @@ from rnr.base import RUN_OPTIONS, Estimator
 from rnr.core.checks import check_positive_int, check_probability, check_weights
 from rnr.core.rnn import put_rows, take_rows
 from rnr.forecast.net import ForecastNet, SeriesArrays, as_periods, base_back, season_features
-from rnr.forecast.panel import Panel, PanelColumns
+from rnr.forecast.panel import Panel, PanelColumns, next_times
 from rnr.forecast.panel_checks import _fmt
 from rnr.forecast.parquet import fit_parquet
 from rnr.forecast.scaling import CovariateScaler, Scaler
@@ -381,7 +381,7 @@ class RNNForecaster(Estimator):
         fdf = future_df.set_index([cols.id, cols.time]).sort_index()
         block = np.zeros((S, steps, len(cols.future)), np.float32)
         for s, uid in enumerate(info["ids"]):
-            times = _next_times(info["last_time"][s], info["freq"], steps)
+            times = next_times(info["last_time"][s], info["freq"], steps)
             try:
                 rows = fdf.loc[[(uid, t) for t in times], list(cols.future)].to_numpy(np.float32)
             except KeyError:
@@ -397,7 +397,7 @@ class RNNForecaster(Estimator):
         info = self.panel_info_
         cols = info["columns"]
         S = len(info["ids"])
-        times = np.concatenate([_next_times(info["last_time"][s], info["freq"], h) for s in range(S)])
+        times = np.concatenate([next_times(info["last_time"][s], info["freq"], h) for s in range(S)])
         ids = np.repeat(np.asarray(info["ids"], dtype=object), h)
         if K == 1:
             data = {cols.id: ids, cols.time: times, **{k: v[:, 0] for k, v in out.items()}}
@@ -493,10 +493,6 @@ def time_index(panel: Panel) -> np.ndarray:
     return pd.DatetimeIndex(t).to_period(alias).asi8.astype(np.int64)
 
 
-def _next_times(last, freq, steps: int) -> np.ndarray:
-    if isinstance(freq, (int, np.integer)):
-        return last + freq * np.arange(1, steps + 1)
-    return pd.date_range(pd.Timestamp(last), periods=steps + 1, freq=freq)[1:].to_numpy()
 
 
 def _positions(known_ids, ids, name: str) -> np.ndarray:

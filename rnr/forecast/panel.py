@@ -165,10 +165,7 @@ class Panel:
     def future_times(self, i: int, h: int) -> np.ndarray:
         """(h,) the h timestamps after the end of series ``i``, on the panel's ``freq``."""
         h = _positive_int(h, "h")
-        last = self.time[self.series(i).stop - 1]
-        if isinstance(self.freq, (int, np.integer)):
-            return last + self.freq * np.arange(1, h + 1, dtype=np.int64)
-        return pd.date_range(pd.Timestamp(last), periods=h + 1, freq=self.freq).as_unit("ns").to_numpy()[1:]
+        return next_times(self.time[self.series(i).stop - 1], self.freq, h)
 
     def to_frame(self) -> pd.DataFrame:
         """The long frame back: id, time, targets (NaN where not observed), past, future, static columns.
@@ -445,3 +442,10 @@ def _as_time(x, dtype, name: str):
     if isinstance(x, bool) or not isinstance(x, (int, np.integer)):
         raise TypeError(f"{name} must be an int like the panel's integer times, got {type(x).__name__} {x!r}")
     return int(x)
+
+
+def next_times(last, freq, steps: int) -> np.ndarray:
+    """(steps,) the timestamps after ``last``: ``freq`` apart (integer time) or on the pandas offset ``freq``."""
+    if isinstance(freq, (int, np.integer)):
+        return last + freq * np.arange(1, steps + 1, dtype=np.int64)
+    return pd.date_range(pd.Timestamp(last), periods=steps + 1, freq=freq).as_unit("ns").to_numpy()[1:]

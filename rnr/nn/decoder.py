@@ -16,13 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnr.core.checks import check_positive_int, check_tensor
-
-
-def _select(state, idx: Tensor):
-    """Pick batch rows idx of a state (L, B, H) or an (h, c) pair."""
-    if isinstance(state, tuple):
-        return tuple(s.index_select(1, idx) for s in state)
-    return state.index_select(1, idx)
+from rnr.core.rnn import take_rows
 
 
 class Decoder(nn.Module):
@@ -217,7 +211,7 @@ class Decoder(nn.Module):
         B, device = h.shape[1], h.device
         results = []
         for b in range(B):
-            st = _select(state, torch.full((k,), b, device=device))
+            st = take_rows(state, torch.full((k,), b, device=device))
             mem = None  # without attention the decoder never reads the encoder's outputs
             if memory is not None and self.attention:
                 enc, mask, keys = self._keys(memory)
@@ -239,7 +233,7 @@ class Decoder(nn.Module):
                 beam, tok = flat // self.output_size, flat % self.output_size
                 seqs = torch.cat([seqs[beam], tok[:, None]], dim=1)
                 done = done[beam] | (tok == self.eos) if self.eos is not None else done[beam]
-                scores, prev, st = top, tok, _select(st, beam)
+                scores, prev, st = top, tok, take_rows(st, beam)
                 # log-probabilities only fall, so once a finished prefix scores best, nothing can overtake it
                 if bool(done.all()) or (done.any() and scores[done].max() >= scores[~done].max()):
                     break
