@@ -12,8 +12,8 @@ the hook for ``torch.distributed``. What differs per model is a small task objec
     task.updates(batch)          yields ``(loss, weight)`` once per optimizer update: once for a whole batch, or once
                                  per chunk of a batch read in pieces with the state carried (truncated BPTT); the
                                  core backpropagates each loss before the generator goes on. A third value scales
-                                 the loss for backward only (a process's share of a global batch under DDP). ``task.where`` may name
-                                 the piece in progress (e.g. "tbptt chunk 2") for error messages
+                                 the loss for backward only (a process's share of a global batch under DDP).
+                                 ``task.where`` may name the piece in progress ("tbptt chunk 2") for messages
     task.validate()              metrics for the epoch's row, e.g. ``{"val_loss": ...}`` (``{}`` without validation)
     task.setup(core)             optional: called once the device (and process group) is known
     task.end_epoch(history)      optional: called after each epoch's row is recorded
@@ -82,9 +82,9 @@ class CoreSettings:
 
 
 class History:
-    """One row per epoch: epoch, steps (batches so far), updates (optimizer steps so far), train_loss, the validation metrics, lr (the rate
-    when the epoch ended), clipped (updates whose gradient was clipped), skipped (only with ``on_nonfinite="skip"``:
-    batches dropped for a NaN or inf loss or gradient), seconds.
+    """One row per epoch: epoch, steps (batches so far), updates (optimizer steps so far), train_loss, the
+    validation metrics, lr (the rate when the epoch ended), clipped (updates whose gradient was clipped), skipped
+    (only with ``on_nonfinite="skip"``: batches dropped for a NaN or inf loss or gradient), seconds.
     ``history["val_loss"]`` gives a column; ``best_epoch`` and ``stopped_early`` summarise the run."""
 
     def __init__(self, rows=None, monitor: str = "train_loss"):

@@ -44,8 +44,9 @@ def test_a_nan_loss_stops_training_naming_where_with_the_weights_from_before(pan
 
     monkeypatch.setattr(f, "_build", build)
     nan_loss_at(monkeypatch, 13, snapshots)  # 3 batches of 1 to 3 chunks, 7 updates an epoch: in epoch 2
-    with pytest.raises(FloatingPointError, match=r"the loss became nan at epoch 2, batch \d of the epoch \(optimizer step 13\)"
-                                                 r"; the model keeps its weights from before this update"):
+    with pytest.raises(FloatingPointError, match=r"the loss became nan at epoch 2, batch \d of the epoch "
+                                                 r"\(optimizer step 13\); the model keeps its weights from before "
+                                                 r"this update"):
         f.fit(panel)
     before = snapshots[1]
     assert all(torch.equal(v, before[k]) for k, v in f.net_.state_dict().items())
