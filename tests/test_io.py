@@ -314,3 +314,29 @@ def test_a_failed_save_leaves_the_old_file_intact(tmp_path, monkeypatch):
     loaded = rnr.load(path)
     assert loaded.config["cell"] == "elman"
     assert torch.equal(loaded(_x(), LENGTHS), old.eval()(_x(), LENGTHS))
+
+
+# ---------------------------------------------------------------- files written before the packages moved
+
+FILES = Path(__file__).parent / "files"
+
+
+def test_model_files_written_by_rnr_0_1_before_the_move_still_load_and_predict_the_same():
+    """tests/files/v0.1-*.safetensors were written by rnr 0.1.0 when its modules were one flat folder and its
+    estimators' seed was ``seed``: the file names the class, not a module path, and ``seed`` reads as
+    ``random_state``."""
+    expected = json.loads((FILES / "v0.1-expected.json").read_text())
+    X, Y = rnr.tasks.ragged_sums(20)
+    f = rnr.load(FILES / "v0.1-forecaster.safetensors")
+    assert f.random_state == 3 and f.get_params()["season"] == 7
+    assert f.predict()["y_hat"].tolist() == pytest.approx(expected["forecaster"], rel=1e-5)
+    clf = rnr.load(FILES / "v0.1-classifier.safetensors")
+    assert clf.random_state == 2
+    torch.testing.assert_close(torch.tensor(clf.predict_proba([x.numpy() for x in X[:3]])),
+                               torch.tensor(expected["classifier"]), rtol=1e-5, atol=1e-7)
+    lm = rnr.load(FILES / "v0.1-charlm.safetensors")
+    assert lm.random_state == 1 and lm.evaluate("the cat")["nats"] == pytest.approx(expected["charlm"], rel=1e-5)
+    s2s = rnr.load(FILES / "v0.1-seq2seq.safetensors")
+    assert s2s.predict(["a b c"]) == expected["seq2seq"]
+    m = rnr.load(FILES / "v0.1-many-to-one.safetensors")
+    torch.testing.assert_close(m(torch.ones(1, 2, 1)), torch.tensor(expected["many_to_one"]), rtol=1e-5, atol=1e-7)
