@@ -57,6 +57,7 @@ class RNNForecaster(Estimator):
         chunk: int = 256,                     # truncated BPTT: steps per optimiser step, state carried
         batch_size: int = 32,                 # series per batch
         epochs: int = 20,                     # passes over every series
+        max_minutes: float | None = None,     # a time budget: training stops once it is spent
         lr: float = 3e-3,                     # Adam, cosine-decayed to 0 over the run
         clip_grad_norm: float | None = 1.0,   # gradient-norm clipping
         random_state: int = 0,                # the same random_state gives the same model
@@ -97,6 +98,9 @@ class RNNForecaster(Estimator):
                     value, (int, float)) and math.isfinite(value) and value > 0):
                 continue
             raise ValueError(f"{name} must be {rule}, got {value!r}")
+        m = c.max_minutes
+        if m is not None and (isinstance(m, bool) or not isinstance(m, (int, float)) or not m > 0):
+            raise ValueError(f"max_minutes must be a number > 0 or None, got {m!r}")
         if c.threads is not None:
             check_positive_int(c.threads, "threads")
         if c.on_nonfinite not in ("error", "skip"):

@@ -3,7 +3,7 @@
 Series are sorted by length and cut into batches of ``batch_size`` (similar lengths waste little padding); each
 epoch visits the batches in an order drawn from ``(random_state, epoch)``. A batch is read in chunks of ``chunk`` steps,
 one Adam update per chunk, the encoder state carried (detached) from chunk to chunk; the learning rate follows a
-cosine to 0 over every update of the run. Clipping, the guard against NaN and inf, checkpoints and exact resume,
+cosine to 0 over every update of the run (or over the time budget ``max_minutes``, where that is further along). Clipping, the guard against NaN and inf, checkpoints and exact resume,
 Ctrl-C, logs and the process group of ``torchrun`` are the core's (``rnr.training.core``).
 
 With several processes each one runs every ``world``-th series of a global batch; each chunk's loss is the sum over
@@ -16,7 +16,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from rnr.core.rnn import detach_state, put_rows, take_rows
 from rnr.forecast.net import SeriesArrays, quantile_loss
-from rnr.training.core import CoreSettings, TrainingCore
+from rnr.training.core import CoreSettings, TrainingCore, cosine_over_run
 
 
 def train_forecaster(forecaster, parts) -> tuple[list[dict], bool]:
@@ -25,11 +25,10 @@ def train_forecaster(forecaster, parts) -> tuple[list[dict], bool]:
     c = forecaster.config
     task = ForecastTask(forecaster, parts)
     opt = torch.optim.Adam(forecaster.net_.parameters(), lr=c.lr)
-    total = max(1, task.updates_per_epoch * c.epochs)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + np.cos(np.pi * min(s, total) / total)))
+    sched = cosine_over_run(task.updates_per_epoch * c.epochs, c.max_minutes)
     settings = CoreSettings(
         epochs=c.epochs, clip_grad_norm=c.clip_grad_norm, on_nonfinite=c.on_nonfinite, seed=c.random_state,
-        scheduler_step="update", progress=c.progress, log_dir=c.log_dir, checkpoint_dir=c.checkpoint_dir,
+        max_minutes=c.max_minutes, stop_inside_epoch=True, scheduler_step="update", progress=c.progress, log_dir=c.log_dir, checkpoint_dir=c.checkpoint_dir,
         checkpoint_every=c.checkpoint_every, resume=c.resume, device=c.device, distributed=True,
         hint="choose a scaler, or check the data for extreme values")
     core = TrainingCore(task, opt, settings, sched, config=dict(vars(c)))

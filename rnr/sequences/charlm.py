@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from rnr.base import Estimator, model_params
 from rnr.core.checks import check_positive_int, check_probability
 from rnr.core.rnn import RNN, detach_state, take_rows
-from rnr.training.core import CoreSettings, History, TrainingCore, resolve_device
+from rnr.training.core import CoreSettings, History, TrainingCore, cosine_over_run, resolve_device
 from rnr.weights import load_weights
 
 UNKNOWN = ("error", "map")
@@ -319,15 +319,7 @@ def train_charlm(lm: CharLM, x: Tensor, y: Tensor, val_ids: Tensor | None) -> Hi
     further along), on the training core."""
     task = CharTask(lm, x, y, val_ids)
     opt = torch.optim.AdamW(lm.net_.parameters(), lr=lm.lr, weight_decay=lm.weight_decay)
-    total, clock = task.chunks * lm.epochs, {}
-
-    def cosine(updates: int) -> float:
-        done = updates / total
-        if lm.max_minutes and "core" in clock:
-            done = max(done, clock["core"].elapsed() / (60 * lm.max_minutes))
-        return 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine)
+    sched = cosine_over_run(task.chunks * lm.epochs, lm.max_minutes)
     settings = CoreSettings(
         epochs=lm.epochs, clip_grad_norm=lm.clip_grad_norm, on_nonfinite=lm.on_nonfinite, seed=lm.random_state,
         max_minutes=lm.max_minutes, stop_inside_epoch=True, keep_best=val_ids is not None,
@@ -335,8 +327,8 @@ def train_charlm(lm: CharLM, x: Tensor, y: Tensor, val_ids: Tensor | None) -> Hi
         log_dir=lm.log_dir, checkpoint_dir=lm.checkpoint_dir, checkpoint_every=lm.checkpoint_every, resume=lm.resume,
         device=lm.device,
         hint="set clip_grad_norm, or check the text")
-    clock["core"] = core = TrainingCore(task, opt, settings, sched, config=model_params(lm),
-                                        resume_keys=("batch_size", "seq_len", "random_state"))
+    core = TrainingCore(task, opt, settings, sched, config=model_params(lm),
+                        resume_keys=("batch_size", "seq_len", "random_state"))
     return core.run()
 
 

@@ -29,6 +29,7 @@ class RNNClassifier(Estimator):
         tokenizer, min_count, embedding_dim: when X is a list of strings, a ``rnr.data.text.Tokenizer`` ("word",
             "char" or "space"; tokens seen at least ``min_count`` times) and a learned embedding of this width read
             them. embedding_dropout: zeroes embeddings with this probability in training.
+        max_minutes: a training time budget: no epoch starts that would end past it (judged by the longest one).
         patience: with validation data given to ``fit``, stop after this many epochs without a lower validation
             loss and keep the best epoch's weights.
         on_nonfinite: a NaN or inf loss or gradient: "error" (stop, keeping the weights from before it) or "skip"
@@ -49,7 +50,8 @@ class RNNClassifier(Estimator):
                  lr: float = 3e-3, weight_decay: float = 0.0, clip_grad_norm: float | None = 1.0,
                  lr_schedule: str | None = "cosine", standardize: bool = True, tokenizer: str = "word",
                  min_count: int = 1, embedding_dim: int = 64, embedding_dropout: float = 0.0,
-                 patience: int | None = None, on_nonfinite: str = "error", random_state: int = 0, *,
+                 patience: int | None = None, max_minutes: float | None = None, on_nonfinite: str = "error",
+                 random_state: int = 0, *,
                  progress: bool | None = None, log_dir: str | None = None, checkpoint_dir: str | None = None,
                  checkpoint_every: int | None = None, resume: bool = False):
         for name, value in locals().items():
@@ -100,7 +102,8 @@ class RNNClassifier(Estimator):
         val = None if X_val is None else SequenceData(self._inputs(X_val), torch.from_numpy(self._codes(y_val)))
         self.history_ = train(self.model_, data, val, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                               weight_decay=self.weight_decay, clip_grad_norm=self.clip_grad_norm,
-                              lr_schedule=self.lr_schedule, patience=self.patience, seed=self.random_state,
+                              lr_schedule=self.lr_schedule, patience=self.patience, max_minutes=self.max_minutes,
+                              seed=self.random_state,
                               on_nonfinite=self.on_nonfinite, checkpoint_every=self.checkpoint_every,
                               progress=self.progress, bucket=True, log_dir=self.log_dir,
                               checkpoint_dir=self.checkpoint_dir, resume=self.resume)

@@ -81,6 +81,23 @@ class CoreSettings:
     hint: str = "set clip_grad_norm, or check the data for extreme values"  # the fix a divergence message offers
 
 
+def cosine_over_run(total_updates: int, max_minutes: float | None = None):
+    """A scheduler for ``TrainingCore`` (it calls ``make(optimizer, core)``): the rate falls on a cosine from the
+    optimizer's ``lr`` to 0 over ``total_updates``, or over the time budget ``max_minutes`` where that is further
+    along (so a run the budget ends still ends at a low rate; its result then depends on the machine's speed)."""
+
+    def make(optimizer, core):
+        def factor(updates: int) -> float:
+            done = updates / max(total_updates, 1)
+            if max_minutes:
+                done = max(done, core.elapsed() / (60 * max_minutes))
+            return 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+    return make
+
+
 class History:
     """One row per epoch: epoch, steps (batches so far), updates (optimizer steps so far), train_loss, the
     validation metrics, lr (the rate when the epoch ended), clipped (updates whose gradient was clipped), skipped
@@ -123,7 +140,8 @@ class History:
 
 
 class TrainingCore:
-    """One run of ``task`` with ``optimizer`` (and an optional torch LR ``scheduler``) under ``settings``.
+    """One run of ``task`` with ``optimizer`` (and an optional torch LR ``scheduler``, or a function that makes
+    one from the optimizer and this core) under ``settings``.
 
     ``run()`` returns the ``History``. ``config`` (JSON-able) is written into each checkpoint; on resume the keys in
     ``resume_keys`` are compared with it, and a difference is warned about, since the result then differs from an
@@ -153,6 +171,8 @@ class TrainingCore:
         self.best_value, self.best_state, self.bad_epochs = math.inf, None, 0
         self.ckpt_dir = Path(s.checkpoint_dir) if s.checkpoint_dir else None
         self.began = None  # when run() started
+        if callable(scheduler) and not hasattr(scheduler, "state_dict"):  # made for this run (cosine_over_run)
+            self.sched = scheduler(optimizer, self)
         if hasattr(task, "setup"):
             task.setup(self)
 
