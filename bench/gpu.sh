@@ -10,7 +10,7 @@ mkdir -p "$out"
 py=${PYTHON:-.venv/bin/python}
 "$py" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device: this script needs a GPU')"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu-machine.txt"
-"$py" -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tee "$out/gpu-tests.txt"
+"$py" -m pytest -q -p no:cacheprovider tests/core/test_gpu.py 2>&1 | tee "$out/gpu-tests.txt"
 timeout 180 "$py" bench/kernels.py --device cuda --repeats 5 --only kernels --json "$out/kernels-gpu.json" \
     2>&1 | tee "$out/gpu-kernels.txt"
-timeout 90 "$py" bench/m4_hourly.py --device cuda --epochs 12 --no-baselines 2>&1 | tee "$out/gpu-m4.txt"
+timeout 90 "$py" experiments/m4_hourly.py --device cuda --epochs 12 --no-baselines 2>&1 | tee "$out/gpu-m4.txt"

@@ -64,7 +64,7 @@ def task(quick: bool, seed: int, kind: str = "fit"):
         text = "\n".join(tasks.toy_sentences(120 if quick else 300, seed=seed + 1))
         val = "\n".join(tasks.toy_sentences(20, seed=seed + 2))
         settings = dict(hidden_size=24, embedding_dim=8, dropout=0.2, seq_len=16, batch_size=8, lr=3e-3,
-                        epochs=3 if quick else 6, seed=seed, progress=False, checkpoint_every=1)
+                        epochs=3 if quick else 6, random_state=seed, progress=False, checkpoint_every=1)
         return rnr.CharLM(**settings), text, val, settings
     n, epochs = (32, 6) if quick else (64, 20)
     train = tasks.ragged_sums(n, max_len=12, seed=seed + 1)
@@ -163,7 +163,7 @@ def instrument(status: Status, slow: float) -> None:
         def __exit__(self, *exc):
             return self.f.__exit__(*exc)
 
-    class SlowOS:  # stands in for ``os`` inside rnr._safefile only
+    class SlowOS:  # stands in for ``os`` inside rnr.weights only
         def __getattr__(self, name):
             return getattr(os, name)
 

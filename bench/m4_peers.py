@@ -1,7 +1,7 @@
 """M4 Hourly: rnr against neuralforecast and darts recurrent models, on fit time, predict time and OWA.
 
 Every model sees the 414 training series, forecasts 48 steps, and is scored with rnr's own M4 metrics against
-Hourly-test.csv (sMAPE, MASE with m = 24, OWA against Naive2 18.383 / 2.395), as in bench/m4_hourly.py.
+Hourly-test.csv (sMAPE, MASE with m = 24, OWA against Naive2 18.383 / 2.395), as in experiments/m4_hourly.py.
 
     python bench/m4_peers.py                                   # all six models, --steps 940 (20 rnr epochs)
     python bench/m4_peers.py --steps 94 --models rnr-lstm neuralforecast-lstm
@@ -12,7 +12,7 @@ and darts); they are never rnr dependencies. This script runs rnr in its own pro
 process ``<peers venv>/bin/python bench/m4_peers.py --peer NAME``, which reads the series from a temp file and
 writes back its forecasts and timings. Every process uses torch's default threads (all cores), on the CPU.
 
-How the settings are matched (rnr's defaults of bench/m4_hourly.py otherwise):
+How the settings are matched (rnr's defaults of experiments/m4_hourly.py otherwise):
 
 - horizon 48 and one hidden layer of 64 units of the same cell: LSTM, or Elman/tanh (rnr ``cell="elman"``,
   neuralforecast ``RNN``, darts ``model="RNN"``); MAE loss everywhere (darts: ``loss_fn=L1Loss()``).
@@ -114,7 +114,7 @@ def fit_rnr(train, ids, cell: str, epochs: int, args) -> dict:
     start = time.perf_counter()
     with StepCounter() as steps:
         f = RNNForecaster(HORIZON, season=SEASON, epochs=epochs, hidden_size=args.hidden, cell=cell,
-                          chunk=args.window, batch_size=BATCH, relative_to="seasonal_naive", seed=args.seed).fit(df)
+                          chunk=args.window, batch_size=BATCH, relative_to="seasonal_naive", random_state=args.seed).fit(df)
     fit_s = time.perf_counter() - start
     start = time.perf_counter()
     pred = f.predict()

@@ -4,7 +4,7 @@
 ``rnr.ManyToManySync`` or a fitted ``rnr.CharLM``. The caller holds the state and feeds it back, so the same
 graph serves streaming, sampling and beam search in any ONNX runtime. The graph is built node by node from the
 model's weights with ``onnx.helper`` (Gemm, Add, Mul, Sub, Tanh, Sigmoid, Relu, Split, Gather, Unsqueeze, Concat),
-following the step functions of ``rnr.cells`` exactly: LSTM gates in PyTorch's order (i, f, g, o), GRU gates
+following the step functions of ``rnr.core.cells`` exactly: LSTM gates in PyTorch's order (i, f, g, o), GRU gates
 (r, z, n) with ``n = tanh(x W_in + b_in + r * (h W_hn + b_hn))`` and ``h_t = (1 - z) * n + z * h_{t-1}``.
 
 Inputs and outputs (``B`` is symbolic: any batch size; ``L`` layers, ``H`` hidden units, all float32):

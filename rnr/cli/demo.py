@@ -7,8 +7,8 @@ origins beside naive, seasonal naive, Naive2 and the lagged-variables ridge regr
 the temperature's lags), all on the same windows. It prints the table, and writes the forecast plot, the error
 by horizon and the model file to ``--out``.
 
-    python -m rnr.demo                 # about 70 seconds on 2 CPU cores
-    python -m rnr.demo --epochs 5      # quicker, less accurate
+    rnr demo                 # about 70 seconds on 2 CPU cores (or python -m rnr demo)
+    rnr demo --epochs 5      # quicker, less accurate
 """
 import argparse
 import time

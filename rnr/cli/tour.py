@@ -1,6 +1,6 @@
 """The tour: train each topology on its small generated task and print a table (task, metric, seconds, model).
 
-Run it with ``make run`` or ``python -m rnr.tour``; it takes under half a minute on 2 CPU cores. The same runs
+Run it with ``rnr tour`` (or ``python -m rnr tour``); it takes under half a minute on 2 CPU cores. The same runs
 are the learning tests (tests/test_learning.py), which hold each result to its bar.
 """
 import time

@@ -6,7 +6,7 @@ Each cell has PyTorch's parameter names, layout and initialisation (``weight_ih`
 ``torch.nn.GRUCell``.
 
 The step functions (``elman_step``, ``lstm_step``, ``gru_step``) take the input already projected,
-``xw = x_t W_x + b_ih``, because the layers in ``rnr.rnn`` project every time step in one matrix product.
+``xw = x_t W_x + b_ih``, because the layers in ``rnr.core.rnn`` project every time step in one matrix product.
 
 References: Elman (1990), "Finding structure in time"; Hochreiter & Schmidhuber (1997), "Long short-term
 memory"; Cho et al. (2014), "Learning phrase representations using RNN encoder-decoder".

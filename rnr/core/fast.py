@@ -1,4 +1,4 @@
-"""The compiled recurrence of ``rnr.kernels`` as autograd functions on CPU tensors (``RNN(impl="compiled")``).
+"""The compiled recurrence of ``rnr.core.kernels`` as autograd functions on CPU tensors (``RNN(impl="compiled")``).
 
 One call runs one direction of one layer. Large products stay in torch: the input projection of all steps before
 the loop (``x W_x`` as one (B*T, I) x (I, G*H) product) and, in the backward pass, the weight gradients summed

@@ -6,8 +6,8 @@ compiled code instead, one batch row per task (rows are independent inside the r
 without meeting at every step), while everything that is one large matrix product stays in torch: the input
 projection of all steps before the loop, and the weight gradients after it.
 
-Each function below is the compiled form of a loop written plainly in ``rnr.rnn`` (``_run_loop``) and
-``rnr.bptt`` (``elman_reference``); tests hold them together, forward and backward, ragged batches included.
+Each function below is the compiled form of a loop written plainly in ``rnr.core.rnn`` (``_run_loop``) and
+``rnr.core.bptt`` (``elman_reference``); tests hold them together, forward and backward, ragged batches included.
 
 Layouts (numpy, C-contiguous, float32 or float64):
 

@@ -3,7 +3,7 @@
 A live forecaster or a sensor reads one value, updates its state and answers before the next value comes. For one
 sequence and one step, every torch operation costs microseconds of dispatch against nanoseconds of arithmetic, so
 ``Stream`` keeps copies of the weights as numpy arrays and runs each step as one compiled call per layer
-(``rnr.kernels``; torch's own step functions where numba is missing).
+(``rnr.core.kernels``; torch's own step functions where numba is missing).
 """
 import numpy as np
 import torch

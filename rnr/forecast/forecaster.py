@@ -1,7 +1,7 @@
 """``RNNForecaster``: forecasts for panels of series of any lengths, with covariates and quantiles.
 
 The forecaster reads each series' whole history with an encoder RNN (state carried across chunks of ``chunk``
-steps), so it needs no choice of lags and drops no observation; see ``rnr.forecast_net`` for the model. After
+steps), so it needs no choice of lags and drops no observation; see ``rnr.forecast.net`` for the model. After
 ``fit`` it keeps each series' final state, so ``predict`` reads nothing again and ``update(new_rows)`` reads only
 the new rows.
 
@@ -169,7 +169,7 @@ class RNNForecaster(Estimator):
     def fit_parquet(self, source, id_col: str = "unique_id", time_col: str = "ds", target="y", past=(), future=(),
                     static=(), freq=None, missing: str = "error", max_rows: int = 1_000_000) -> "RNNForecaster":
         """Learn from a panel in Parquet files (a file, a folder, or a list of files) larger than memory, reading
-        at most about ``max_rows`` rows (whole series) at a time; see ``rnr.parquet``. Returns self."""
+        at most about ``max_rows`` rows (whole series) at a time; see ``rnr.forecast.parquet``. Returns self."""
         return fit_parquet(self, source, id_col=id_col, time_col=time_col, target=target, past=past,
                            future=future, static=static, freq=freq, missing=missing, max_rows=max_rows)
 

@@ -1,5 +1,5 @@
 """Validation of a panel's time axis: order, regular grids and their gaps, missing-value filling, and the
-phrases that name the offending ids and times in error messages. Used by ``rnr.panel``."""
+phrases that name the offending ids and times in error messages. Used by ``rnr.forecast.panel``."""
 import warnings
 
 import numpy as np

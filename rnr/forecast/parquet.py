@@ -7,7 +7,7 @@ with a filter on the ids (Parquet row-group statistics skip the files' other par
 
 ``fit_parquet`` trains an ``RNNForecaster`` one group in memory at a time: each series' target scaling is its own,
 the covariates are standardised with the moments of the whole scan, each epoch visits the groups in a random order
-and each group's batches in a random order (``rnr.forecast_train``), and after training each series' final state
+and each group's batches in a random order (``rnr.forecast.training``), and after training each series' final state
 and last values are kept as ``fit`` keeps them, so ``predict`` and ``update`` work as after ``fit``.
 """
 import numpy as np

@@ -1,7 +1,7 @@
 """Training checkpoints shared by every training loop of rnr.
 
 A checkpoint is one safetensors file, ``ckpt-{step:09d}.safetensors``, written atomically with a sha256 of its
-tensors (``rnr._safefile``): the model's weights (``model.*``), the optimizer's tensors (``optim.{i}.{name}``), any
+tensors (``rnr.weights``): the model's weights (``model.*``), the optimizer's tensors (``optim.{i}.{name}``), any
 extra tensors of the loop (e.g. ``rng``, ``best.*``), and one JSON header holding everything else (the position in
 the run, the history, the optimizer's and scheduler's scalars). The newest ``keep`` files are kept; ``latest``
 skips a damaged newest file with a warning and returns the one before it.

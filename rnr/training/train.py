@@ -82,7 +82,7 @@ def fit(model, train, val=None, **settings) -> History:
     """Train ``model`` (any rnr topology) on ``train`` and return its History.
 
     Args:
-        model: a topology from ``rnr.topologies`` (anything with ``loss(batch)`` and ``metrics(batch)``).
+        model: a topology from ``rnr.nn.topologies`` (anything with ``loss(batch)`` and ``metrics(batch)``).
         train, val: ``SequenceData`` or ``(X, Y)`` pairs (see ``rnr.data``).
         **settings: the fields of ``TrainConfig``, e.g. ``epochs=20, lr=3e-3, patience=3``.
 

@@ -29,4 +29,4 @@ def test_one_to_many_captions_held_out_digits():
     model.eval()
     out, lengths = model.generate(X[te], steps=8)
     hits = [int(n) == len(Y[i]) - 1 and torch.equal(o[: int(n)], Y[i][:-1]) for o, n, i in zip(out, lengths, te)]
-    assert np.mean(hits) >= 0.95  # bench/digit_captions.py: 97.1% with seed 0
+    assert np.mean(hits) >= 0.95  # experiments/digit_captions.py: 97.1% with seed 0

@@ -3,8 +3,8 @@
 Reference: Kim (2014)'s CNN with random embeddings, 82.7% (trained also on phrase-level labels, which this copy
 lacks). Reports test accuracy, mean and std over seeds, and the training time.
 
-    python bench/sst2.py                 # 3 seeds
-    python bench/sst2.py --seeds 1 --epochs 4
+    python experiments/sst2.py                 # 3 seeds
+    python experiments/sst2.py --seeds 1 --epochs 4
 """
 import argparse
 import platform
@@ -48,7 +48,7 @@ def main(argv=None) -> int:
         clf = RNNClassifier(hidden_size=args.hidden, embedding_dim=args.emb, cell=args.cell, pooling=args.pooling,
                             epochs=args.epochs, lr=args.lr, dropout=args.dropout, weight_decay=args.wd,
                             min_count=args.min_count, batch_size=args.batch, embedding_dropout=args.emb_dropout,
-                            patience=args.patience, lr_schedule=args.schedule, seed=seed)
+                            patience=args.patience, lr_schedule=args.schedule, random_state=seed)
         clf.fit(Xtr, ytr, *((Xdev, ydev) if args.patience else ()))
         secs = time.perf_counter() - start
         accs.append(100 * clf.score(Xte, yte))

@@ -2,8 +2,8 @@
 
 Published deep baselines on the same 270/370 split (Fawaz et al. 2019): FCN 99.3, ResNet 99.2, MLP 97.6.
 
-    python bench/japanese_vowels.py                 # 5 seeds, mean and std of the test accuracy
-    python bench/japanese_vowels.py --seeds 1 --epochs 20
+    python experiments/japanese_vowels.py                 # 5 seeds, mean and std of the test accuracy
+    python experiments/japanese_vowels.py --seeds 1 --epochs 20
 """
 import argparse
 import platform
@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     for seed in range(args.seeds):
         start = time.perf_counter()
         clf = RNNClassifier(hidden_size=args.hidden, cell=args.cell, epochs=args.epochs, lr=args.lr,
-                            batch_size=args.batch, dropout=args.dropout, pooling=args.pooling, seed=seed,
+                            batch_size=args.batch, dropout=args.dropout, pooling=args.pooling, random_state=seed,
                             weight_decay=args.wd, num_layers=args.layers)
         clf.fit(X_train, y_train)
         accs.append(100 * clf.score(X_test, y_test))

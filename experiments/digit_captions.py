@@ -3,8 +3,8 @@
 A OneToMany model reads the 64 pixels into its initial state and generates letters until the stop token; the
 score is the exact match of the generated word on a held-out quarter of the images (stratified, seeded).
 
-    python bench/digit_captions.py                # English names, 3 seeds
-    python bench/digit_captions.py --lang pt      # "sete" for 7
+    python experiments/digit_captions.py                # English names, 3 seeds
+    python experiments/digit_captions.py --lang pt      # "sete" for 7
 """
 import argparse
 import sys

@@ -5,8 +5,8 @@ split, whose sentences the model never saw (a fixed shuffle per sentence).
 A shuffled sentence often has more than one good order ("a man and a woman" / "a woman and a man"), so exact
 match understates how well the order is restored; BLEU counts the n-grams that come back.
 
-    python bench/word_order.py                        # the defaults
-    python bench/word_order.py --epochs 1 --limit 3000
+    python experiments/word_order.py                        # the defaults
+    python experiments/word_order.py --epochs 1 --limit 3000
 """
 import argparse
 import json
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
           f"val {len(val)}, test {len(test)}; {vars(args)}", flush=True)
     s2s = Seq2Seq(hidden_size=args.hidden, embedding_dim=args.emb, attention=args.attention,
                   embedding_dropout=args.emb_dropout, min_count=1, batch_size=args.batch, lr=args.lr,
-                  lr_schedule="cosine", epochs=args.epochs, seed=args.seed, progress=False)
+                  lr_schedule="cosine", epochs=args.epochs, random_state=args.seed, progress=False)
     start = time.perf_counter()
     # one fixed shuffle per sentence, drawn from the seed
     s2s.fit(shuffle_words(train, seed=args.seed), train, shuffle_words(val, seed=1), val)

@@ -5,8 +5,8 @@ BLEU is reported two ways: (1) on the lower-cased tokenised text, the way bentre
 it (GRU 20.6, GRU + attention 28.3; GPU), here with sacrebleu's tokenize="none"; (2) sacrebleu's standard
 13a tokenisation, lower-cased, of the output detokenised against the original (raw) English references.
 
-    python bench/multi30k.py                      # the defaults: at most 12 epochs, within 45 minutes
-    python bench/multi30k.py --epochs 1 --limit 2000
+    python experiments/multi30k.py                      # the defaults: at most 12 epochs, within 45 minutes
+    python experiments/multi30k.py --epochs 1 --limit 2000
 """
 import argparse
 import json
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     s2s = Seq2Seq(hidden_size=args.hidden, embedding_dim=args.emb, cell=args.cell, attention=args.attention,
                   embedding_dropout=args.emb_dropout, min_count=args.min_count, batch_size=args.batch, lr=args.lr,
                   lr_schedule=args.schedule, teacher_forcing=args.teacher_forcing, epochs=args.epochs,
-                  patience=args.epochs, max_minutes=args.minutes, seed=args.seed, progress=False)
+                  patience=args.epochs, max_minutes=args.minutes, random_state=args.seed, progress=False)
     start = time.perf_counter()
     s2s.fit(Xtr, Ytr, Xva, Yva)
     minutes = (time.perf_counter() - start) / 60

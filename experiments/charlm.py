@@ -4,8 +4,8 @@ budget, and samples.
 Reference (nanoGPT's README, same split: the last 10% of characters held out): 1.4697 nats for a 6-layer
 transformer on an A100; about 1.88 for its small configuration on a laptop CPU in about 3 minutes.
 
-    python bench/charlm.py                       # 15 minutes on this machine
-    python bench/charlm.py --minutes 2 --hidden 256
+    python experiments/charlm.py                       # 15 minutes on this machine
+    python experiments/charlm.py --minutes 2 --hidden 256
 """
 import argparse
 import json
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
           f"{torch.__version__}; train {len(train):,} chars, val {len(val):,}; {vars(args)}", flush=True)
     lm = CharLM(hidden_size=args.hidden, num_layers=args.layers, cell=args.cell, embedding_dim=args.emb,
                 dropout=args.dropout, seq_len=args.seq_len, batch_size=args.batch, epochs=args.epochs, lr=args.lr,
-                weight_decay=args.wd, max_minutes=args.minutes, seed=args.seed, progress=False)
+                weight_decay=args.wd, max_minutes=args.minutes, random_state=args.seed, progress=False)
     start = time.perf_counter()
     lm.fit(train, val)
     seconds = time.perf_counter() - start

@@ -5,8 +5,8 @@ sMAPE, MASE (m = 24, scaled on the in-sample seasonal differences) and OWA again
 MASE 2.395). The M4 results for Hourly: Naive2 OWA 1.000, seasonal naive 0.627, the organisers' RNN 1.036,
 ES-RNN (winner) 0.440, best hourly entry 0.410.
 
-    python bench/m4_hourly.py                   # defaults below; prints one table
-    python bench/m4_hourly.py --seeds 3 --epochs 30
+    python experiments/m4_hourly.py                   # defaults below; prints one table
+    python experiments/m4_hourly.py --seeds 3 --epochs 30
 """
 import argparse
 import json
@@ -58,7 +58,8 @@ def main(argv=None) -> int:
     for seed in range(args.seeds):
         f = RNNForecaster(48, season=24, epochs=args.epochs, hidden_size=args.hidden, cell=args.cell,
                           strategy=args.strategy, lr=args.lr, chunk=args.chunk, batch_size=args.batch,
-                          scaler=args.scaler, loss=args.loss, seed=seed, head_size=args.head, base_input=args.base_input,
+                          scaler=args.scaler, loss=args.loss, random_state=seed, head_size=args.head,
+                          base_input=args.base_input,
                           extra_seasons=tuple(args.extra_seasons), device=args.device,
                           relative_to=None if args.relative_to == "none" else args.relative_to)
         f.fit(df)
