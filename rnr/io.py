@@ -102,6 +102,8 @@ def load(path, device="cpu"):
 
 
 META_KEYS = ("format", "format_version", "class", "config", "rnr_version", "sha256")
+# keys of a model file's config that files written by earlier versions lack
+OPTIONAL_KEYS = ("chosen", "static_categories")
 # arguments renamed since files were first written: old name -> new name (estimators' "params")
 RENAMED = {"seed": "random_state"}
 
@@ -164,7 +166,8 @@ def _file_schema(name: str) -> dict:
     return {
         "RNNForecaster": {"params": RNNForecaster, "net": ForecastNet, "scaler_kind": str | None, "ids": list,
                           "ids_dtype": "dtype", "columns": PanelColumns, "freq": str | int, "time_dtype": "dtype",
-                          "missing": str, "history": list[dict]},
+                          "missing": str, "history": list[dict], "chosen": dict,
+                          "static_categories": dict},
         "RNNClassifier": {"params": classes["RNNClassifier"], "classes": list, "classes_dtype": "dtype",
                           "n_features_in": int, "tokenizer": tokenizer | None},
         "CharLM": {"params": classes["CharLM"], "vocab": list[str], "start": str, "history": list[dict]},
@@ -194,8 +197,11 @@ def _check_config(cls, name: str, config: dict, where: str, written_by: str) -> 
     if schema is None:
         _check_args(cls, config, f"{where} configures {name} with", written_by)
         return
-    _check_keys(config, schema, f"{where} configures {name} with", written_by, list(schema))
+    _check_keys(config, schema, f"{where} configures {name} with", written_by,
+                [k for k in schema if k not in OPTIONAL_KEYS])
     for key, kind in schema.items():
+        if key not in config:  # an optional key of a file written before it existed
+            continue
         value, what = config[key], f"{where}: config[{key!r}]"
         obj = next((k for k in typing.get_args(kind) or (kind,) if isinstance(k, type) and k not in _PLAIN), None)
         if obj is not None and not (value is None and _fits(None, kind)):  # an object of arguments

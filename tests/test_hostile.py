@@ -378,7 +378,7 @@ CASES = [
       r"has labels the model never saw: \['c'\]; it knows \['a', 'b'\]"),
     C("cli-backtest-series-too-short", lambda e, t: ["backtest", "forecast", "--data", e.sales, "--horizon", "20",
                                                      "--windows", "3", *FAST],
-      r"n_windows=3 windows of horizon 20 \(step 20\) with m=1 need a series of at least 81 steps, but the longest "
+      r"n_windows=3 windows of horizon 20 \(step 20\) with m=7 need a series of at least 81 steps, but the longest "
       r"in df has \d+; use fewer windows"),
 
     # ---- TOML config files (--config): the body follows a [data] table naming the sales CSV

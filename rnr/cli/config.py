@@ -137,9 +137,19 @@ def _check_type(value, kind, where: str):
     if value is None:
         return None
     origin = typing.get_origin(kind)
-    if origin in (typing.Union, types.UnionType):
+    if origin in (typing.Union, types.UnionType):  # the first option the value fits, e.g. 24 or "auto"
         options = [k for k in typing.get_args(kind) if k is not type(None)]
-        return _check_type(value, options[0], where)
+        errors = []
+        for option in options:
+            try:
+                return _check_type(value, option, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        if len(errors) == 1:
+            raise ConfigError(errors[0])
+        names = {int: "an integer", float: "a number", str: "a string", bool: "true or false", tuple: "a list",
+                 list: "a list"}
+        raise ConfigError(f"{where} must be {' or '.join(names.get(o, str(o)) for o in options)}, got {value!r}")
     if kind is tuple or kind is list or origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where} must be a list, got {value!r}; write e.g. [0.1, 0.9]")

@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     print(f"ice-cream panel: {len(lengths)} shops, {len(df)} rows, {lengths.min()}-{lengths.max()} days each; "
           f"future covariate: temperature; static: size")
     model = RNNForecaster(horizon=14, season=7, cell="gru", hidden_size=32, epochs=args.epochs, lr=5e-3,
-                          quantiles=(0.1, 0.9), chunk=128, batch_size=8, seed=args.seed)
+                          quantiles=(0.1, 0.9), chunk=128, batch_size=8, relative_to=None, random_state=args.seed)
     start = time.perf_counter()
     result = backtest(model, df, n_windows=args.windows, step=14, refit=False, m=7, lags=(7, 14, 28),
                       future=["temperature"], static=["size"])

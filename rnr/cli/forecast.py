@@ -7,6 +7,7 @@ import pandas as pd
 from rnr import metrics
 from rnr.cli.common import UsageError, config_from_args, load_task_model, show_progress, writable
 from rnr.forecast.backtest import backtest as run_backtest
+from rnr.forecast.defaults import season_of
 from rnr.forecast.forecaster import RNNForecaster
 from rnr.forecast.plots import save_forecast_plots
 
@@ -47,13 +48,20 @@ def fit(run_config: dict, options: dict):
             future=data["future"], static=data["static"], freq=data["freq"], missing=data["missing"],
             max_rows=data["max_rows"])
         series = len(forecaster.panel_info_["ids"])
-        return forecaster, {"series": series, "trained_on": f"{series} series from Parquet"}
+        return forecaster, {"series": series, "trained_on": f"{series} series from Parquet",
+                            "chosen": _chosen(forecaster)}
     df = read_panel_csv(data["path"], data["id"], data["time"])
     forecaster = RNNForecaster(**model, **options)
     forecaster.fit(df, id_col=data["id"], time_col=data["time"], target=data["target"], past=data["past"],
                    future=data["future"], static=data["static"], freq=data["freq"], missing=data["missing"])
     series = int(df[data["id"]].nunique())
-    return forecaster, {"rows": len(df), "series": series, "trained_on": f"{series} series, {len(df)} rows"}
+    return forecaster, {"rows": len(df), "series": series, "trained_on": f"{series} series, {len(df)} rows",
+                        "chosen": _chosen(forecaster)}
+
+
+def _chosen(forecaster) -> dict:
+    """What the forecaster chose from the data, for info.json and rnr info (``rnr.forecast.defaults``)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in forecaster.chosen_.items()}
 
 
 def _columns(info_dict: dict) -> tuple[str, str, str]:
@@ -119,7 +127,10 @@ def backtest(args) -> dict:
     if args.out:
         writable(args.out, "--out")
     df = read_panel_csv(data["path"], data["id"], data["time"])
-    m = args.m or model.get("season") or 1
+    season = model.get("season")
+    if season == "auto":  # what the forecaster will choose from this data (rnr.forecast.defaults)
+        season = season_of(df, data["id"], data["time"], data["freq"])
+    m = args.m or season or 1
     result = run_backtest(RNNForecaster(**model), df, n_windows=args.windows, m=m, id_col=data["id"],
                           time_col=data["time"], target=data["target"], future=data["future"], static=data["static"],
                           progress=show_progress(args))

@@ -274,7 +274,7 @@ def info(args) -> dict:
     if hasattr(model, "classes_"):
         result["classes"] = model.classes_.tolist()
         lines.append(f"  classes: {result['classes']}")
-    for key in ("data", "trained_on", "epochs_done", "train_loss", "interrupted", "fit_seconds", "created"):
+    for key in ("data", "trained_on", "chosen", "epochs_done", "train_loss", "interrupted", "fit_seconds", "created"):
         if key in info_dict:
             lines.append(f"  {key}: {info_dict[key]}")
     result["_text"] = "\n".join(lines)

@@ -9,6 +9,7 @@ Example:
     >>> f = RNNForecaster(horizon=7, season=7, epochs=2).fit(df)          # df: unique_id, ds, y
     >>> f.predict().head()                                                # unique_id, ds, y_hat
 """
+import copy
 import math
 import os
 from dataclasses import asdict
@@ -21,6 +22,7 @@ import torch
 from rnr.base import RUN_OPTIONS, Estimator
 from rnr.core.checks import check_positive_int, check_probability, check_weights
 from rnr.core.rnn import put_rows, take_rows
+from rnr.forecast.defaults import choose
 from rnr.forecast.net import ForecastNet, SeriesArrays, as_periods, base_back, season_features
 from rnr.forecast.panel import Panel, PanelColumns, next_times
 from rnr.forecast.panel_checks import _fmt
@@ -50,13 +52,15 @@ class RNNForecaster(Estimator):
         quantiles: tuple = (),                # e.g. (0.1, 0.9): the pinball loss, columns y_hat_q10, y_hat_q90
         loss: str = "mae",                    # point loss: "mae" | "mse"
         scaler: str | None = "standard",      # per-series target scaling: "standard" | "robust" | "meanabs" | None
-        relative_to: str | None = None,       # forecast relative to a base: None | "last" | "seasonal_naive"
+        relative_to: str | None = "auto",     # forecast relative to a base: None | "last" | "seasonal_naive";
+                                              # "auto": the seasonal naive where there is a season
         base_input: bool = False,             # the head also reads the base values it corrects (needs relative_to)
-        season: int | None = None,            # seasonal period m; adds sin/cos of the phase as inputs
+        season: int | str | None = "auto",    # seasonal period m; adds sin/cos of the phase as inputs; None: none;
+                                              # "auto": from the frequency (hourly: 24, and 168 as an extra season)
         extra_seasons: tuple = (),            # more periods whose phase is an input, e.g. (168,): weekly, in hours
         chunk: int = 256,                     # truncated BPTT: steps per optimiser step, state carried
         batch_size: int = 32,                 # series per batch
-        epochs: int = 20,                     # passes over every series
+        epochs: int | None = None,            # passes over every series; None: at least 20 and 300 updates
         max_minutes: float | None = None,     # a time budget: training stops once it is spent
         lr: float = 3e-3,                     # Adam, cosine-decayed to 0 over the run
         clip_grad_norm: float | None = 1.0,   # gradient-norm clipping
@@ -77,8 +81,16 @@ class RNNForecaster(Estimator):
 
     @property
     def config(self) -> SimpleNamespace:
-        """The arguments as one read-only object (``config.horizon``, ...), as the training run reads them."""
-        return SimpleNamespace(**self.get_params())
+        """The settings as the training run reads them (``config.horizon``, ...): the arguments, with what was
+        chosen from the data (``chosen_``) in place of "auto" and None."""
+        return SimpleNamespace(**{**self.get_params(), **getattr(self, "chosen_", {})})
+
+    def __repr__(self) -> str:
+        text = super().__repr__()
+        chosen = {k: v for k, v in getattr(self, "chosen_", {}).items() if k not in ("updates",)}
+        if not chosen:
+            return text
+        return f"{text[:-1]}; chose {', '.join(f'{k}={v!r}' for k, v in chosen.items())})"
 
     # validation ---------------------------------------------------------------------------------------------
     def _check_config(self) -> None:
@@ -86,7 +98,8 @@ class RNNForecaster(Estimator):
         check_positive_int(c.horizon, "horizon")
         check_positive_int(c.chunk, "chunk")
         check_positive_int(c.batch_size, "batch_size")
-        check_positive_int(c.epochs, "epochs", minimum=0)
+        if c.epochs is not None:
+            check_positive_int(c.epochs, "epochs", minimum=0)
         for name in ("hidden_size", "num_layers", "head_size"):
             check_positive_int(getattr(c, name), name)
         check_probability(c.dropout, "dropout")
@@ -113,16 +126,18 @@ class RNNForecaster(Estimator):
             raise ValueError(f"strategy must be 'direct' or 'recursive', got {c.strategy!r}")
         if c.loss not in ("mae", "mse"):
             raise ValueError(f"loss must be 'mae' or 'mse', got {c.loss!r}")
-        if c.season is not None:
-            check_positive_int(c.season, "season", minimum=2)
+        if c.season not in (None, "auto") and (isinstance(c.season, bool) or not isinstance(c.season, int)
+                                                or c.season < 2):
+            raise ValueError(f"season must be 'auto' (from the data's frequency), None (no season) or a whole number "
+                             f"of steps >= 2 (e.g. 24 for the daily cycle of hourly data), got {c.season!r}")
         for m in c.extra_seasons:
             check_positive_int(m, "extra_seasons", minimum=2)
-        if c.relative_to not in (None, "last", "seasonal_naive"):
-            raise ValueError(f"relative_to must be None, 'last' or 'seasonal_naive', got {c.relative_to!r}")
+        if c.relative_to not in (None, "last", "seasonal_naive", "auto"):
+            raise ValueError(f"relative_to must be None, 'last', 'seasonal_naive' or 'auto', got {c.relative_to!r}")
         if c.base_input and c.relative_to is None:
             raise ValueError("base_input=True feeds the head the base it corrects, so it needs relative_to='last' or "
                              "'seasonal_naive'")
-        if c.relative_to == "seasonal_naive" and not c.season:
+        if c.relative_to == "seasonal_naive" and c.season is None:
             raise ValueError("relative_to='seasonal_naive' needs the seasonal period: pass season=m (e.g. 24 for "
                              "hourly data with a daily cycle)")
         try:
@@ -150,7 +165,7 @@ class RNNForecaster(Estimator):
         return self.fit_panel(panel)
 
     def fit_panel(self, panel: Panel) -> "RNNForecaster":
-        self._check_config()
+        self._choose(panel.freq, panel.lengths())
         c = self.config
         if panel.lengths().max() < 2:
             raise ValueError(f"df must hold at least one series of 2 or more steps to learn from (each step learns "
@@ -172,6 +187,13 @@ class RNNForecaster(Estimator):
         at most about ``max_rows`` rows (whole series) at a time; see ``rnr.forecast.parquet``. Returns self."""
         return fit_parquet(self, source, id_col=id_col, time_col=time_col, target=target, past=past,
                            future=future, static=static, freq=freq, missing=missing, max_rows=max_rows)
+
+    def _choose(self, freq, lengths: np.ndarray) -> None:
+        """What the data decides (``rnr.forecast.defaults``), in ``chosen_``; then the settings are checked."""
+        self.chosen_ = {}
+        self._check_config()
+        self.chosen_ = choose(self.get_params(), freq, lengths)
+        self._check_config()
 
     def _build(self, panel: Panel) -> None:
         """A new network for panels laid out like ``panel``."""
@@ -233,6 +255,35 @@ class RNNForecaster(Estimator):
             "last_past": arrays.past[last], "tail_y": _tails(arrays.y, panel.offsets, self._tail_len()),
             "static_num": arrays.static_num, "static_cat": arrays.static_cat, "missing": panel.missing,
         }
+        self.static_categories_ = {k: list(v) for k, v in panel.static_categories.items()}
+
+    def _for_history(self, df) -> "RNNForecaster":
+        """A copy of this fitted forecaster that carries the series of ``df`` (their whole history, any ids, seen in
+        fit or not) instead of the series it was fitted on: the same network, each series' scaling fitted on its own
+        history, its state read from that history. Nothing is refit."""
+        cols = self.panel_info_["columns"]
+        panel = Panel.from_frame(df, id_col=cols.id, time_col=cols.time, target=list(cols.targets),
+                                 past=list(cols.past), future=list(cols.future), static=list(cols.static),
+                                 freq=self.panel_info_["freq"], missing=self.panel_info_.get("missing", "error"))
+        known = getattr(self, "static_categories_", None)
+        if panel.static_categories:
+            if known is None:
+                raise ValueError("this model file predates forecasts for new series with categorical static columns; "
+                                 "fit the model again to forecast them")
+            n_num = panel.static.shape[1] - len(panel.static_categories)
+            for j, (name, cats) in enumerate(panel.static_categories.items()):
+                unseen = sorted(set(map(str, cats)) - set(map(str, known[name])))
+                if unseen:
+                    raise ValueError(f"df's static column {name!r} holds {unseen}, which the training data never had; "
+                                     f"known: {known[name]}. A new series can take only the categories seen in fit")
+                code = {str(c): i for i, c in enumerate(known[name])}
+                remap = np.array([code[str(c)] for c in cats], dtype=panel.static.dtype)
+                panel.static[:, n_num + j] = remap[panel.static[:, n_num + j].astype(np.int64)]
+        other = copy.copy(self)
+        other.scaler_ = Scaler(self.config.scaler).fit(panel)
+        other._remember(panel, other._arrays(panel))
+        other.static_categories_ = known
+        return other
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "net_"):
@@ -293,13 +344,17 @@ class RNNForecaster(Estimator):
 
     # forecasting --------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def predict(self, h: int | None = None, future_df=None) -> pd.DataFrame:
+    def predict(self, h: int | None = None, future_df=None, df=None) -> pd.DataFrame:
         """Forecasts for the next ``h`` steps (default: the horizon) of every series, as a long DataFrame.
 
         Columns: id, time, ``y_hat`` and ``y_hat_q{NN}`` per quantile (with several targets, a ``target``
         column says which). ``future_df`` must give every future covariate for each of the h steps.
+        ``df``: the histories of other series (long format, the columns of fit; ids seen in fit or not) to
+        forecast instead of the fitted ones, from their own history, with nothing refit (a global model).
         """
         self._check_fitted()
+        if df is not None:
+            return self._for_history(df).predict(h, future_df)
         c, net, info = self.config, self.net_, self.panel_info_
         h = c.horizon if h is None else check_positive_int(h, "h")
         if c.strategy == "direct" and h > c.horizon:
@@ -425,7 +480,8 @@ class RNNForecaster(Estimator):
         return as_periods(self.config.season) + tuple(self.config.extra_seasons)
 
     def _back(self) -> np.ndarray | None:
-        return base_back(self.net_.J, self.config.season, self.config.relative_to)
+        season = self.config.season
+        return base_back(self.net_.J, as_periods(season)[0] if season else None, self.config.relative_to)
 
     def _tail_len(self) -> int:
         back = self._back()
@@ -453,7 +509,10 @@ class RNNForecaster(Estimator):
                   "ids": [i.item() if isinstance(i, np.generic) else i for i in info["ids"]],
                   "ids_dtype": str(np.asarray(info["ids"]).dtype), "columns": asdict(info["columns"]),
                   "freq": info["freq"] if not isinstance(info["freq"], np.integer) else int(info["freq"]),
-                  "time_dtype": str(last_time.dtype), "missing": info["missing"], "history": self.history_}
+                  "time_dtype": str(last_time.dtype), "missing": info["missing"], "history": self.history_,
+                  "chosen": {k: list(v) if isinstance(v, tuple) else v for k, v in self.chosen_.items()},
+                  "static_categories": {k: [c.item() if isinstance(c, np.generic) else c for c in v]
+                                        for k, v in getattr(self, "static_categories_", {}).items()}}
         return tensors, config
 
     @classmethod
@@ -478,6 +537,8 @@ class RNNForecaster(Estimator):
         info.update(ids=ids, columns=PanelColumns(**columns), freq=config["freq"], missing=config["missing"])
         self.panel_info_ = info
         self.history_ = config["history"]
+        self.chosen_ = {k: tuple(v) if isinstance(v, list) else v for k, v in config.get("chosen", {}).items()}
+        self.static_categories_ = config.get("static_categories")  # None in files written before it was kept
         return self
 
 

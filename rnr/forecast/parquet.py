@@ -148,8 +148,9 @@ def fit_parquet(forecaster, source, max_rows: int = 1_000_000, **roles):
     """``RNNForecaster.fit_parquet``: train over the groups of a ``ParquetPanel``, then keep every series' state."""
     f = forecaster
     f._check_config()
-    c = f.config
     panel_source = ParquetPanel(source, max_rows=max_rows, **roles)
+    f._choose(panel_source.read(0).freq, np.concatenate([panel_source.lengths(g) for g in range(len(panel_source))]))
+    c = f.config
     if c.threads:
         torch.set_num_threads(c.threads)
     torch.manual_seed(c.random_state)

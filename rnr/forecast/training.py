@@ -15,6 +15,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from rnr.core.rnn import detach_state, put_rows, take_rows
+from rnr.forecast.defaults import epochs_for
 from rnr.forecast.net import SeriesArrays, quantile_loss
 from rnr.training.core import CoreSettings, TrainingCore, cosine_over_run
 
@@ -24,10 +25,14 @@ def train_forecaster(forecaster, parts) -> tuple[list[dict], bool]:
     CPU, in eval mode."""
     c = forecaster.config
     task = ForecastTask(forecaster, parts)
+    if c.epochs is None:  # as long as the data asks (rnr.forecast.defaults)
+        forecaster.chosen_["epochs"] = epochs_for(task.updates_per_epoch)
+    epochs = forecaster.chosen_.get("epochs", c.epochs)
+    forecaster.chosen_["updates"] = task.updates_per_epoch * epochs
     opt = torch.optim.Adam(forecaster.net_.parameters(), lr=c.lr)
-    sched = cosine_over_run(task.updates_per_epoch * c.epochs, c.max_minutes)
+    sched = cosine_over_run(task.updates_per_epoch * epochs, c.max_minutes)
     settings = CoreSettings(
-        epochs=c.epochs, clip_grad_norm=c.clip_grad_norm, on_nonfinite=c.on_nonfinite, seed=c.random_state,
+        epochs=epochs, clip_grad_norm=c.clip_grad_norm, on_nonfinite=c.on_nonfinite, seed=c.random_state,
         max_minutes=c.max_minutes, stop_inside_epoch=True, scheduler_step="update", progress=c.progress, log_dir=c.log_dir, checkpoint_dir=c.checkpoint_dir,
         checkpoint_every=c.checkpoint_every, resume=c.resume, device=c.device, distributed=True,
         hint="choose a scaler, or check the data for extreme values")

@@ -282,7 +282,7 @@ def test_relative_forecasts_start_from_their_base_and_update_consistently(panel,
 
 def test_seasonal_base_needs_a_season(panel):
     with pytest.raises(ValueError, match=r"relative_to='seasonal_naive' needs the seasonal period: pass season=m"):
-        RNNForecaster(horizon=7, relative_to="seasonal_naive").fit(panel)
+        RNNForecaster(horizon=7, season=None, relative_to="seasonal_naive").fit(panel)
 
 
 def test_extra_seasons_add_phase_inputs_and_survive_a_round_trip(panel, tmp_path):
@@ -300,7 +300,7 @@ def test_base_input_reaches_the_head_and_needs_a_base(panel, tmp_path):
     assert f.net_.head[0].in_features == g.net_.head[0].in_features + 7  # J * K base values
     pd.testing.assert_frame_equal(f.predict(), rnr.load(rnr.save(f, tmp_path / "f.safetensors")).predict())
     with pytest.raises(ValueError, match=r"base_input=True feeds the head the base it corrects, so it needs"):
-        RNNForecaster(horizon=7, base_input=True).fit(panel)
+        RNNForecaster(horizon=7, relative_to=None, base_input=True).fit(panel)
 
 
 def test_several_targets_are_forecast_together(panel):
@@ -310,3 +310,30 @@ def test_several_targets_are_forecast_together(panel):
     assert sorted(pred.target.unique()) == ["y", "y2"] and len(pred) == 2 * 6 * 3
     means = pred.groupby("target").y_hat.mean()
     assert means["y2"] > means["y"]  # each target back on its own scale
+
+
+def test_predict_forecasts_series_the_model_never_saw_from_their_history(panel):
+    """A global model: fitted on some series, it forecasts others from their own history, nothing refit."""
+    seen = panel[panel["unique_id"].isin(["s0", "s1", "s2"])]
+    f = RNNForecaster(horizon=7, season=7, **FAST).fit(seen)
+    new = panel[panel["unique_id"].isin(["s4", "s5"])]
+    out = f.predict(df=new)
+    assert sorted(out["unique_id"].unique()) == ["s4", "s5"] and len(out) == 2 * 7
+    last = new.groupby("unique_id")["ds"].max()
+    assert (out.groupby("unique_id")["ds"].min() == last + pd.Timedelta(days=1)).all()
+    assert f.predict()["unique_id"].unique().tolist() == ["s0", "s1", "s2"]  # the fitted model is unchanged
+    again = f.predict(df=seen)  # the fitted series read again from their history: the same forecasts
+    pd.testing.assert_frame_equal(again.reset_index(drop=True), f.predict().reset_index(drop=True), rtol=1e-5)
+    same = rnr.load(rnr.save(f, "/dev/shm/rnr-new-series.safetensors")).predict(df=new)
+    pd.testing.assert_frame_equal(same, out)
+
+
+def test_new_series_with_static_categories_map_to_the_training_categories():
+    df = tasks.ice_cream(n_shops=6, days=60)
+    f = RNNForecaster(horizon=5, **{**FAST, "epochs": 1}).fit(df[df["unique_id"] != "shop_05"], static=["size"])
+    out = f.predict(df=df[df["unique_id"] == "shop_05"][["unique_id", "ds", "y", "size"]])
+    assert out["unique_id"].unique().tolist() == ["shop_05"]
+    odd = df[df["unique_id"] == "shop_05"].assign(size="huge")
+    with pytest.raises(ValueError, match=r"static column 'size' holds \['huge'\], which the training data never "
+                                         r"had; known: \['large', 'small'\]"):
+        f.predict(df=odd)
