@@ -103,7 +103,7 @@ def load(path, device="cpu"):
 
 META_KEYS = ("format", "format_version", "class", "config", "rnr_version", "sha256")
 # keys of a model file's config that files written by earlier versions lack
-OPTIONAL_KEYS = ("chosen", "static_categories")
+OPTIONAL_KEYS = ("chosen", "static_categories", "members")
 # arguments renamed since files were first written: old name -> new name (estimators' "params")
 RENAMED = {"seed": "random_state"}
 
@@ -167,7 +167,7 @@ def _file_schema(name: str) -> dict:
         "RNNForecaster": {"params": RNNForecaster, "net": ForecastNet, "scaler_kind": str | None, "ids": list,
                           "ids_dtype": "dtype", "columns": PanelColumns, "freq": str | int, "time_dtype": "dtype",
                           "missing": str, "history": list[dict], "chosen": dict,
-                          "static_categories": dict},
+                          "static_categories": dict, "members": list},
         "RNNClassifier": {"params": classes["RNNClassifier"], "classes": list, "classes_dtype": "dtype",
                           "n_features_in": int, "tokenizer": tokenizer | None},
         "CharLM": {"params": classes["CharLM"], "vocab": list[str], "start": str, "history": list[dict]},

@@ -22,6 +22,7 @@ import torch
 from rnr.base import RUN_OPTIONS, Estimator
 from rnr.core.checks import check_positive_int, check_probability, check_weights
 from rnr.core.rnn import put_rows, take_rows
+from rnr.forecast import ensemble
 from rnr.forecast.defaults import choose
 from rnr.forecast.net import ForecastNet, SeriesArrays, as_periods, base_back, season_features
 from rnr.forecast.panel import Panel, PanelColumns, next_times
@@ -65,6 +66,7 @@ class RNNForecaster(Estimator):
         lr: float = 3e-3,                     # Adam, cosine-decayed to 0 over the run
         clip_grad_norm: float | None = 1.0,   # gradient-norm clipping
         random_state: int = 0,                # the same random_state gives the same model
+        ensemble: int = 1,                    # networks from seeds random_state, +1, ...: forecasts averaged
         threads: int | None = None,           # torch threads (None: leave as set)
         device: str = "cpu",                  # where to train: "cpu", "cuda", "cuda:1", ... or "auto"
         on_nonfinite: str = "error",          # a NaN/inf loss or gradient: "error" (stop) | "skip" its batch
@@ -116,6 +118,7 @@ class RNNForecaster(Estimator):
             raise ValueError(f"max_minutes must be a number > 0 or None, got {m!r}")
         if c.threads is not None:
             check_positive_int(c.threads, "threads")
+        check_positive_int(c.ensemble, "ensemble")
         if c.on_nonfinite not in ("error", "skip"):
             raise ValueError(f"on_nonfinite must be 'error' or 'skip', got {c.on_nonfinite!r}")
         if c.checkpoint_every is not None:
@@ -179,6 +182,7 @@ class RNNForecaster(Estimator):
         self._build(panel)
         self.history_ = self._train([arrays])
         self._remember(panel, arrays)
+        self.members_ = ensemble.fit_members(self, lambda member: member.fit_panel(panel))
         return self
 
     def fit_parquet(self, source, id_col: str = "unique_id", time_col: str = "ds", target="y", past=(), future=(),
@@ -283,6 +287,7 @@ class RNNForecaster(Estimator):
         other.scaler_ = Scaler(self.config.scaler).fit(panel)
         other._remember(panel, other._arrays(panel))
         other.static_categories_ = known
+        other.members_ = [member._for_history(df) for member in getattr(self, "members_", [])]
         return other
 
     def _check_fitted(self) -> None:
@@ -340,6 +345,8 @@ class RNNForecaster(Estimator):
         info["last_time"][pos], info["last_tindex"][pos] = panel.time[last], tix[last]
         info["last_past"][pos] = past[last]
         info["tail_y"][pos] = _tails(y, panel.offsets, self._tail_len(), info["tail_y"][pos])
+        for member in getattr(self, "members_", []):
+            member.update(new_rows)
         return self
 
     # forecasting --------------------------------------------------------------------------------------------
@@ -355,6 +362,12 @@ class RNNForecaster(Estimator):
         self._check_fitted()
         if df is not None:
             return self._for_history(df).predict(h, future_df)
+        members = getattr(self, "members_", [])
+        return ensemble.average([self._predict_one(h, future_df)] + [m.predict(h, future_df) for m in members])
+
+    @torch.no_grad()
+    def _predict_one(self, h: int | None, future_df) -> pd.DataFrame:
+        """This network's forecasts (``predict`` averages them with the other members' of an ensemble)."""
         c, net, info = self.config, self.net_, self.panel_info_
         h = c.horizon if h is None else check_positive_int(h, "h")
         if c.strategy == "direct" and h > c.horizon:
@@ -513,6 +526,8 @@ class RNNForecaster(Estimator):
                   "chosen": {k: list(v) if isinstance(v, tuple) else v for k, v in self.chosen_.items()},
                   "static_categories": {k: [c.item() if isinstance(c, np.generic) else c for c in v]
                                         for k, v in getattr(self, "static_categories_", {}).items()}}
+        member_tensors, config["members"] = ensemble.to_file(getattr(self, "members_", []))
+        tensors.update(member_tensors)
         return tensors, config
 
     @classmethod
@@ -539,6 +554,7 @@ class RNNForecaster(Estimator):
         self.history_ = config["history"]
         self.chosen_ = {k: tuple(v) if isinstance(v, list) else v for k, v in config.get("chosen", {}).items()}
         self.static_categories_ = config.get("static_categories")  # None in files written before it was kept
+        self.members_ = ensemble.from_file(cls, tensors, config.get("members", []), device)
         return self
 
 

@@ -148,6 +148,10 @@ def fit_parquet(forecaster, source, max_rows: int = 1_000_000, **roles):
     """``RNNForecaster.fit_parquet``: train over the groups of a ``ParquetPanel``, then keep every series' state."""
     f = forecaster
     f._check_config()
+    if f.ensemble != 1:
+        raise ValueError(f"ensemble={f.ensemble} applies to panels in memory (fit(df)); fit_parquet trains one network: "
+                         f"pass ensemble=1")
+    f.members_ = []
     panel_source = ParquetPanel(source, max_rows=max_rows, **roles)
     f._choose(panel_source.read(0).freq, np.concatenate([panel_source.lengths(g) for g in range(len(panel_source))]))
     c = f.config

@@ -30,10 +30,11 @@ def train_forecaster(forecaster, parts) -> tuple[list[dict], bool]:
     epochs = forecaster.chosen_.get("epochs", c.epochs)
     forecaster.chosen_["updates"] = task.updates_per_epoch * epochs
     opt = torch.optim.Adam(forecaster.net_.parameters(), lr=c.lr)
-    sched = cosine_over_run(task.updates_per_epoch * epochs, c.max_minutes)
+    budget = c.max_minutes / c.ensemble if c.max_minutes else None  # an equal share for each member
+    sched = cosine_over_run(task.updates_per_epoch * epochs, budget)
     settings = CoreSettings(
         epochs=epochs, clip_grad_norm=c.clip_grad_norm, on_nonfinite=c.on_nonfinite, seed=c.random_state,
-        max_minutes=c.max_minutes, stop_inside_epoch=True, scheduler_step="update", progress=c.progress, log_dir=c.log_dir, checkpoint_dir=c.checkpoint_dir,
+        max_minutes=budget, stop_inside_epoch=True, scheduler_step="update", progress=c.progress, log_dir=c.log_dir, checkpoint_dir=c.checkpoint_dir,
         checkpoint_every=c.checkpoint_every, resume=c.resume, device=c.device, distributed=True,
         hint="choose a scaler, or check the data for extreme values")
     core = TrainingCore(task, opt, settings, sched, config=dict(vars(c)))

@@ -337,3 +337,19 @@ def test_new_series_with_static_categories_map_to_the_training_categories():
     with pytest.raises(ValueError, match=r"static column 'size' holds \['huge'\], which the training data never "
                                          r"had; known: \['large', 'small'\]"):
         f.predict(df=odd)
+
+
+def test_an_ensemble_averages_networks_trained_from_consecutive_seeds(panel, tmp_path):
+    f = RNNForecaster(horizon=7, season=7, ensemble=2, random_state=3, quantiles=(0.1, 0.9), **FAST).fit(panel)
+    assert len(f.members_) == 1 and f.members_[0].random_state == 4
+    a = RNNForecaster(horizon=7, season=7, random_state=3, quantiles=(0.1, 0.9), **FAST).fit(panel).predict()
+    b = RNNForecaster(horizon=7, season=7, random_state=4, quantiles=(0.1, 0.9), **FAST).fit(panel).predict()
+    got = f.predict()
+    for col in ("y_hat", "y_hat_q10", "y_hat_q90"):
+        np.testing.assert_allclose(got[col], (a[col] + b[col]) / 2, rtol=1e-5)
+    loaded = rnr.load(rnr.save(f, tmp_path / "ens.safetensors"))
+    pd.testing.assert_frame_equal(loaded.predict(), got)
+    new = panel[panel["unique_id"] == "s0"]
+    assert len(f.predict(df=new)) == 7
+    with pytest.raises(ValueError, match="ensemble must be >= 1, got 0"):
+        RNNForecaster(horizon=7, ensemble=0).fit(panel)

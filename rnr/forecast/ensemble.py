@@ -1,0 +1,52 @@
+"""``RNNForecaster(ensemble=N)``: N networks trained from different seeds, their forecasts averaged.
+
+The forecaster itself is the first member (random_state r); the others (random_state r + 1, ..., r + N - 1) are full
+forecasters of their own in ``members_``, fitted on the same data with the same settings, each within an equal
+share of the time budget ``max_minutes``. ``predict`` averages the members' forecasts column by column (point
+forecast and each quantile), ``update`` carries every member forward, ``embed`` is the first member's. In a model
+file each extra member's tensors carry the prefix ``member{k}.`` and its configuration sits in ``members``.
+"""
+import pandas as pd
+
+
+def fit_members(forecaster, fit_one) -> list:
+    """The forecasters of members 1..N-1, each fitted by ``fit_one(member)``; the caller fits member 0 itself."""
+    params = forecaster.get_params()
+    n, budget = params["ensemble"], params["max_minutes"]
+    members = []
+    for k in range(1, n):
+        member = type(forecaster)(**{**params, "ensemble": 1, "random_state": params["random_state"] + k,
+                                     "max_minutes": None if budget is None else budget / n,
+                                     "log_dir": None, "checkpoint_dir": None, "resume": False})
+        members.append(fit_one(member))
+    return members
+
+
+def average(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The members' forecast frames (the same rows in the same order) with their forecast columns averaged."""
+    if len(frames) == 1:
+        return frames[0]
+    out = frames[0].copy()
+    for col in [c for c in out.columns if c.startswith("y_hat")]:
+        out[col] = sum(f[col].to_numpy() for f in frames) / len(frames)
+    return out
+
+
+def to_file(members: list) -> tuple[dict, list]:
+    """The extra members' tensors (prefixed ``member{k}.``) and their configurations."""
+    tensors, configs = {}, []
+    for k, member in enumerate(members, 1):
+        t, c = member._to_file()
+        tensors.update({f"member{k}.{name}": v for name, v in t.items()})
+        configs.append(c)
+    return tensors, configs
+
+
+def from_file(cls, tensors: dict, configs: list, device) -> list:
+    """The extra members rebuilt from a model file."""
+    members = []
+    for k, config in enumerate(configs, 1):
+        prefix = f"member{k}."
+        own = {name[len(prefix):]: v for name, v in tensors.items() if name.startswith(prefix)}
+        members.append(cls._from_file(own, config, device=device))
+    return members
