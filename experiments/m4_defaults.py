@@ -35,6 +35,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=1, help="fits with random_state 0..N-1, each scored")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--ensemble", type=int, help="pass ensemble=N (default: leave the default)")
     args = p.parse_args(argv)
     loaded = load_m4("Hourly")
     if loaded is None:
@@ -54,12 +55,14 @@ def main(argv=None) -> int:
                  "owa": owa(s["smape"], s["mase"], *NAIVE2), "fit_s": 0.0})
     for seed in range(args.seeds):
         began = time.perf_counter()
-        f = RNNForecaster(horizon=48, random_state=seed).fit(df)
+        extra = {} if args.ensemble is None else {"ensemble": args.ensemble}
+        f = RNNForecaster(horizon=48, random_state=seed, **extra).fit(df)
         fit_s = time.perf_counter() - began
         fc = f.predict()
         by_id = {k: g["y_hat"].to_numpy() for k, g in fc.groupby("unique_id", sort=False)}
         s = evaluate_panel(test, [by_id[i] for i in ids], train, m=24)
-        rows.append({"model": f"rnr defaults, random_state={seed}", "smape": s["smape"], "mase": s["mase"],
+        rows.append({"model": f"rnr defaults{', ensemble=%d' % args.ensemble if args.ensemble else ''}, "
+                              f"random_state={seed}", "smape": s["smape"], "mase": s["mase"],
                      "owa": owa(s["smape"], s["mase"], *NAIVE2), "fit_s": fit_s})
         print(f"{rows[-1]}; chose {describe(f.chosen_)}", flush=True)
     print(pd.DataFrame(rows).round(3).to_string(index=False))
