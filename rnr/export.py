@@ -164,6 +164,9 @@ def _check_model(model):
         raise ValueError(f"model must be unidirectional to run one step at a time (its backward direction reads "
                          f"the future), got bidirectional=True in {type(model).__name__}; train it with "
                          f"bidirectional=False to export it")
+    if any(d != 1 for d in rnn.dilation):
+        raise ValueError(f"model must have dilation 1 to be exported one step at a time, got dilation={rnn.dilation} "
+                         f"in {type(model).__name__}; train it with dilation=1 to export it")
     if rnn.cell == "elman" and rnn.phi not in _PHI_OPS:
         phi = getattr(rnn.nonlinearity, "__name__", rnn.nonlinearity)
         raise ValueError(f"nonlinearity must be one of {sorted(PHIS)} to be exported (an ONNX graph "

@@ -2,8 +2,9 @@
 and streaming inference. It imports nothing else of rnr.
 
 Modules: ``cells`` (Elman, LSTM, GRU steps), ``bptt`` (Elman BPTT by hand and its reference loop), ``kernels`` and
-``fast`` (numba loops and their autograd wrappers), ``rnn`` (``RNN``: stacked, bidirectional, ragged), ``stream``
-(``Stream``), ``checks`` (input validation shared by every layer above).
+``fast`` (numba loops and their autograd wrappers), ``rnn`` (``RNN``: stacked, bidirectional, ragged, dilated),
+``dilation`` (dilated layers folded into the batch, and their reference loop), ``stream`` (``Stream``), ``checks``
+(input validation shared by every layer above).
 """
 from rnr.core.cells import ElmanCell, GRUCell, LSTMCell
 from rnr.core.rnn import RNN

@@ -15,6 +15,10 @@ see ``bench/kernels.py``), above it ``"fused"``, or ``"bptt"`` for a custom phi.
 Ragged batches: with ``lengths``, each sequence's state freezes after its last real step, outputs past the end are
 zero, and the reverse direction reads each sequence backwards from its own last step, so every output, final
 state and gradient equals running the sequences one by one.
+
+Dilation (Chang et al. 2017): a layer with ``dilation=d`` computes ``h_t = cell(x_t, h_{t-d})``; its d interleaved
+sub-sequences are folded into the batch and run by the same implementations (``rnr.core.dilation``, which also holds
+the plain reference loop and the layout of the d states such a layer carries).
 """
 from typing import Callable, Union
 
@@ -33,6 +37,7 @@ from rnr.core.checks import (
     check_state,
     check_weights,
 )
+from rnr.core.dilation import check_dilation, fold, fold_slots, sub_lengths, unfold, unfold_slots
 from rnr.core.fast import run_compiled
 
 PHI_CODES = {PHIS[name]: code for name, code in kernels.PHI_CODES.items()}  # phi -> kernel code
@@ -88,6 +93,27 @@ def _run_loop(cell: str, phi, x: Tensor, state, w_ih, w_hh, b_ih, b_hh, mask):
     return torch.stack(outs, dim=1), state  # (B, T, H)
 
 
+def _fused(kernel, x: Tensor, hx, weights, has_bias, num_layers, dropout, train, bidirectional, lengths, lstm: bool):
+    """PyTorch's fused kernel over x (B, T, I) from hx (h or (h, c), each (L*D, B, H)); ragged batches are packed."""
+    args = (weights, has_bias, num_layers, dropout, train, bidirectional)
+    if lengths is None:
+        result = kernel(x, hx, *args, True)
+        return result[0], (result[1], result[2]) if lstm else result[1]
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    order, back = packed.sorted_indices, packed.unsorted_indices
+    hx = tuple(h.index_select(1, order) for h in hx) if lstm else hx.index_select(1, order)
+    result = kernel(packed.data, packed.batch_sizes, hx, *args)
+    out, _ = pad_packed_sequence(packed._replace(data=result[0]), batch_first=True, total_length=x.shape[1])
+    if lstm:
+        return out, (result[1].index_select(1, back), result[2].index_select(1, back))
+    return out, result[1].index_select(1, back)
+
+
+def _each(state, fn):
+    """fn applied to a state: h, or each of an (h, c) pair."""
+    return tuple(fn(s) for s in state) if isinstance(state, tuple) else fn(state)
+
+
 class RNN(nn.Module):
     """Stacked, optionally bidirectional recurrent layer with Elman, LSTM or GRU cells.
 
@@ -106,9 +132,14 @@ class RNN(nn.Module):
         impl: "auto", "loop" (the plain reference), "bptt" (Elman, hand-written backward), "fused"
             (PyTorch's kernels; LSTM, GRU, Elman with tanh or relu) or "compiled" (the CPU time loop compiled
             with numba; Elman with a built-in phi, LSTM, GRU). All give the same results.
+        dilation: steps back each layer's recurrence reads, ``h_t = cell(x_t, h_{t-d})`` (the backward direction:
+            ``h_{t+d}``); an int for every layer or a tuple of one int >= 1 per layer, e.g. ``(1, 2, 4)``.
 
     Shapes: ``forward(x (B, T, I), h0=None, lengths=None) -> (out (B, T, D*H), h_n (L*D, B, H))``; for LSTM
-    ``h0`` and ``h_n`` are ``(h, c)`` pairs. ``lengths`` (B,) gives each sequence's real length.
+    ``h0`` and ``h_n`` are ``(h, c)`` pairs. ``lengths`` (B,) gives each sequence's real length. A layer with
+    dilation d carries its d most recent states, so with dilation the states are ``(sum(dilation) * D, B, H)``:
+    layer by layer, then direction, then slot k = 0 .. d-1, slot k holding ``h_{L_b - d + k}`` (the layout in
+    ``rnr.core.dilation``); passing ``h_n`` on as the next chunk's ``h0`` continues the sequence.
 
     Example:
         >>> rnn = RNN(3, 16, cell="gru", num_layers=2, bidirectional=True)
@@ -128,6 +159,7 @@ class RNN(nn.Module):
         dropout: float = 0.0,
         bias: bool = True,
         impl: str = "auto",
+        dilation: int | tuple[int, ...] = 1,
     ):
         super().__init__()
         self.input_size = check_positive_int(input_size, "input_size")
@@ -159,8 +191,10 @@ class RNN(nn.Module):
             raise ImportError("impl='compiled' needs numba, which is not installed; pip install numba, or use "
                               "impl='auto'")
         self.impl = impl
+        self.dilation = check_dilation(dilation, num_layers)  # one int per layer
         self.config = dict(input_size=input_size, hidden_size=hidden_size, cell=cell, nonlinearity=nonlinearity,
-                           num_layers=num_layers, bidirectional=bidirectional, dropout=dropout, bias=bias, impl=impl)
+                           num_layers=num_layers, bidirectional=bidirectional, dropout=dropout, bias=bias, impl=impl,
+                           dilation=dilation)
         g = GATES[cell]
         d = self.num_directions
         check_weights(num_layers * d * g * hidden_size * (input_size + hidden_size * d + 2),
@@ -201,37 +235,67 @@ class RNN(nn.Module):
 
     def _run(self, x, state, layer, direction, lengths, mask, impl):
         """One direction of one layer. x (B, T, I_k) -> out (B, T, H), final state."""
-        w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
+        weights = self._weights(layer, direction)
         if direction == 1:
             x = reverse_padded(x, lengths)
-        if impl == "bptt":
-            out, state = elman_bptt(x, state, w_ih, w_hh, b_ih, b_hh, self.phi, mask)
-        elif impl == "compiled":
-            out, state = run_compiled(self.cell, PHI_CODES.get(self.phi, 0), x, state, w_ih, w_hh, b_ih, b_hh,
-                                      lengths)
-        else:
-            out, state = _run_loop(self.cell, self.phi, x, state, w_ih, w_hh, b_ih, b_hh, mask)
+        out, state = self._recur(x, state, weights, lengths, mask, impl)
         if direction == 1:
             out = reverse_padded(out, lengths)
         return out, state
 
+    def _recur(self, x, state, weights, lengths, mask, impl):
+        """h_t = cell(x_t, h_{t-1}) over x (B, T, I_k) read forwards -> out (B, T, H), final state."""
+        w_ih, w_hh, b_ih, b_hh = weights
+        if impl == "bptt":
+            return elman_bptt(x, state, w_ih, w_hh, b_ih, b_hh, self.phi, mask)
+        if impl == "compiled":
+            return run_compiled(self.cell, PHI_CODES.get(self.phi, 0), x, state, w_ih, w_hh, b_ih, b_hh, lengths)
+        if impl == "fused":  # one direction of one layer: only dilated layers come here, the rest go by _run_fused
+            lstm = self.cell == "lstm"
+            hx = _each(state, lambda s: s[None])  # (1, B, H)
+            out, state = _fused(self._kernel(), x, hx, [w for w in weights if w is not None], self.bias, 1, 0.0,
+                                False, False, lengths, lstm)
+            return out, _each(state, lambda s: s[0])
+        return _run_loop(self.cell, self.phi, x, state, w_ih, w_hh, b_ih, b_hh, mask)
+
+    def _run_dilated(self, x, slots, layer, direction, lengths, impl):
+        """One direction of one layer with dilation d: ``h_t = cell(x_t, h_{t-d})`` (backward: ``h_{t+d}``).
+
+        x (B, T, I_k), slots (d, B, H) (each of h and c for LSTM) -> out (B, T, H), final slots (d, B, H), laid out
+        as ``rnr.core.dilation`` says. The d sub-sequences of each row go into the batch (``fold``), the ordinary
+        recurrence runs them with ``impl``, and ``unfold`` puts the outputs back; sub-sequences with no step (a row
+        shorter than d) skip the run and end where they started. Equals ``rnr.core.dilation.dilated_reference``.
+        """
+        B, T = x.shape[:2]
+        d = self.dilation[layer]
+        full = torch.full((B,), T, dtype=torch.int64) if lengths is None else lengths
+        if direction == 1:  # the backward direction is the forward one over each row read backwards
+            x = reverse_padded(x, lengths)
+        sub = sub_lengths(full, d)  # (B*d,): row b*d + r is sub-sequence r of row b
+        live = (sub > 0).nonzero()[:, 0].to(x.device)  # the sub-sequences with at least one step
+        xs = fold(x, d).index_select(0, live)  # (live, n, I_k), n = ceil(T/d)
+        n = xs.shape[1]
+        sub_live = sub[sub > 0]
+        sub_live = None if bool((sub_live == n).all()) else sub_live
+        start = _each(slots, fold_slots)  # (B*d, H): sub-sequence r starts from slot r
+        out, end = self._recur(xs, _each(start, lambda s: s.index_select(0, live)), self._weights(layer, direction),
+                               sub_live, step_mask(sub_live, n, x.device), impl)
+        out = unfold(out.new_zeros(B * d, n, self.hidden_size).index_copy(0, live, out), d, T)  # (B, T, H)
+        # (B*d, H): where each sub-sequence ended, an empty one where it started
+        ends = (tuple(s.index_copy(0, live, e) for s, e in zip(start, end)) if isinstance(start, tuple)
+                else start.index_copy(0, live, end))
+        if direction == 1:
+            out = reverse_padded(out, lengths)
+        return out, _each(ends, lambda e: unfold_slots(e, full))
+
+    def _kernel(self):
+        return _FUSED[self.cell if self.cell != "elman" else ("relu" if self.phi is PHIS["relu"] else "tanh")]
+
     def _run_fused(self, x: Tensor, h0, lengths):
         """All layers and directions in one call to PyTorch's kernel; ragged batches go through packing."""
-        kernel = _FUSED[self.cell if self.cell != "elman" else ("relu" if self.phi is PHIS["relu"] else "tanh")]
         weights = [w for names in self._names for w in (getattr(self, n) for n in names)]
-        args = (weights, self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
-        hx = h0
-        if lengths is None:
-            result = kernel(x, hx, *args, True)
-            return result[0], (result[1], result[2]) if self.cell == "lstm" else result[1]
-        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-        order, back = packed.sorted_indices, packed.unsorted_indices
-        hx = tuple(h.index_select(1, order) for h in hx) if self.cell == "lstm" else hx.index_select(1, order)
-        result = kernel(packed.data, packed.batch_sizes, hx, *args)
-        out, _ = pad_packed_sequence(packed._replace(data=result[0]), batch_first=True, total_length=x.shape[1])
-        if self.cell == "lstm":
-            return out, (result[1].index_select(1, back), result[2].index_select(1, back))
-        return out, result[1].index_select(1, back)
+        return _fused(self._kernel(), x, h0, weights, self.bias, self.num_layers, self.dropout, self.training,
+                      self.bidirectional, lengths, self.cell == "lstm")
 
     def forward(self, x: Tensor, h0: State | None = None, lengths=None) -> tuple[Tensor, State]:
         check_sequence(x, self.input_size, "x")
@@ -240,8 +304,16 @@ class RNN(nn.Module):
         if lengths is not None and bool((lengths == T).all()):
             lengths = None  # a full batch needs no mask
         mask = step_mask(lengths, T, x.device)
-        n_states = self.num_layers * self.num_directions
+        dilated = any(d > 1 for d in self.dilation)
+        n_states = sum(self.dilation) * self.num_directions  # num_layers * num_directions without dilation
         shape = (n_states, B, self.hidden_size)
+        if dilated:  # a shape error that names the rule of dilated states (check_state's names num_layers)
+            named = zip(("h0[0]", "h0[1]"), h0) if isinstance(h0, (tuple, list)) else [("h0", h0)]
+            for name, h in named:
+                if isinstance(h, Tensor) and tuple(h.shape) != shape:
+                    raise ValueError(f"{name} must have shape {shape} (sum(dilation) * num_directions, batch, hidden) "
+                                     f"with dilation={self.dilation}: a layer with dilation d carries d states, got "
+                                     f"{tuple(h.shape)}; pass the h_n this layer returned, or None for zeros")
         if h0 is None:
             zeros = x.new_zeros(shape)
             h0 = (zeros, zeros) if self.cell == "lstm" else zeros
@@ -254,24 +326,31 @@ class RNN(nn.Module):
         else:
             check_state(h0, shape, "h0")
         impl = self._impl(x)
-        if impl == "fused":
+        if impl == "fused" and not dilated:
             return self._run_fused(x, h0, lengths)
-        finals = []
+        finals = []  # one state per layer, direction and slot, in h_n's order
+        i = 0  # index in h0 of the next layer's (and direction's) first state
         for k in range(self.num_layers):
             outs = []
             for d in range(self.num_directions):
-                i = k * self.num_directions + d
-                state = (h0[0][i], h0[1][i]) if self.cell == "lstm" else h0[i]
-                out, state = self._run(x, state, k, d, lengths, mask, impl)
+                dk = self.dilation[k]
+                if dk == 1:
+                    state = (h0[0][i], h0[1][i]) if self.cell == "lstm" else h0[i]
+                    out, state = self._run(x, state, k, d, lengths, mask, impl)
+                    finals.append(state)
+                else:
+                    slots = (h0[0][i : i + dk], h0[1][i : i + dk]) if self.cell == "lstm" else h0[i : i + dk]
+                    out, slots = self._run_dilated(x, slots, k, d, lengths, impl)
+                    finals.extend(zip(*slots) if self.cell == "lstm" else slots.unbind(0))
+                i += dk
                 outs.append(out)
-                finals.append(state)
             x = outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)  # (B, T, D*H)
             if self.dropout and self.training and k < self.num_layers - 1:
                 x = nn.functional.dropout(x, self.dropout, training=True)
         if self.cell == "lstm":
             h_n = (torch.stack([f[0] for f in finals]), torch.stack([f[1] for f in finals]))
         else:
-            h_n = torch.stack(finals)  # (L*D, B, H)
+            h_n = torch.stack(finals)  # (L*D, B, H); with dilation (sum(dilation) * D, B, H)
         return x, h_n
 
     def extra_repr(self) -> str:
@@ -282,6 +361,9 @@ class RNN(nn.Module):
                               ("impl", "auto")]:
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)}"
+        if any(d > 1 for d in self.dilation):
+            given = self.config["dilation"]
+            s += f", dilation={given if isinstance(given, int) else self.dilation}"
         return s
 
 

@@ -39,6 +39,9 @@ class Stream:
         if rnn.bidirectional:
             raise ValueError("rnn is bidirectional, which cannot stream: its backward direction reads the "
                              "observations still to come; use a unidirectional RNN, or run whole sequences")
+        if any(d != 1 for d in rnn.dilation):
+            raise ValueError(f"rnn has dilation={rnn.dilation}, which Stream does not carry (each dilated layer needs "
+                             f"its last d states); stream an RNN with dilation=1, or run whole sequences")
         self.rnn, self.cell, self.dtype = rnn, rnn.cell, np.dtype(dtype)
         self.input_size, self.hidden_size = rnn.input_size, rnn.hidden_size
         self.compiled = kernels.AVAILABLE and (rnn.cell != "elman" or rnn.phi in PHI_CODES)

@@ -48,6 +48,7 @@ class RNNForecaster(Estimator):
         cell: str = "gru",                    # "elman" | "lstm" | "gru"
         hidden_size: int = 64,                # width of h_t
         num_layers: int = 1,                  # stacked recurrent layers
+        dilation: int | tuple = 1,            # per layer: h_t reads h_(t-d) (Chang et al. 2017), e.g. (1, 24)
         dropout: float = 0.0,                 # between stacked layers
         head_size: int = 128,                 # hidden width of the direct strategy's decoder MLP
         quantiles: tuple = (),                # e.g. (0.1, 0.9): the pinball loss, columns y_hat_q10, y_hat_q90
@@ -209,7 +210,8 @@ class RNNForecaster(Estimator):
                               horizon=c.horizon,
                               strategy=c.strategy, quantiles=list(c.quantiles), cell=c.cell,
                               hidden_size=c.hidden_size, num_layers=c.num_layers, dropout=c.dropout,
-                              head_size=c.head_size, base_input=c.base_input)
+                              head_size=c.head_size, base_input=c.base_input,
+                              dilation=list(c.dilation) if isinstance(c.dilation, tuple) else c.dilation)
         self.net_ = ForecastNet(**self.net_args_)
 
     def _arrays(self, panel: Panel, scaler: Scaler | None = None) -> SeriesArrays:

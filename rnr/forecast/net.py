@@ -62,7 +62,8 @@ class ForecastNet(nn.Module):
 
     def __init__(self, n_targets: int, n_past: int, n_future: int, n_static: int, cardinalities: list[int],
                  season: int | None, horizon: int, strategy: str, quantiles: tuple, cell: str, hidden_size: int,
-                 num_layers: int, dropout: float, head_size: int, base_input: bool = False):
+                 num_layers: int, dropout: float, head_size: int, base_input: bool = False,
+                 dilation: int | tuple = 1):
         super().__init__()
         self.K, self.F, self.season = n_targets, n_future, season
         self.J = horizon if strategy == "direct" else 1
@@ -71,7 +72,8 @@ class ForecastNet(nn.Module):
         emb = sum(e.embedding_dim for e in self.embeddings)
         self.n_season = n_season = 2 * len(as_periods(season))
         self.input_size = n_targets + n_past + n_future + n_season + n_static + emb
-        self.rnn = RNN(self.input_size, hidden_size, cell=cell, num_layers=num_layers, dropout=dropout)
+        self.rnn = RNN(self.input_size, hidden_size, cell=cell, num_layers=num_layers, dropout=dropout,
+                       dilation=tuple(dilation) if isinstance(dilation, list) else dilation)
         self.base_input = base_input
         known = self.J * (n_future + n_season + (n_targets if base_input else 0))  # what the head knows ahead
         out = self.J * n_targets * self.n_out

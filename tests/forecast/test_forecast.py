@@ -353,3 +353,16 @@ def test_an_ensemble_averages_networks_trained_from_consecutive_seeds(panel, tmp
     assert len(f.predict(df=new)) == 7
     with pytest.raises(ValueError, match="ensemble must be >= 1, got 0"):
         RNNForecaster(horizon=7, ensemble=0).fit(panel)
+
+
+def test_a_dilated_encoder_forecasts_updates_and_round_trips(panel, tmp_path):
+    f = RNNForecaster(horizon=7, season=7, num_layers=2, dilation=(1, 7), **FAST).fit(panel)
+    assert f.net_.rnn.dilation == (1, 7)
+    state = f.state_ if not isinstance(f.state_, tuple) else f.state_[0]
+    assert state.shape[0] == 1 + 7  # one slot for the first layer, seven for the second
+    before = f.predict()
+    loaded = rnr.load(rnr.save(f, tmp_path / "dilated.safetensors"))
+    pd.testing.assert_frame_equal(loaded.predict(), before)
+    pd.testing.assert_frame_equal(f.predict(df=panel).reset_index(drop=True), before.reset_index(drop=True), rtol=1e-5)
+    with pytest.raises(ValueError, match="dilation"):
+        RNNForecaster(horizon=7, num_layers=2, dilation=(1, 0)).fit(panel)
