@@ -6,7 +6,8 @@ dict loads both ways. Three implementations compute the same thing (tests hold t
 - ``"loop"``: the reference, each step written plainly with the step functions of ``rnr.core.cells`` under autograd;
 - ``"bptt"``: Elman only, the hand-written backpropagation through time of ``rnr.core.bptt`` (any ``phi``);
 - ``"fused"``: PyTorch's fused kernels (``torch._VF``, cuDNN on a GPU): LSTM, GRU, and Elman with tanh or relu;
-- ``"compiled"``: the time loop compiled for the CPU (``rnr.core.kernels``, numba): every cell, Elman with a built-in phi.
+- ``"compiled"``: the time loop compiled for the CPU (``rnr.core.kernels``, numba): every cell, Elman with a built-in
+  phi.
 
 ``impl="auto"`` picks, on a GPU, ``"fused"`` where PyTorch has a kernel (cuDNN) and ``"bptt"`` for Elman layers with
 any other phi; on a CPU, ``"compiled"`` while a step is small (``COMPILED_MAX_WORK``: where torch's per-step overhead dominates;

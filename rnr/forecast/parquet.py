@@ -149,8 +149,8 @@ def fit_parquet(forecaster, source, max_rows: int = 1_000_000, **roles):
     f = forecaster
     f._check_config()
     if f.ensemble != 1:
-        raise ValueError(f"ensemble={f.ensemble} applies to panels in memory (fit(df)); fit_parquet trains one network: "
-                         f"pass ensemble=1")
+        raise ValueError(f"ensemble={f.ensemble} applies to panels in memory (fit(df)); fit_parquet trains one "
+                         f"network: pass ensemble=1")
     f.members_ = []
     panel_source = ParquetPanel(source, max_rows=max_rows, **roles)
     f._choose(panel_source.read(0).freq, np.concatenate([panel_source.lengths(g) for g in range(len(panel_source))]))

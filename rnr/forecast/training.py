@@ -3,8 +3,9 @@
 Series are sorted by length and cut into batches of ``batch_size`` (similar lengths waste little padding); each
 epoch visits the batches in an order drawn from ``(random_state, epoch)``. A batch is read in chunks of ``chunk`` steps,
 one Adam update per chunk, the encoder state carried (detached) from chunk to chunk; the learning rate follows a
-cosine to 0 over every update of the run (or over the time budget ``max_minutes``, where that is further along). Clipping, the guard against NaN and inf, checkpoints and exact resume,
-Ctrl-C, logs and the process group of ``torchrun`` are the core's (``rnr.training.core``).
+cosine to 0 over every update of the run (or over the time budget ``max_minutes``, where that is further along).
+Clipping, the guard against NaN and inf, checkpoints and exact resume, Ctrl-C, logs and the process group of
+``torchrun`` are the core's (``rnr.training.core``).
 
 With several processes each one runs every ``world``-th series of a global batch; each chunk's loss is the sum over
 this process's targets divided by the whole batch's count, times the world size, so the gradients DDP averages
@@ -34,7 +35,8 @@ def train_forecaster(forecaster, parts) -> tuple[list[dict], bool]:
     sched = cosine_over_run(task.updates_per_epoch * epochs, budget)
     settings = CoreSettings(
         epochs=epochs, clip_grad_norm=c.clip_grad_norm, on_nonfinite=c.on_nonfinite, seed=c.random_state,
-        max_minutes=budget, stop_inside_epoch=True, scheduler_step="update", progress=c.progress, log_dir=c.log_dir, checkpoint_dir=c.checkpoint_dir,
+        max_minutes=budget, stop_inside_epoch=True, scheduler_step="update", progress=c.progress, log_dir=c.log_dir,
+        checkpoint_dir=c.checkpoint_dir,
         checkpoint_every=c.checkpoint_every, resume=c.resume, device=c.device, distributed=True,
         hint="choose a scaler, or check the data for extreme values")
     core = TrainingCore(task, opt, settings, sched, config=dict(vars(c)))
