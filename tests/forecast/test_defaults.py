@@ -92,3 +92,17 @@ def test_rnr_fit_forecast_prints_and_records_what_it_chose(tmp_path, capsys):
 def test_a_bad_season_is_refused(season, match):
     with pytest.raises((ValueError, TypeError), match=match):
         RNNForecaster(horizon=3, season=season).fit(seasonal_panel(n=1, length=30))
+
+
+def test_the_defaults_cope_with_short_series_gaps_masked_values_and_covariates():
+    """Series shorter than the season and than the horizon, a masked value and a covariate, all with the defaults."""
+    panel = seasonal_panel(n=4, length=60)
+    short = pd.DataFrame({"unique_id": "tiny", "ds": pd.date_range("2024-01-01", periods=5, freq="D"),
+                          "y": [3.0, 4.0, np.nan, 5.0, 4.5]})  # 5 steps: shorter than a week and than the horizon
+    df = pd.concat([panel, short], ignore_index=True)
+    df["price"] = np.sin(np.arange(len(df)))  # a covariate known only up to now
+    f = RNNForecaster(horizon=10, hidden_size=4, head_size=4, epochs=2).fit(df, past=["price"], missing="mask")
+    assert f.chosen_["season"] == 7 and f.chosen_["relative_to"] == "seasonal_naive"
+    out = f.predict()
+    assert len(out) == 5 * 10 and np.isfinite(out["y_hat"]).all()
+    assert out[out["unique_id"] == "tiny"]["ds"].min() == pd.Timestamp("2024-01-06")
