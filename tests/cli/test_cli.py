@@ -7,6 +7,7 @@ import sys
 import pandas as pd
 import pytest
 
+import rnr
 from rnr.__main__ import main
 from rnr.cli.config import ConfigError, merge, parse_set, validate
 from rnr.data import tasks
@@ -156,3 +157,14 @@ def test_unreadable_time_column_is_named(tmp_path, capsys):
     assert main(["fit", "forecast", "--data", str(tmp_path / "bad.csv"), "--horizon", "1", "--out",
                  str(tmp_path / "m")]) == 2
     assert re.search(r"time column 'ds' of .*bad.csv' holds neither integers nor dates", capsys.readouterr().err)
+
+
+def test_the_main_job_runs_end_to_end_small(tmp_path, capsys):
+    """``make run`` is ``rnr demo``: a smaller panel and fewer epochs here, the same code path."""
+    assert main(["demo", "--shops", "4", "--days", "120", "--epochs", "1", "--windows", "1", "--out",
+                 str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "rnr" in out and "lagged_ridge" in out and "seasonal_naive" in out
+    for name in ("forecast.png", "error_by_horizon.png", "forecaster.safetensors"):
+        assert (tmp_path / "out" / name).stat().st_size > 0
+    assert isinstance(rnr.load(tmp_path / "out" / "forecaster.safetensors"), rnr.RNNForecaster)

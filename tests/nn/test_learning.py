@@ -1,5 +1,5 @@
 """Each topology learns its small task from rnr.tasks through rnr.fit, judged on fresh held-out data where the
-task has any: the same tasks and settings as ``python -m rnr.tour`` (rnr/tour.py), which prints the table.
+task has any: the same tasks and settings as ``rnr tour`` (rnr/cli/tour.py), which prints the table.
 
 Each test trains in a few seconds on 2 CPU cores; seeds are fixed, so each run gives the same numbers.
 """
