@@ -37,7 +37,7 @@ def data_dir() -> Path | None:
     if env:
         p = Path(env).expanduser()
         return p if p.is_dir() else None
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]  # rnr/data/datasets.py -> the repository root
     for base in (repo, Path.cwd()):
         p = (base / ".." / "shared" / "data").resolve()
         if p.is_dir():
