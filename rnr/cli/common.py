@@ -47,10 +47,20 @@ def config_from_args(args, task: str) -> dict:
     return cfg.validate(cfg.merge(config, args.set), source, task)
 
 
-def writable(path, flag: str, folder: bool = False) -> Path:
+# what rnr fit writes into a model folder; no other command writes over them
+MODEL_FOLDER_FILES = (MODEL_FILE, INFO_FILE, "metrics.csv")
+
+
+def writable(path, flag: str, folder: bool = False, reads: dict | None = None) -> Path:
     """``path``, the value of ``flag``, checked before any work: a folder to write into (``folder=True``) or a file
-    to write. A file's missing folders are made; a folder itself is made when the command writes it."""
+    to write. A file's missing folders are made; a folder itself is made when the command writes it.
+
+    ``reads``: what the command reads, ``{"--data": path, "the model": folder or file, ...}``. The output may be
+    none of those files, nor a file that rnr fit wrote into a model folder read (``MODEL_FOLDER_FILES``, anything
+    under ``checkpoints/``); symbolic links are followed, so a link to one of them is refused too."""
     path = Path(path)
+    if reads:
+        _not_an_input(path, flag, reads)
     if folder and path.exists() and not path.is_dir():
         raise UsageError(f"{flag} {str(path)!r} is a file, but {flag} names the folder to write to; pass a folder")
     if not folder and path.is_dir():
@@ -67,6 +77,23 @@ def writable(path, flag: str, folder: bool = False) -> Path:
     if not folder:
         above.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _not_an_input(path: Path, flag: str, reads: dict) -> None:
+    target = path.resolve()
+    for what, given in reads.items():
+        if not given:
+            continue
+        source = Path(given).resolve()
+        if source.is_dir():  # a model folder: the files rnr fit wrote there
+            own = [source / name for name in MODEL_FOLDER_FILES]
+            if target in own or source / "checkpoints" in target.parents or target == source / "checkpoints":
+                raise UsageError(f"{flag} {str(path)!r} is {target.name!r} of the model folder {str(given)!r} "
+                                 f"({what}); writing there would destroy the model. Pass a path outside it, or "
+                                 f"another name, e.g. {str(source / 'out.csv')!r}")
+        elif target == source:
+            raise UsageError(f"{flag} {str(path)!r} is the file that {what} reads ({str(given)!r}); writing there "
+                             f"would replace it. Pass another path")
 
 
 def load_model(path):

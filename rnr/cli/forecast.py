@@ -80,7 +80,7 @@ def predict(args, forecaster, info_dict) -> dict:
         raise UsageError("--data applies to classify models; a forecaster forecasts from the end of the series it "
                          "was fitted on (give future covariates with --future)")
     if args.out:
-        writable(args.out, "--out")
+        writable(args.out, "--out", reads={"the model": args.model, "--future": args.future})
     frame = _forecast(forecaster, info_dict, args.future, args.h)
     cols = forecaster.panel_info_["columns"]
     frame = frame.rename(columns={cols.id: "unique_id", cols.time: "ds"})
@@ -125,7 +125,7 @@ def backtest(args) -> dict:
     if args.windows < 1:
         raise UsageError(f"--windows must be >= 1, got {args.windows}")
     if args.out:
-        writable(args.out, "--out")
+        writable(args.out, "--out", reads={"--data": data["path"], "--config": args.config})
     df = read_panel_csv(data["path"], data["id"], data["time"])
     season = model.get("season")
     if season == "auto":  # what the forecaster will choose from this data (rnr.forecast.defaults)
@@ -167,7 +167,7 @@ def plot(args) -> dict:
         uids = [by_text[s] for s in wanted]
     else:
         uids = known[:4]
-    out = Path(args.out)
+    out = writable(args.out, "--out", reads={"the model": args.model, "--data": args.data, "--future": args.future})
     if out.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise UsageError(f"--out must name a .png, .pdf or .svg file, got {str(out)!r}")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -87,7 +87,7 @@ def predict(args, clf, info_dict) -> dict:
     if not args.data:
         raise UsageError("rnr predict with a classify model needs --data, the sequences or texts to label")
     if args.out:
-        writable(args.out, "--out")
+        writable(args.out, "--out", reads={"the model": args.model, "--data": args.data})
     X, _, ids = read_labelled(info_dict.get("data", _default_data()), args.data, need_label=False)
     proba = clf.predict_proba(X)
     frame = pd.DataFrame({"id": ids, "label": clf.classes_[proba.argmax(1)]})
@@ -151,7 +151,7 @@ def generate(args) -> dict:
     if args.length < 1:
         raise UsageError(f"--length must be >= 1, got {args.length}")
     if args.out:
-        writable(args.out, "--out")
+        writable(args.out, "--out", reads={"the model": args.model})
     text = model.sample(length=args.length, prime=args.prime, temperature=args.temperature, top_k=args.top_k,
                         top_p=args.top_p, seed=args.seed, progress=show_progress(args) and bool(args.out))
     if args.out:
@@ -183,6 +183,7 @@ def plot_hidden(args) -> dict:
         bad = [u for u in units if not 0 <= u < model.hidden_size]
         if bad:
             raise UsageError(f"--units must lie in [0, {model.hidden_size}) (the model's hidden units), got {bad}")
+    writable(args.out, "--out", folder=True, reads={"the model": args.model, "--text-file": args.text_file})
     paths = write_view(model, text, args.out, units=units, k=args.k)
     text_out = "wrote " + ", ".join(str(p) for p in paths.values())
     return {"files": {k: str(v) for k, v in paths.items()}, "characters": len(text), "_text": text_out}
@@ -192,7 +193,7 @@ def export(args) -> dict:
     model = _charlm(args.model, "export")
     source = Path(args.model)
     out = Path(args.out) if args.out else (source if source.is_dir() else source.parent) / "model.onnx"
-    path = export_onnx(model, out)
+    path = export_onnx(model, writable(out, "--out", reads={"the model": args.model}))
     return {"out": str(path), "bytes": path.stat().st_size,
             "_text": f"wrote {path} ({path.stat().st_size} bytes): one step per call, inputs ids, h"
                      f"{', c' if model.cell == 'lstm' else ''}; outputs logits, h_out"
