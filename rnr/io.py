@@ -79,11 +79,19 @@ def save(model, path) -> Path:
     return _safefile.write(path, tensors, metadata)
 
 
-def load(path, device="cpu"):
-    """Rebuild the model written by ``rnr.save`` at ``path``, on ``device``, in eval mode."""
+def load(path, device="cpu", trust_unsigned: bool = False):
+    """Rebuild the model written by ``rnr.save`` at ``path``, on ``device``, in eval mode.
+
+    A file without the sha256 of its tensors that ``rnr.save`` writes is refused as damaged unless
+    ``trust_unsigned=True``; weights of the wrong dtype, or NaN or inf in them, are refused always."""
     tensors, meta = _safefile.read(path)
     where = repr(str(path))
     config = _check_metadata(meta, where)
+    if "sha256" not in meta and not trust_unsigned:
+        raise _safefile.DamagedFileError(
+            f"{where} has no sha256 of its tensors, which every file rnr writes has: it was written or edited by "
+            f"other means. Write the model again with rnr.save, or load it anyway with rnr.load(path, "
+            f"trust_unsigned=True) if you know where it came from")
     classes = _classes()
     name = meta["class"]
     if name not in classes:

@@ -192,7 +192,16 @@ def load_weights(model: nn.Module, tensors: dict, where: str) -> None:
     if missing or extra or wrong:
         raise ValueError(f"{where} does not fit its {type(model).__name__}: missing {missing[:5]}, unexpected "
                          f"{extra[:5]}, wrong shapes {wrong[:5]}; the file is damaged or was edited")
+    dtypes = [f"{k}: file {tensors[k].dtype} vs model {own[k].dtype}" for k in sorted(own)
+              if tensors[k].dtype != own[k].dtype]
+    if dtypes:  # load_state_dict would cast them silently (integer weights forecast constant garbage)
+        raise ValueError(f"{where} holds tensors of the wrong dtype for its {type(model).__name__}: {dtypes[:5]}; "
+                         f"the file is damaged or was edited: write the model again with rnr.save")
     if DRY_RUN.get():  # rnr.load's first pass: the model is on the meta device, there is nothing to copy
         return
+    bad = [k for k in sorted(own) if tensors[k].is_floating_point() and not bool(torch.isfinite(tensors[k]).all())]
+    if bad:
+        raise ValueError(f"{where} holds NaN or inf in {bad[:5]}; a model with such weights forecasts nothing "
+                         f"useful. Use a checkpoint from before training diverged, or train again")
     with torch.no_grad():
         model.load_state_dict(tensors, strict=True)

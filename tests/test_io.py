@@ -340,3 +340,41 @@ def test_model_files_written_by_rnr_0_1_before_the_move_still_load_and_predict_t
     assert s2s.predict(["a b c"]) == expected["seq2seq"]
     m = rnr.load(FILES / "v0.1-many-to-one.safetensors")
     torch.testing.assert_close(m(torch.ones(1, 2, 1)), torch.tensor(expected["many_to_one"]), rtol=1e-5, atol=1e-7)
+
+
+# ---------------------------------------------------------------- tensors checked on load
+
+def _resave(src, dst, change):
+    """The file at src written again with ``change(tensors)`` applied and a valid digest (or none: change -> None)."""
+    tensors, meta = _safefile.read(src)
+    meta = dict(meta)
+    meta.pop("sha256", None)
+    new = change(dict(tensors))
+    if new is None:  # the same tensors, the digest left out
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(dst), metadata=meta)
+    else:
+        _safefile.write(dst, new, meta)
+    return dst
+
+
+def test_weights_of_the_wrong_dtype_or_not_finite_and_files_without_a_digest_are_refused(tmp_path):
+    model = rnr.ManyToOne(2, 1, hidden_size=3)
+    good = rnr.save(model, tmp_path / "good.safetensors")
+    as_int = _resave(good, tmp_path / "int.safetensors", lambda t: {k: v.to(torch.int64) for k, v in t.items()})
+    with pytest.raises(ValueError, match=r"holds tensors of the wrong dtype for its ManyToOne: \['.*: file "
+                                         r"torch.int64 vs model torch.float32'"):
+        rnr.load(as_int)
+    as_f64 = _resave(good, tmp_path / "f64.safetensors", lambda t: {k: v.double() for k, v in t.items()})
+    with pytest.raises(ValueError, match=r"file torch.float64 vs model torch.float32"):
+        rnr.load(as_f64)
+    nan = _resave(good, tmp_path / "nan.safetensors",
+                  lambda t: {k: (v * float("nan") if k.endswith("weight_hh_l0") else v) for k, v in t.items()})
+    with pytest.raises(ValueError, match=r"holds NaN or inf in \['rnn.weight_hh_l0'\]"):
+        rnr.load(nan)
+    unsigned = _resave(good, tmp_path / "unsigned.safetensors", lambda t: None)
+    with pytest.raises(ValueError, match=r"has no sha256 of its tensors, which every file rnr writes has.*"
+                                         r"rnr.load\(path, trust_unsigned=True\)"):
+        rnr.load(unsigned)
+    same = rnr.load(unsigned, trust_unsigned=True)
+    x = torch.randn(2, 4, 2)
+    torch.testing.assert_close(same(x), model(x))
