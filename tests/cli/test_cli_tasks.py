@@ -147,11 +147,9 @@ def test_progress_bars_show_on_a_terminal_only(forecast_folder, tmp_path, capsys
     assert capsys.readouterr().err == ""
 
 
-def test_ctrl_c_during_fit_saves_a_usable_model_and_resume_finishes_the_run(forecast_folder, tmp_path):
-    out = tmp_path / "m"
-    argv = [sys.executable, "-m", "rnr", "fit", "forecast", "--data", str(forecast_folder / "sales.csv"),
-            "--horizon", "7", "--set", "model.epochs=400", "--set", "model.hidden_size=8", "--set",
-            "model.batch_size=1", "--out", str(out)]
+def interrupt_then_resume(argv: list[str], out, use) -> None:
+    """Run ``rnr fit`` (``argv``, with model.epochs=400) in a subprocess, Ctrl-C it once its first epoch is logged,
+    check the saved model with ``use(out)``, then run it again with --resume for two more epochs."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 120
@@ -163,40 +161,33 @@ def test_ctrl_c_during_fit_saves_a_usable_model_and_resume_finishes_the_run(fore
     assert "stopped by Ctrl-C after" in err and "--resume" in err
     info = json.loads((out / "info.json").read_text())
     assert info["interrupted"] and 1 <= info["epochs_done"] < 400
-    assert main(["predict", str(out), "--quiet", "--out", str(tmp_path / "fc.csv")]) == 0  # usable as it is
-    assert len(pd.read_csv(tmp_path / "fc.csv")) == 3 * 7
+    use(out)  # usable as it is
     argv[argv.index("model.epochs=400")] = f"model.epochs={info['epochs_done'] + 2}"
     done = subprocess.run([*argv, "--resume", "--json"], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert not result["interrupted"] and result["epochs_done"] == info["epochs_done"] + 2
     assert len(pd.read_csv(out / "metrics.csv")) == info["epochs_done"] + 2
+
+
+def test_ctrl_c_during_fit_saves_a_usable_model_and_resume_finishes_the_run(forecast_folder, tmp_path):
+    def use(out):
+        assert main(["predict", str(out), "--quiet", "--out", str(tmp_path / "fc.csv")]) == 0
+        assert len(pd.read_csv(tmp_path / "fc.csv")) == 3 * 7
+
+    interrupt_then_resume([sys.executable, "-m", "rnr", "fit", "forecast", "--data", str(forecast_folder / "sales.csv"),
+                           "--horizon", "7", "--set", "model.epochs=400", "--set", "model.hidden_size=8", "--set",
+                           "model.batch_size=1", "--out", str(tmp_path / "m")], tmp_path / "m", use)
 
 
 def test_ctrl_c_during_fit_text_saves_the_model_and_resume_finishes_the_run(tmp_path):
+    def use(out):
+        assert main(["generate", str(out), "--length", "20", "--quiet"]) == 0
+
     (tmp_path / "corpus.txt").write_text(TEXT * 5, encoding="utf-8")
-    out = tmp_path / "lm"
-    argv = [sys.executable, "-m", "rnr", "fit", "text", "--data", str(tmp_path / "corpus.txt"), "--set",
-            "model.epochs=400", "--set", "model.hidden_size=8", "--set", "model.seq_len=16", "--set",
-            "model.batch_size=4", "--out", str(out)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.monotonic() + 120
-    while not (out / "metrics.csv").exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)  # the first epoch is done
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    assert "stopped by Ctrl-C after" in err and "--resume" in err
-    info = json.loads((out / "info.json").read_text())
-    assert info["interrupted"] and 1 <= info["epochs_done"] < 400
-    assert main(["generate", str(out), "--length", "20", "--quiet"]) == 0  # usable as it is
-    argv[argv.index("model.epochs=400")] = f"model.epochs={info['epochs_done'] + 2}"
-    done = subprocess.run([*argv, "--resume", "--json"], capture_output=True, text=True, env=env, timeout=120)
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
-    assert not result["interrupted"] and result["epochs_done"] == info["epochs_done"] + 2
-    assert len(pd.read_csv(out / "metrics.csv")) == info["epochs_done"] + 2
+    interrupt_then_resume([sys.executable, "-m", "rnr", "fit", "text", "--data", str(tmp_path / "corpus.txt"), "--set",
+                           "model.epochs=400", "--set", "model.hidden_size=8", "--set", "model.seq_len=16", "--set",
+                           "model.batch_size=4", "--out", str(tmp_path / "lm")], tmp_path / "lm", use)
 
 
 @pytest.fixture(scope="module")
