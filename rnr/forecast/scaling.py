@@ -89,14 +89,16 @@ class Scaler:
             # no spread, or less than float32 can resolve at the series' level (dividing by it would overflow)
             flat = scale[:, k] <= np.maximum(np.abs(loc[:, k]) * 1e-6, 1e-30)
             constant[:, k] = (n >= 2) & flat
-            scale[flat, k] = 0.0
+            # a series all alike (or one value) is scaled by its level, so that a forecast off by a fraction of the
+            # scale stays that fraction of the level at any magnitude (1e-30 or 1e30); a level of 0 keeps scale 1
+            scale[flat, k] = np.abs(loc[flat, k]) if self.kind != "meanabs" else scale[flat, k]
         loc[~np.isfinite(loc)] = 0.0  # no observed value
-        scale[~np.isfinite(scale) | (scale <= 0)] = 1.0  # one value, none, or all alike
+        scale[~np.isfinite(scale) | (scale <= 0)] = 1.0  # none observed, or all zero
         if constant.any():
             bad = np.flatnonzero(constant.any(axis=1))
             shown = ", ".join(repr(i) for i in panel.ids[bad[:5]].tolist())
             warnings.warn(f"Scaler({self.kind!r}): {len(bad)} series have no spread in their training targets "
-                          f"({shown}); their scale is set to 1", stacklevel=2)
+                          f"({shown}); each is scaled by its level (1 where the level is 0)", stacklevel=2)
         self.loc_, self.scale_ = loc, scale
         return self
 

@@ -1,5 +1,6 @@
 """The forecaster's training through numerical faults: a NaN loss stops it with the weights from before the bad
 update and the checkpoints intact, or skips the batch when asked; clipped updates are counted."""
+import numpy as np
 import pytest
 import torch
 
@@ -83,3 +84,14 @@ def test_a_time_budget_stops_the_forecaster_inside_an_epoch(panel):
     assert len(f.predict()) == len(f.panel_info_["ids"]) * OPTIONS["horizon"]
     with pytest.raises(ValueError, match="max_minutes must be a number > 0 or None, got 0"):
         RNNForecaster(**OPTIONS, max_minutes=0).fit(panel)
+
+
+@pytest.mark.parametrize("level", [1e-30, 1.0, 1e30])
+def test_a_constant_series_is_forecast_at_its_level_whatever_its_scale(level):
+    """A series of one value (tiny, ordinary or huge) beside an ordinary one: its forecasts stay at its level."""
+    df = seasonal_panel(n=2, length=60)
+    df.loc[df["unique_id"] == "s0", "y"] = level
+    with pytest.warns(UserWarning, match="1 series have no spread"):
+        f = RNNForecaster(**OPTIONS).fit(df)
+    got = f.predict().query("unique_id == 's0'")["y_hat"].to_numpy()
+    np.testing.assert_allclose(got, level, rtol=0.5)  # within half its level: a 1e-30 series is not forecast at 0.05

@@ -66,23 +66,24 @@ def test_masked_values_are_ignored():
     assert p.y[:, 0].tolist() == [1, 0, 3, 0, 0, 2]  # stored as 0, which must not count
     sc = Scaler().fit(p)
     np.testing.assert_allclose(sc.loc_[:, 0], [2.0, 2.0])
-    np.testing.assert_allclose(sc.scale_[:, 0], [1.0, 1.0])  # b: one observed value -> 1
+    np.testing.assert_allclose(sc.scale_[:, 0], [1.0, 2.0])  # b: one observed value -> its level
     scaled = sc.transform_panel(p)
     assert scaled.y[:, 0].tolist() == [-1, 0, 1, 0, 0, 0] and p.y[0, 0] == 1.0  # the original is untouched
 
 
-def test_constant_series_and_single_points_get_scale_one():
-    p = panel({"flat": [5.0, 5.0, 5.0], "one": [7.0], "ok": [1.0, 3.0], "tenth": [0.1] * 3})
-    with pytest.warns(UserWarning, match=re.escape("Scaler('standard'): 2 series have no spread in their training "
-                                                   "targets ('flat', 'tenth'); their scale is set to 1")):
+def test_constant_series_and_single_points_are_scaled_by_their_level():
+    p = panel({"flat": [5.0, 5.0, 5.0], "one": [7.0], "ok": [1.0, 3.0], "tenth": [0.1] * 3, "zero": [0.0] * 2})
+    with pytest.warns(UserWarning, match=re.escape("Scaler('standard'): 3 series have no spread in their training "
+                                                   "targets ('flat', 'tenth', 'zero'); each is scaled by its level (1 "
+                                                   "where the level is 0)")):
         sc = Scaler().fit(p)
-    np.testing.assert_allclose(sc.loc_[:, 0], [5.0, 7.0, 2.0, 0.1], rtol=1e-7)
-    assert sc.scale_[:, 0].tolist() == [1.0, 1.0, 1.0, 1.0]  # 0.1 too: its std is exactly 0
+    np.testing.assert_allclose(sc.loc_[:, 0], [5.0, 7.0, 2.0, 0.1, 0.0], rtol=1e-7)
+    np.testing.assert_allclose(sc.scale_[:, 0], [5.0, 7.0, 1.0, 0.1, 1.0], rtol=1e-7)  # 0.1: its std is exactly 0
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a single point is not suspicious
         Scaler("meanabs").fit(panel({"one": [7.0], "ok": [1.0, 3.0]}))
     sc = Scaler().fit(p, until="2019-12-31")  # no training rows at all
-    assert sc.loc_.tolist() == [[0.0]] * 4 and sc.scale_.tolist() == [[1.0]] * 4
+    assert sc.loc_.tolist() == [[0.0]] * 5 and sc.scale_.tolist() == [[1.0]] * 5
 
 
 @st.composite
