@@ -351,6 +351,12 @@ def test_an_ensemble_averages_networks_trained_from_consecutive_seeds(panel, tmp
     pd.testing.assert_frame_equal(loaded.predict(), got)
     new = panel[panel["unique_id"] == "s0"]
     assert len(f.predict(df=new)) == 7
+    tail = panel.groupby("unique_id").tail(3)  # update() carries every member forward: still the average
+    options = dict(horizon=7, season=7, quantiles=(0.1, 0.9), **FAST)
+    f = RNNForecaster(ensemble=2, random_state=3, **options).fit(panel.drop(tail.index)).update(tail)
+    a = RNNForecaster(random_state=3, **options).fit(panel.drop(tail.index)).update(tail).predict()
+    b = RNNForecaster(random_state=4, **options).fit(panel.drop(tail.index)).update(tail).predict()
+    np.testing.assert_allclose(f.predict()["y_hat"], (a["y_hat"] + b["y_hat"]) / 2, rtol=1e-5)
     with pytest.raises(ValueError, match="ensemble must be >= 1, got 0"):
         RNNForecaster(horizon=7, ensemble=0).fit(panel)
 
