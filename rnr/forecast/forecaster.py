@@ -25,7 +25,7 @@ from rnr.core.rnn import put_rows, take_rows
 from rnr.forecast import ensemble
 from rnr.forecast.defaults import choose
 from rnr.forecast.net import ForecastNet, SeriesArrays, as_periods, base_back, season_features
-from rnr.forecast.panel import Panel, PanelColumns, next_times
+from rnr.forecast.panel import Panel, PanelColumns, next_times, time_index
 from rnr.forecast.panel_checks import _fmt
 from rnr.forecast.parquet import fit_parquet
 from rnr.forecast.scaling import CovariateScaler, Scaler
@@ -558,24 +558,6 @@ class RNNForecaster(Estimator):
         self.static_categories_ = config.get("static_categories")  # None in files written before it was kept
         self.members_ = ensemble.from_file(cls, tensors, config.get("members", []), device)
         return self
-
-
-_PERIODS = {"MS": "M", "ME": "M", "M": "M", "QS": "Q", "QE": "Q", "Q": "Q", "YS": "Y", "YE": "Y", "Y": "Y", "AS": "Y",
-            "A": "Y", "W": "W", "B": "B"}
-
-
-def time_index(panel: Panel) -> np.ndarray:
-    """Integer time ordinals (N,): one apart per step of the panel's frequency, comparable across series."""
-    t = panel.time
-    if not np.issubdtype(t.dtype, np.datetime64):
-        return t.astype(np.int64)
-    off = pd.tseries.frequencies.to_offset(panel.freq)
-    if isinstance(off, pd.offsets.Tick):
-        return t.astype("datetime64[ns]", copy=False).view(np.int64) // off.nanos
-    alias = _PERIODS.get(off.rule_code.split("-")[0], "D")
-    return pd.DatetimeIndex(t).to_period(alias).asi8.astype(np.int64)
-
-
 
 
 def _positions(known_ids, ids, name: str) -> np.ndarray:

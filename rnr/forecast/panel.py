@@ -449,3 +449,19 @@ def next_times(last, freq, steps: int) -> np.ndarray:
     if isinstance(freq, (int, np.integer)):
         return last + freq * np.arange(1, steps + 1, dtype=np.int64)
     return pd.date_range(pd.Timestamp(last), periods=steps + 1, freq=freq).as_unit("ns").to_numpy()[1:]
+
+
+_PERIODS = {"MS": "M", "ME": "M", "M": "M", "QS": "Q", "QE": "Q", "Q": "Q", "YS": "Y", "YE": "Y", "Y": "Y", "AS": "Y",
+            "A": "Y", "W": "W", "B": "B"}
+
+
+def time_index(panel: Panel) -> np.ndarray:
+    """Integer time ordinals (N,): one apart per step of the panel's frequency, comparable across series."""
+    t = panel.time
+    if not np.issubdtype(t.dtype, np.datetime64):
+        return t.astype(np.int64)
+    off = pd.tseries.frequencies.to_offset(panel.freq)
+    if isinstance(off, pd.offsets.Tick):
+        return t.astype("datetime64[ns]", copy=False).view(np.int64) // off.nanos
+    alias = _PERIODS.get(off.rule_code.split("-")[0], "D")
+    return pd.DatetimeIndex(t).to_period(alias).asi8.astype(np.int64)
