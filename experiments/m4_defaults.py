@@ -9,8 +9,10 @@ winner) 0.440, the best hourly entry 0.410.
 
     python experiments/m4_defaults.py               # one seed
     python experiments/m4_defaults.py --seeds 3
+    python experiments/m4_defaults.py --set relative_to="'smoothing'"     # a variant, for comparison
 """
 import argparse
+import ast
 import os
 import platform
 import sys
@@ -36,6 +38,9 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=1, help="fits with random_state 0..N-1, each scored")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--ensemble", type=int, help="pass ensemble=N (default: leave the default)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="another argument of RNNForecaster (a Python literal), e.g. --set relative_to='smoothing'; "
+                        "not the defaults any more, for comparing variants")
     args = p.parse_args(argv)
     loaded = load_m4("Hourly")
     if loaded is None:
@@ -56,13 +61,13 @@ def main(argv=None) -> int:
     for seed in range(args.seeds):
         began = time.perf_counter()
         extra = {} if args.ensemble is None else {"ensemble": args.ensemble}
+        extra.update({k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in args.set)})
         f = RNNForecaster(horizon=48, random_state=seed, **extra).fit(df)
         fit_s = time.perf_counter() - began
         fc = f.predict()
         by_id = {k: g["y_hat"].to_numpy() for k, g in fc.groupby("unique_id", sort=False)}
         s = evaluate_panel(test, [by_id[i] for i in ids], train, m=24)
-        rows.append({"model": f"rnr defaults{', ensemble=%d' % args.ensemble if args.ensemble else ''}, "
-                              f"random_state={seed}", "smape": s["smape"], "mase": s["mase"],
+        rows.append({"model": f"rnr {extra or 'defaults'}, random_state={seed}", "smape": s["smape"], "mase": s["mase"],
                      "owa": owa(s["smape"], s["mase"], *NAIVE2), "fit_s": fit_s})
         print(f"{rows[-1]}; chose {describe(f.chosen_)}", flush=True)
     print(pd.DataFrame(rows).round(3).to_string(index=False))

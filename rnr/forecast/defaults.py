@@ -43,8 +43,9 @@ def seasonal_periods(freq) -> tuple[int, ...]:
     return tuple(m // n for m in periods if m % n == 0 and m // n >= 2)
 
 
-def choose(params: dict, freq, lengths: np.ndarray) -> dict:
-    """The settings left to the data: ``season``, ``extra_seasons`` and ``relative_to`` where they are "auto"."""
+def choose(params: dict, freq, lengths: np.ndarray, positive: bool = False) -> dict:
+    """The settings left to the data: ``season``, ``extra_seasons``, ``relative_to`` and ``scaler`` where they are
+    "auto". ``positive``: every observed training target is > 0 (what multiplicative smoothing needs)."""
     chosen = {"freq": int(freq) if isinstance(freq, (int, np.integer)) else freq}
     if params["season"] == "auto":
         median = float(np.median(lengths)) if len(lengths) else 0.0
@@ -55,6 +56,9 @@ def choose(params: dict, freq, lengths: np.ndarray) -> dict:
     if params["relative_to"] == "auto":
         season = chosen.get("season", params["season"])
         chosen["relative_to"] = "seasonal_naive" if season else None
+    if params.get("scaler") == "auto":  # smoothing divides by a level: a scale alone keeps values positive
+        relative = chosen.get("relative_to", params["relative_to"])
+        chosen["scaler"] = "meanabs" if relative == "smoothing" else "standard"
     return chosen
 
 
@@ -85,6 +89,8 @@ def describe(chosen: dict) -> str:
         parts.append(f"seasons {', '.join(map(str, periods))}" if periods else "no season")
     if "relative_to" in chosen:
         parts.append(f"relative to {chosen['relative_to'] or 'nothing'}")
+    if "scaler" in chosen:
+        parts.append(f"scaler {chosen['scaler']}")
     if "epochs" in chosen:
         parts.append(f"{chosen['epochs']} epochs ({chosen['updates']} updates)")
     return "; ".join(parts)

@@ -29,6 +29,7 @@ from rnr.forecast.panel import Panel, PanelColumns, next_times, time_index
 from rnr.forecast.panel_checks import _fmt
 from rnr.forecast.parquet import fit_parquet
 from rnr.forecast.scaling import CovariateScaler, Scaler
+from rnr.forecast.smoothing import LOG_CLAMP
 from rnr.forecast.training import train_forecaster
 from rnr.weights import load_weights
 
@@ -53,9 +54,11 @@ class RNNForecaster(Estimator):
         head_size: int = 128,                 # hidden width of the direct strategy's decoder MLP
         quantiles: tuple = (),                # e.g. (0.1, 0.9): the pinball loss, columns y_hat_q10, y_hat_q90
         loss: str = "mae",                    # point loss: "mae" | "mse"
-        scaler: str | None = "standard",      # per-series target scaling: "standard" | "robust" | "meanabs" | None
-        relative_to: str | None = "auto",     # forecast relative to a base: None | "last" | "seasonal_naive";
-                                              # "auto": the seasonal naive where there is a season
+        scaler: str | None = "auto",          # per-series target scaling: "standard" | "robust" | "meanabs" | None;
+                                              # "auto": "meanabs" with smoothing, else "standard"
+        relative_to: str | None = "auto",     # forecast relative to a base: None | "last" | "seasonal_naive" |
+                                              # "smoothing" (per-series exponential smoothing learned with the
+                                              # network, ES-RNN); "auto": the seasonal naive where there is a season
         base_input: bool = False,             # the head also reads the base values it corrects (needs relative_to)
         season: int | str | None = "auto",    # seasonal period m; adds sin/cos of the phase as inputs; None: none;
                                               # "auto": from the frequency (hourly: 24, and 168 as an extra season)
@@ -136,9 +139,26 @@ class RNNForecaster(Estimator):
                              f"of steps >= 2 (e.g. 24 for the daily cycle of hourly data), got {c.season!r}")
         for m in c.extra_seasons:
             check_positive_int(m, "extra_seasons", minimum=2)
-        if c.relative_to not in (None, "last", "seasonal_naive", "auto"):
-            raise ValueError(f"relative_to must be None, 'last', 'seasonal_naive' or 'auto', got {c.relative_to!r}")
-        if c.base_input and c.relative_to is None:
+        if c.relative_to not in (None, "last", "seasonal_naive", "smoothing", "auto"):
+            raise ValueError(f"relative_to must be None, 'last', 'seasonal_naive', 'smoothing' or 'auto', got "
+                             f"{c.relative_to!r}")
+        if c.scaler not in ("auto", "standard", "robust", "meanabs", None):
+            raise ValueError(f"scaler must be 'auto', 'standard', 'robust', 'meanabs' or None, got {c.scaler!r}")
+        if c.relative_to == "smoothing":
+            if c.season is None:
+                raise ValueError("relative_to='smoothing' smooths seasons: it needs season='auto' or a period (e.g. "
+                                 "24 for hourly data with a daily cycle); without a season use 'last' or None")
+            if c.strategy != "direct":
+                raise ValueError("relative_to='smoothing' forecasts the whole horizon at once: it needs "
+                                 "strategy='direct'")
+            if c.base_input:
+                raise ValueError("base_input=True does not apply to relative_to='smoothing' (the network reads the "
+                                 "smoothed values already); leave base_input=False")
+            if c.scaler in ("standard", "robust"):
+                raise ValueError(f"relative_to='smoothing' divides each series by its level, so its values must stay "
+                                 f"positive: scaler={c.scaler!r} centres them; use scaler='auto' ('meanabs'), "
+                                 f"'meanabs' or None")
+        if c.base_input and c.relative_to in (None, "smoothing"):
             raise ValueError("base_input=True feeds the head the base it corrects, so it needs relative_to='last' or "
                              "'seasonal_naive'")
         if c.relative_to == "seasonal_naive" and c.season is None:
@@ -169,8 +189,11 @@ class RNNForecaster(Estimator):
         return self.fit_panel(panel)
 
     def fit_panel(self, panel: Panel) -> "RNNForecaster":
-        self._choose(panel.freq, panel.lengths())
+        self._choose(panel.freq, panel.lengths(), _positive(panel))
         c = self.config
+        if c.relative_to == "smoothing" and not _positive(panel):
+            raise ValueError(f"relative_to='smoothing' is multiplicative: every observed target must be > 0, but "
+                             f"{_nonpositive(panel)}; use relative_to='seasonal_naive' (or 'auto') for such data")
         if panel.lengths().max() < 2:
             raise ValueError(f"df must hold at least one series of 2 or more steps to learn from (each step learns "
                              f"from the ones before it), got {len(panel)} series of 1 step; give more history")
@@ -180,7 +203,7 @@ class RNNForecaster(Estimator):
         self.scaler_ = Scaler(c.scaler).fit(panel)
         self.cov_scaler_ = CovariateScaler().fit(panel)
         arrays = self._arrays(panel)
-        self._build(panel)
+        self._build(panel, arrays)
         self.history_ = self._train([arrays])
         self._remember(panel, arrays)
         self.members_ = ensemble.fit_members(self, lambda member: member.fit_panel(panel))
@@ -193,15 +216,15 @@ class RNNForecaster(Estimator):
         return fit_parquet(self, source, id_col=id_col, time_col=time_col, target=target, past=past,
                            future=future, static=static, freq=freq, missing=missing, max_rows=max_rows)
 
-    def _choose(self, freq, lengths: np.ndarray) -> None:
+    def _choose(self, freq, lengths: np.ndarray, positive: bool = False) -> None:
         """What the data decides (``rnr.forecast.defaults``), in ``chosen_``; then the settings are checked."""
         self.chosen_ = {}
         self._check_config()
-        self.chosen_ = choose(self.get_params(), freq, lengths)
+        self.chosen_ = choose(self.get_params(), freq, lengths, positive)
         self._check_config()
 
-    def _build(self, panel: Panel) -> None:
-        """A new network for panels laid out like ``panel``."""
+    def _build(self, panel: Panel, arrays: SeriesArrays | None = None) -> None:
+        """A new network for panels laid out like ``panel`` (whose ``arrays`` start each series' smoothing)."""
         c = self.config
         cards = [len(panel.static_categories[k]) for k in panel.static_categories]
         n_static_num = panel.static.shape[1] - len(cards)
@@ -212,7 +235,11 @@ class RNNForecaster(Estimator):
                               hidden_size=c.hidden_size, num_layers=c.num_layers, dropout=c.dropout,
                               head_size=c.head_size, base_input=c.base_input,
                               dilation=list(c.dilation) if isinstance(c.dilation, tuple) else c.dilation)
+        if c.relative_to == "smoothing":
+            self.net_args_["smoothing"] = {"n_series": len(panel), "periods": list(self._periods())}
         self.net_ = ForecastNet(**self.net_args_)
+        if self.net_.smoothing is not None:
+            self.net_.smoothing.init_from(arrays.y, arrays.offsets)
 
     def _arrays(self, panel: Panel, scaler: Scaler | None = None) -> SeriesArrays:
         sidx = np.repeat(np.arange(len(panel)), panel.lengths())
@@ -237,21 +264,32 @@ class RNNForecaster(Estimator):
 
     # state after the history ------------------------------------------------------------------------------
     @torch.no_grad()
-    def _encode_all(self, arrays: SeriesArrays, state=None):
-        """Each series' final encoder state (L, S, H) (a pair for LSTM), reading its arrays from ``state``."""
+    def _encode_all(self, arrays: SeriesArrays, state=None, smooth=None, rows=None):
+        """Each series' final encoder state (L, S, H) (a pair for LSTM) and, with smoothing, its final smoothing
+        state (S, W, K) (else None), reading its arrays from ``state`` and ``smooth``. ``rows``: the rows of the
+        per-series parameters of the arrays' series (default: the same positions)."""
         net = self.net_
         S = len(arrays.offsets) - 1
-        finals = None
+        finals, smooth_finals = None, None
         for i in range(0, S, 256):
             series = np.arange(i, min(S, i + 256))
             x, s_num, s_cat, lens, *_ = arrays.batch(series, 1, self._periods())
             st = None if state is None else take_rows(state, torch.from_numpy(series))
+            if net.smoothing is not None:
+                K = arrays.y.shape[1]
+                ids = torch.from_numpy(series if rows is None else rows[series])
+                sm = None if smooth is None else smooth[torch.from_numpy(series)]
+                feats, *_, sm = net.smoothing(x[..., :K], ids, sm, lens)
+                x = torch.cat([feats, x[..., K:]], dim=-1)
+                if smooth_finals is None:
+                    smooth_finals = sm.new_zeros(S, *sm.shape[1:])
+                smooth_finals[torch.from_numpy(series)] = sm
             _, st = net.encode(self._inputs(x, s_num, s_cat), st, lens)
             finals = put_rows(finals, torch.from_numpy(series), st, S)
-        return finals
+        return finals, smooth_finals
 
     def _remember(self, panel: Panel, arrays: SeriesArrays) -> None:
-        self.state_ = self._encode_all(arrays)
+        self.state_, self.smooth_state_ = self._encode_all(arrays)
         last = panel.offsets[1:] - 1
         tix = arrays.tindex  # time_index(panel), computed once in _arrays
         prev = np.where(panel.lengths() > 1, tix[np.maximum(last - 1, 0)], tix[last] - 1)
@@ -287,7 +325,14 @@ class RNNForecaster(Estimator):
                 panel.static[:, n_num + j] = remap[panel.static[:, n_num + j].astype(np.int64)]
         other = copy.copy(self)
         other.scaler_ = Scaler(self.config.scaler).fit(panel)
-        other._remember(panel, other._arrays(panel))
+        arrays = other._arrays(panel)
+        if self.net_.smoothing is not None:  # a series seen in fit keeps its smoothing; a new one gets the median
+            other.net_ = copy.copy(self.net_)
+            other.net_._modules = dict(self.net_._modules)
+            seen = {k: i for i, k in enumerate(self.panel_info_["ids"])}
+            rows = np.array([seen.get(i, -1) for i in panel.ids], dtype=np.int64)
+            other.net_.smoothing = self.net_.smoothing.for_series(rows, arrays.y, arrays.offsets)
+        other._remember(panel, arrays)
         other.static_categories_ = known
         other.members_ = [member._for_history(df) for member in getattr(self, "members_", [])]
         return other
@@ -340,8 +385,11 @@ class RNNForecaster(Estimator):
         arrays = SeriesArrays(y, observed, past, fut, time_index(panel), info["static_num"][pos],
                               info["static_cat"][pos], panel.offsets)
         state = take_rows(self.state_, torch.from_numpy(pos))
-        new = self._encode_all(arrays, state)
+        smooth = None if self.smooth_state_ is None else self.smooth_state_[torch.from_numpy(pos)]
+        new, smooth = self._encode_all(arrays, state, smooth, rows=pos)
         self.state_ = put_rows(self.state_, torch.from_numpy(pos), new, len(info["ids"]))
+        if smooth is not None:
+            self.smooth_state_[torch.from_numpy(pos)] = smooth
         last = panel.offsets[1:] - 1
         tix = time_index(panel)
         info["last_time"][pos], info["last_tindex"][pos] = panel.time[last], tix[last]
@@ -392,6 +440,10 @@ class RNNForecaster(Estimator):
             pred = net.forecast(top[:, None], known)[:, 0, :h]  # (S, h, K, 1 + Q)
             if back is not None:
                 pred = pred + base[:, :h, :, None]
+            if net.smoothing is not None:  # log ratios to the smoothing's forecast -> scaled values
+                level, factors = net.smoothing.ahead(self.smooth_state_, net.J)  # (S, K), (S, J, K)
+                expected = level[:, None] * factors[:, :h]
+                pred = pred.clamp(-LOG_CLAMP, LOG_CLAMP).exp() * expected[..., None]
         else:
             pred = self._roll_out(ahead, h)
         values = pred.numpy()  # scaled
@@ -510,6 +562,8 @@ class RNNForecaster(Estimator):
         tensors = {f"net.{k}": v for k, v in self.net_.state_dict().items()}
         state = self.state_ if isinstance(self.state_, tuple) else (self.state_,)
         tensors.update({f"state.{i}": s for i, s in enumerate(state)})
+        if getattr(self, "smooth_state_", None) is not None:
+            tensors["smooth_state"] = self.smooth_state_
         for k, v in self.scaler_.to_state().items():
             if k != "kind":
                 tensors[f"scaler.{k}"] = torch.from_numpy(v)
@@ -543,6 +597,7 @@ class RNNForecaster(Estimator):
         self.net_.eval()
         state = tuple(tensors[f"state.{i}"] for i in range(sum(k.startswith("state.") for k in tensors)))
         self.state_ = state if len(state) == 2 else state[0]
+        self.smooth_state_ = tensors.get("smooth_state")
         self.scaler_ = Scaler.from_state({"kind": config["scaler_kind"], "loc": tensors["scaler.loc"].numpy(),
                                           "scale": tensors["scaler.scale"].numpy()})
         self.cov_scaler_ = CovariateScaler.from_state({k[4:]: v.numpy() for k, v in tensors.items()
@@ -558,6 +613,20 @@ class RNNForecaster(Estimator):
         self.static_categories_ = config.get("static_categories")  # None in files written before it was kept
         self.members_ = ensemble.from_file(cls, tensors, config.get("members", []), device)
         return self
+
+
+def _positive(panel: Panel) -> bool:
+    """Every observed target of the panel is > 0."""
+    y = panel.y if panel.observed is None else panel.y[panel.observed]
+    return bool(len(y)) and bool(np.all(y > 0))
+
+
+def _nonpositive(panel: Panel) -> str:
+    """Where the first value <= 0 is, in words."""
+    seen = np.ones_like(panel.y, dtype=bool) if panel.observed is None else panel.observed
+    row = int(np.flatnonzero(((panel.y <= 0) & seen).any(axis=1))[0])
+    s = int(np.searchsorted(panel.offsets, row, side="right") - 1)
+    return f"series {panel.ids[s]!r} has {float(panel.y[row].min()):g} at {_fmt(panel.time[row])}"
 
 
 def _positions(known_ids, ids, name: str) -> np.ndarray:

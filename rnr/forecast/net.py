@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from rnr.core.rnn import RNN
+from rnr.forecast.smoothing import Smoothing
 
 
 def base_back(J: int, season: int | None, relative_to: str | None) -> np.ndarray | None:
@@ -31,7 +32,7 @@ def base_back(J: int, season: int | None, relative_to: str | None) -> np.ndarray
     ``y_{t+j}`` minus its base (a seasonal difference), as ES-RNN deseasonalises before its RNN (Smyl 2020).
     """
     j = np.arange(1, J + 1)
-    if relative_to is None:
+    if relative_to in (None, "smoothing"):  # smoothing: the base is the smoothing's forecast (rnr.forecast.smoothing)
         return None
     if relative_to == "last":
         return j
@@ -63,7 +64,7 @@ class ForecastNet(nn.Module):
     def __init__(self, n_targets: int, n_past: int, n_future: int, n_static: int, cardinalities: list[int],
                  season: int | None, horizon: int, strategy: str, quantiles: tuple, cell: str, hidden_size: int,
                  num_layers: int, dropout: float, head_size: int, base_input: bool = False,
-                 dilation: int | tuple = 1):
+                 dilation: int | tuple = 1, smoothing: dict | None = None):
         super().__init__()
         self.K, self.F, self.season = n_targets, n_future, season
         self.J = horizon if strategy == "direct" else 1
@@ -71,7 +72,11 @@ class ForecastNet(nn.Module):
         self.embeddings = nn.ModuleList(nn.Embedding(c, min(8, (c + 1) // 2)) for c in cardinalities)
         emb = sum(e.embedding_dim for e in self.embeddings)
         self.n_season = n_season = 2 * len(as_periods(season))
-        self.input_size = n_targets + n_past + n_future + n_season + n_static + emb
+        # relative_to="smoothing": per-series exponential smoothing (rnr.forecast.smoothing), whose two log ratios
+        # per target replace the target as the network's input
+        self.smoothing = None if not smoothing else Smoothing(smoothing["n_series"], n_targets, smoothing["periods"])
+        n_y = 2 * n_targets if smoothing else n_targets
+        self.input_size = n_y + n_past + n_future + n_season + n_static + emb
         self.rnn = RNN(self.input_size, hidden_size, cell=cell, num_layers=num_layers, dropout=dropout,
                        dilation=tuple(dilation) if isinstance(dilation, list) else dilation)
         self.base_input = base_input

@@ -151,6 +151,10 @@ def fit_parquet(forecaster, source, max_rows: int = 1_000_000, **roles):
     if f.ensemble != 1:
         raise ValueError(f"ensemble={f.ensemble} applies to panels in memory (fit(df)); fit_parquet trains one "
                          f"network: pass ensemble=1")
+    if f.relative_to == "smoothing":
+        raise ValueError("relative_to='smoothing' learns parameters for every series with the network, which "
+                         "fit_parquet cannot hold part by part; load the panel with pandas and call fit(df), or pass "
+                         "relative_to='auto'")
     f.members_ = []
     panel_source = ParquetPanel(source, max_rows=max_rows, **roles)
     f._choose(panel_source.read(0).freq, np.concatenate([panel_source.lengths(g) for g in range(len(panel_source))]))

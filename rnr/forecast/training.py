@@ -17,6 +17,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from rnr.core.rnn import detach_state, put_rows, take_rows
 from rnr.forecast.defaults import epochs_for
+from rnr.forecast import smoothing
 from rnr.forecast.net import SeriesArrays, quantile_loss
 from rnr.training.core import CoreSettings, TrainingCore, cosine_over_run
 
@@ -104,7 +105,10 @@ class ForecastTask:
                                                                                   target, mask, base))
         x, s_num, s_cat, known, target, mask, base = (t.to(device) for t in (x, s_num, s_cat, known, target, mask,
                                                                               base))
-        state = None
+        ids = torch.as_tensor(series, dtype=torch.int64)  # the series' rows of per-series parameters
+        if self.world > 1:
+            ids = ids[mine]
+        state, smooth = None, None
         for ci, c0 in enumerate(range(0, len(chunk_counts) * c.chunk, c.chunk)):
             active = lens > c0  # series with steps left in this chunk
             idle = not bool(active.any())  # only with several processes: this share has ended, the batch has not
@@ -115,15 +119,31 @@ class ForecastTask:
             sl = slice(c0, c0 + c.chunk)
             sub_len = (lens[active] - c0).clamp(min=1, max=x[:, sl].shape[1])  # on the CPU, as packing wants
             st = None if state is None or idle else take_rows(state, rows)
+            sm = None if smooth is None or idle else smooth[rows]
             b = base[rows, sl]  # (B', T', J, K)
             k = torch.cat([known[rows, sl], b.flatten(2)], dim=-1) if c.base_input else known[rows, sl]
-            pred, new = self.step_net(x[rows, sl], s_num[rows], s_cat[rows], st, sub_len, k, b)
+            pred, tgt, ok, penalty, new, smooth_new = self.step_net(x[rows, sl], s_num[rows], s_cat[rows], st,
+                                                                    sub_len, k, b, target[rows, sl],
+                                                                    ids[rows.cpu()].to(device), sm)
             m = mask[rows, sl] & (not idle)
+            if ok is not None:
+                m = m & ok  # smoothing: targets before the level exists are not targets
             n = float(m.sum())
-            loss = quantile_loss(pred, target[rows, sl], m, c.quantiles, c.loss)
+            loss = quantile_loss(pred, tgt, m, c.quantiles, c.loss)
+            if penalty is not None and not idle:
+                loss = loss + penalty
             yield loss, n, n / max(float(chunk_counts[ci]), 1.0) * self.world
             if not idle:
                 state = put_rows(state, rows, detach_state(new), len(lens))
+                if smooth_new is not None:
+                    smooth = _put(smooth, rows, smooth_new.detach(), len(lens))
+
+
+def _put(state, rows, new, size: int):
+    """Batch-first rows of a smoothing state replaced (a zero state of ``size`` rows when state is None)."""
+    out = new.new_zeros(size, *new.shape[1:]) if state is None else state.clone()
+    out[rows] = new
+    return out
 
 
 class InMemory:
@@ -148,6 +168,21 @@ class _Chunk(torch.nn.Module):
         self.net = forecaster.net_
         self.forecaster = forecaster
 
-    def forward(self, x, static_num, static_cat, state, lengths, known, base):
-        out, new = self.net.encode(self.forecaster._inputs(x, static_num, static_cat), state, lengths)
-        return self.net.forecast(out, known) + base[..., None], new
+    def forward(self, x, static_num, static_cat, state, lengths, known, base, target, series, smooth):
+        """Forecasts, the targets they are scored against, which of those count (None: all), the smoothing's level
+        penalty (None without smoothing), the encoder's state and the smoothing's state (None without)."""
+        net, f = self.net, self.forecaster
+        if net.smoothing is None:
+            out, new = net.encode(f._inputs(x, static_num, static_cat), state, lengths)
+            return net.forecast(out, known) + base[..., None], target, None, None, new, None
+        K = target.shape[-1]
+        feats, levels, seasons, started, wiggle, count, smooth_new = net.smoothing(x[..., :K], series, smooth, lengths)
+        out, new = net.encode(f._inputs(torch.cat([feats, x[..., K:]], dim=-1), static_num, static_cat), state,
+                              lengths)
+        pred = net.forecast(out, known)
+        ok = started[:, :, None] & (target > 0)
+        expected = levels[:, :, None] * net.smoothing.factors(seasons, net.J)  # (B, T, J, K)
+        one = torch.ones_like(target)
+        log_target = torch.where(ok, (torch.where(ok, target, one) / torch.where(ok, expected, one)).log(), 0.0)
+        penalty = smoothing.LEVEL_PENALTY * wiggle / count.clamp(min=1)
+        return pred, log_target, ok, penalty, new, smooth_new

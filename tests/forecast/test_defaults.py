@@ -58,10 +58,11 @@ def test_the_choices_are_visible_and_saved(tmp_path):
     panel = seasonal_panel(n=3, length=60)
     f = RNNForecaster(horizon=7, **FAST).fit(panel)
     assert f.chosen_ == {"freq": "D", "season": 7, "extra_seasons": (), "relative_to": "seasonal_naive",
-                         "updates": f.chosen_["updates"]}
+                         "scaler": "standard", "updates": f.chosen_["updates"]}
     assert f.get_params()["season"] == "auto"  # the argument stays as given: clone and refit choose again
-    assert repr(f).endswith("; chose freq='D', season=7, extra_seasons=(), relative_to='seasonal_naive')")
-    assert describe(f.chosen_) == "freq 'D'; seasons 7; relative to seasonal_naive"
+    assert repr(f).endswith("; chose freq='D', season=7, extra_seasons=(), relative_to='seasonal_naive', "
+                            "scaler='standard')")
+    assert describe(f.chosen_) == "freq 'D'; seasons 7; relative to seasonal_naive; scaler standard"
     loaded = rnr.load(rnr.save(f, tmp_path / "f.safetensors"))
     assert loaded.chosen_ == f.chosen_ and repr(loaded) == repr(f)
     pd.testing.assert_frame_equal(loaded.predict(), f.predict())

@@ -101,7 +101,7 @@ def test_update_carries_the_state_as_if_the_history_had_been_read_whole(panel, c
     after = f.predict()
     # the same network reading the whole history at once
     full = Panel.from_frame(panel)
-    whole = f._encode_all(f._arrays(full))
+    whole, _ = f._encode_all(f._arrays(full))
     for a, b in zip(*(s if isinstance(s, tuple) else (s,) for s in (f.state_, whole))):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     assert (after.ds.to_numpy() > before.ds.to_numpy()).all()

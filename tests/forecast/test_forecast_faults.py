@@ -39,8 +39,8 @@ def test_a_nan_loss_stops_training_naming_where_with_the_weights_from_before(pan
     snapshots = []
     original_build = f._build
 
-    def build(p):
-        original_build(p)
+    def build(p, arrays=None):
+        original_build(p, arrays)
         snapshots.append(f.net_)
 
     monkeypatch.setattr(f, "_build", build)

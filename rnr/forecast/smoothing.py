@@ -1,0 +1,224 @@
+"""Exponential smoothing trained with the network: the ES half of ES-RNN (Smyl 2020), ``relative_to="smoothing"``.
+
+Each series s (and target k) has a multiplicative Holt-Winters model with a level and one seasonal index per period
+m of ``periods`` (hourly data: 24 and 168). With the seasonal factor of step t the product over the periods,
+``S_t = prod_p s^p_t``, and the level before the step ``l_{t-1}``:
+
+    l_t = alpha * y_t / S_t + (1 - alpha) * l_{t-1}
+    s^p_{t+m_p} = gamma_p * y_t / (l_t * S_t / s^p_t) + (1 - gamma_p) * s^p_t
+
+``alpha`` and ``gamma_p`` (through a sigmoid) and the first ``m_p`` seasonal indices of each period (in logs) are
+parameters of each series, learned by gradient descent together with the shared network, as in Smyl's hybrid. The
+first level is the first observed value divided by its seasonal factor. A step with no observed value (stored as 0:
+the smoothed series must be positive) changes nothing.
+
+What the network sees and learns is relative to the smoothing: its inputs at step t are ``log(y_t / (S_t l_{t-1}))``
+and ``log(y_t / (S_t l_t))`` (the deseasonalised value against the level before and after it), and its targets
+``log(y_{t+j} / (l_t S_{t+j|t}))``, where ``S_{t+j|t}`` is the latest seasonal factor of the phase of ``t + j`` known
+at t. A forecast is ``exp(output) * l_t * S_{t+j|t}``. The loss adds a penalty on the wiggliness of the log level
+(Smyl's level variability penalty: the mean squared change of its step-to-step change).
+
+State carried from chunk to chunk (and kept after ``fit`` for ``predict`` and ``update``) is one tensor per series,
+(B, 2 + sum(periods), K): the level, whether it has started, and the latest ``m_p`` seasonal indices of each period.
+"""
+import math
+import warnings
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+LEVEL_PENALTY = 10.0  # weight of the level's wiggliness in the loss
+LOG_CLAMP = 10.0  # log ratios beyond e^10 are clipped: a spike must not blow up the network's inputs
+
+
+def seasonal_indices(y: np.ndarray, m: int) -> np.ndarray:
+    """Multiplicative seasonal indices (m, K) of ``y`` (n, K) (NaN = unobserved), the first at y's first step: the
+    mean by phase of y over its centred moving average of one period (two periods' averages for an even m), scaled
+    to average 1; clipped to [0.05, 20], and 1 where undefined."""
+    n = len(y)
+    kernel = np.ones(m) / m
+    if m % 2 == 0:
+        kernel = np.convolve(kernel, [0.5, 0.5])  # the 2 x m average centred on a step
+    half = len(kernel) // 2
+    filled = np.where(np.isnan(y), 0.0, y)
+    seen = (~np.isnan(y)).astype(np.float64)
+    trend = np.full_like(filled, np.nan)
+    for k in range(y.shape[1]):
+        total = np.convolve(filled[:, k], kernel, mode="valid")
+        weight = np.convolve(seen[:, k], kernel, mode="valid")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            trend[half : half + len(total), k] = np.where(weight > 0.5, total / weight, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a phase with no value: its index becomes 1
+        ratio = y / trend
+        cycles = -(-n // m)
+        padded = np.full((cycles * m, y.shape[1]), np.nan)
+        padded[:n] = ratio
+        idx = np.nanmean(padded.reshape(cycles, m, -1), axis=0)
+        idx = idx / np.nanmean(idx, axis=0, keepdims=True)
+    return np.where(np.isfinite(idx) & (idx > 0), idx, 1.0).clip(0.05, 20)
+
+
+def started_so_far(observed: Tensor, before: Tensor) -> Tensor:
+    """(B, T, K): some value has been observed at or before step t (or before the chunk: ``before`` (B, K))."""
+    return (observed.cumsum(dim=1) > 0) | before[:, None]
+
+
+class Smoothing(nn.Module):
+    """Per-series multiplicative exponential smoothing with a level and the seasons ``periods``.
+
+    Parameters: ``alpha`` (S, K) and ``gamma`` (S, P, K) before their sigmoid, ``seasons0.p`` (S, m_p, K) the log
+    seasonal indices of the first m_p steps of each series.
+    """
+
+    def __init__(self, n_series: int, n_targets: int, periods: list[int]):
+        super().__init__()
+        self.periods = [int(m) for m in periods]
+        self.alpha = nn.Parameter(torch.full((n_series, n_targets), -2.0))  # sigmoid(-2) = 0.12
+        self.gamma = nn.Parameter(torch.full((n_series, len(self.periods), n_targets), -2.0))
+        self.seasons0 = nn.ParameterList(nn.Parameter(torch.zeros(n_series, m, n_targets)) for m in self.periods)
+
+    @property
+    def state_width(self) -> int:
+        return 2 + sum(self.periods)
+
+    def start(self, rows: Tensor) -> Tensor:
+        """The state before the first step of the series ``rows``: no level yet, the initial seasonal indices."""
+        first = self.seasons0[0] if self.periods else self.alpha
+        B, K = len(rows), first.shape[-1]
+        parts = [self.alpha.new_zeros(B, 2, K)] + [s[rows].exp() for s in self.seasons0]
+        return torch.cat(parts, dim=1)
+
+    def forward(self, y: Tensor, rows: Tensor, state: Tensor | None, lengths: Tensor | None = None):
+        """Smooth the steps ``y`` (B, T, K) (0 where unobserved) of the series ``rows`` from ``state``; ``lengths``
+        (B,): each row's steps in the chunk (the rest is padding), where the new state is taken (default: T).
+
+        Returns ``inputs`` (B, T, 2K) for the network, ``levels`` (B, T, K), ``seasons``: one (B, m_p + T, K) per
+        period (the indices known before the chunk, then the one computed at each step), ``started`` (B, T, K) bool,
+        the level penalty's sum and count, and the new state.
+        """
+        if state is None:
+            state = self.start(rows)
+        B, T, K = y.shape
+        alpha = torch.sigmoid(self.alpha[rows])  # (B, K)
+        gamma = torch.sigmoid(self.gamma[rows])  # (B, P, K)
+        level, started = state[:, 0], state[:, 1] > 0.5
+        hist, at = [], 2
+        for m in self.periods:
+            hist.append(list(state[:, at : at + m].unbind(1)))
+            at += m
+        one = torch.ones_like(level)
+        observed = y > 0
+        y_one = torch.where(observed, y, 1.0)
+        befores, levels = [], []
+        for t in range(T):  # only the recursion runs step by step; what follows from it is computed after
+            obs = observed[:, t]
+            current = [h[-m] for h, m in zip(hist, self.periods)]  # s^p_t, (B, K) each
+            season = math.prod(current) if current else one
+            ratio = y_one[:, t] / season
+            prev = torch.where(started, level, ratio)
+            ratio = torch.where(obs, ratio, prev)  # an unobserved value is its own forecast: nothing changes
+            level = alpha * ratio + (1 - alpha) * prev
+            for p, (h, m) in enumerate(zip(hist, self.periods)):
+                h.append(gamma[:, p] * ratio / level * current[p] + (1 - gamma[:, p]) * current[p])
+            started = started | obs
+            befores.append(prev)
+            levels.append(level)
+        levels_t = torch.stack(levels, dim=1)  # l_t where started, (B, T, K)
+        started_t = started_so_far(observed, state[:, 1] > 0.5)
+        seasons = [torch.stack(h, dim=1) for h in hist]  # (B, m + T, K)
+        factor = math.prod(s[:, :T] for s in seasons) if seasons else torch.ones_like(y)  # S_t
+        ratio = y_one / factor
+        log_before = (ratio / torch.stack(befores, dim=1)).log().clamp(-LOG_CLAMP, LOG_CLAMP)
+        log_after = (ratio / levels_t).log().clamp(-LOG_CLAMP, LOG_CLAMP)
+        inputs = torch.cat([log_before, log_after], dim=-1) * observed.repeat(1, 1, 2)
+        penalty, count = self.wiggle(levels_t, started_t, state)
+        if lengths is None:
+            new_state = torch.cat([level[:, None], started[:, None].to(level.dtype)]
+                                  + [s[:, -m:] for s, m in zip(seasons, self.periods)], dim=1)
+        else:  # at each row's last real step: padding must not shift its seasons
+            last = (lengths.to(y.device) - 1).clamp(min=0)
+            b = torch.arange(B, device=y.device)
+            parts = [levels_t[b, last][:, None], started_t[b, last][:, None].to(y.dtype)]
+            for s, m in zip(seasons, self.periods):
+                parts.append(s[b[:, None], last[:, None] + 1 + torch.arange(m, device=y.device)])
+            new_state = torch.cat(parts, dim=1)
+        return inputs, levels_t, seasons, started_t, penalty, count, new_state
+
+    @staticmethod
+    def wiggle(levels: Tensor, started: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """Sum and count of the squared second differences of the log level over steps where it exists."""
+        safe = torch.where(started, levels, torch.ones_like(levels)).log()
+        if levels.shape[1] < 3:
+            return safe.sum() * 0, torch.zeros((), device=levels.device)
+        d = safe[:, 1:] - safe[:, :-1]
+        ok = started[:, 2:] & started[:, 1:-1] & started[:, :-2]
+        dd = (d[:, 1:] - d[:, :-1]) * ok
+        return (dd * dd).sum(), ok.sum().to(levels.dtype)
+
+    def factors(self, seasons: list[Tensor], J: int) -> Tensor:
+        """The seasonal factor of each target: ``S_{t+j|t}`` for every step t of a chunk and j = 1..J.
+
+        seasons: one (B, m_p + T, K) per period, as ``forward`` returns them -> (B, T, J, K).
+        """
+        j = np.arange(1, J + 1)
+        out = None
+        for s, m in zip(seasons, self.periods):
+            T = s.shape[1] - m
+            back = m * np.ceil(j / m).astype(np.int64) - j  # steps before t of the latest index of t + j's phase
+            idx = m + np.arange(T)[:, None] - back[None]  # (T, J), position in s
+            f = s[:, torch.from_numpy(idx)]
+            out = f if out is None else out * f
+        if out is None:
+            raise ValueError("smoothing without a season has no seasonal factors")
+        return out
+
+    def ahead(self, state: Tensor, J: int) -> tuple[Tensor, Tensor]:
+        """From the state after a series' last step: its level (S, K) and the seasonal factors of the next J
+        steps (S, J, K)."""
+        seasons, at = [], 2
+        for m in self.periods:
+            seasons.append(state[:, at : at + m])  # the last m indices: position m - 1 is the newest
+            at += m
+        j = np.arange(1, J + 1)
+        out = torch.ones(state.shape[0], J, state.shape[2], dtype=state.dtype)
+        for s, m in zip(seasons, self.periods):
+            back = m * np.ceil(j / m).astype(np.int64) - j
+            out = out * s[:, torch.from_numpy(m - 1 - back)]
+        return state[:, 0], out
+
+    @torch.no_grad()
+    def init_from(self, y: np.ndarray, offsets: np.ndarray) -> None:
+        """Set each series' initial seasonal indices from its first values (classical decomposition: per period,
+        the mean by phase of the values divided by their centred moving average over a period, in logs)."""
+        for s in range(len(offsets) - 1):
+            self.seasons0_for(s, y[offsets[s] : offsets[s + 1]])
+
+    def seasons0_for(self, s: int, y: np.ndarray) -> None:
+        """Initial indices of series ``s`` from its values ``y`` (n, K) (0 = unobserved); a period without three
+        cycles of values keeps indices of 1."""
+        rest = np.where(y > 0, y, np.nan).astype(np.float64)[: 6 * max(self.periods)]  # the first few cycles
+        for p, m in enumerate(self.periods):
+            if len(rest) < 3 * m:
+                continue
+            idx = seasonal_indices(rest, m)
+            self.seasons0[p][s] = torch.from_numpy(np.log(idx)).float()
+            rest = rest / np.tile(idx, (-(-len(rest) // m), 1))[: len(rest)]
+
+    def for_series(self, rows: np.ndarray, y: np.ndarray, offsets: np.ndarray) -> "Smoothing":
+        """A smoothing for the series of other arrays (``predict(df=...)``): where ``rows`` names a row of this one
+        (a series seen in fit) its learned parameters, else (-1) the median learned coefficients and initial
+        indices from the series' own first values."""
+        S, K = len(offsets) - 1, self.alpha.shape[1]
+        other = Smoothing(S, K, self.periods)
+        other.init_from(y, offsets)
+        with torch.no_grad():
+            other.alpha[:] = self.alpha.median(dim=0).values
+            other.gamma[:] = self.gamma.median(dim=0).values
+            seen = torch.from_numpy(np.flatnonzero(rows >= 0))
+            src = torch.from_numpy(rows[rows >= 0])
+            other.alpha[seen], other.gamma[seen] = self.alpha[src], self.gamma[src]
+            for mine, theirs in zip(other.seasons0, self.seasons0):
+                mine[seen] = theirs[src]
+        return other
