@@ -234,7 +234,14 @@ def fit(args) -> dict:
     (out / INFO_FILE).write_text(json.dumps(info_dict, indent=1, default=str), encoding="utf-8")
     text = f"fitted {model!r} ({facts['trained_on']}) in {seconds:.1f} s; saved to {out}/"
     result = {**info_dict, "out": str(out), "_text": text}
-    if interrupted:
+    stopped_member = getattr(model, "stopped_member_", None)
+    if interrupted and stopped_member:  # a later network of an ensemble: the ones before it are complete
+        n = run_config["model"].get("ensemble")
+        print(f"rnr fit: stopped by Ctrl-C while training network {stopped_member + 1} of the ensemble of {n}; "
+              f"saved the {stopped_member} complete network(s) to {out}/ (rnr predict averages them); run the same "
+              f"command with --force to train the whole ensemble", file=sys.stderr)
+        result["_exit"] = 130
+    elif interrupted:
         again = "; run the same command with --resume to continue"
         print(f"rnr fit: stopped by Ctrl-C after {len(history)} of {run_config['model'].get('epochs')} epochs; saved "
               f"the model trained so far to {out}/ (rnr predict reads it){again}", file=sys.stderr)

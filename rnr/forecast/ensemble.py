@@ -10,15 +10,26 @@ import pandas as pd
 
 
 def fit_members(forecaster, fit_one) -> list:
-    """The forecasters of members 1..N-1, each fitted by ``fit_one(member)``; the caller fits member 0 itself."""
+    """The forecasters of members 1..N-1, each fitted by ``fit_one(member)``; the caller fits member 0 itself.
+
+    A run stopped by Ctrl-C (member 0's or a later member's) fits no further member and keeps only the members that
+    finished; ``forecaster.interrupted_`` becomes True and ``forecaster.stopped_member_`` names the member that was
+    stopped (0 for the first), so the caller can say so."""
     params = forecaster.get_params()
     n, budget = params["ensemble"], params["max_minutes"]
     members = []
+    forecaster.stopped_member_ = 0 if getattr(forecaster, "interrupted_", False) else None
+    if forecaster.stopped_member_ is not None:
+        return members
     for k in range(1, n):
         member = type(forecaster)(**{**params, "ensemble": 1, "random_state": params["random_state"] + k,
                                      "max_minutes": None if budget is None else budget / n,
                                      "log_dir": None, "checkpoint_dir": None, "resume": False})
-        members.append(fit_one(member))
+        fitted = fit_one(member)
+        if getattr(fitted, "interrupted_", False):  # Ctrl-C: this member is half trained, so it is left out
+            forecaster.interrupted_, forecaster.stopped_member_ = True, k
+            break
+        members.append(fitted)
     return members
 
 

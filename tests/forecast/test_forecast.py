@@ -361,6 +361,25 @@ def test_an_ensemble_averages_networks_trained_from_consecutive_seeds(panel, tmp
         RNNForecaster(horizon=7, ensemble=0).fit(panel)
 
 
+def test_ctrl_c_in_a_later_network_of_an_ensemble_keeps_the_complete_ones_and_says_so(panel, monkeypatch):
+    import signal
+
+    from rnr.training.logs import graceful_stop
+    original = RNNForecaster._train
+
+    def train(self, parts):  # a Ctrl-C arrives while the second network (random_state 4) trains
+        if self.random_state == 4:
+            signal.raise_signal(signal.SIGINT)
+        return original(self, parts)
+
+    monkeypatch.setattr(RNNForecaster, "_train", train)
+    with graceful_stop():
+        f = RNNForecaster(horizon=7, season=7, ensemble=3, random_state=3, **FAST).fit(panel)
+    assert f.interrupted_ and f.stopped_member_ == 1 and f.members_ == []  # the half-trained one is left out
+    alone = RNNForecaster(horizon=7, season=7, random_state=3, **FAST).fit(panel)
+    pd.testing.assert_frame_equal(f.predict(), alone.predict())
+
+
 def test_a_dilated_encoder_forecasts_updates_and_round_trips(panel, tmp_path):
     f = RNNForecaster(horizon=7, season=7, num_layers=2, dilation=(1, 7), **FAST).fit(panel)
     assert f.net_.rnn.dilation == (1, 7)
