@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rnr.data.datasets import load_m4  # noqa: E402
 from rnr.forecast.baselines import SeasonalNaive  # noqa: E402
 from rnr.forecast.defaults import describe  # noqa: E402
+from rnr.forecast import smoothing  # noqa: E402
 from rnr.forecast.forecaster import RNNForecaster  # noqa: E402
 from rnr.metrics import evaluate_panel, owa  # noqa: E402
 
@@ -41,7 +42,10 @@ def main(argv=None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="another argument of RNNForecaster (a Python literal), e.g. --set relative_to='smoothing'; "
                         "not the defaults any more, for comparing variants")
+    p.add_argument("--level-penalty", type=float, help="rnr.forecast.smoothing.LEVEL_PENALTY for this run")
     args = p.parse_args(argv)
+    if args.level_penalty is not None:
+        smoothing.LEVEL_PENALTY = args.level_penalty
     loaded = load_m4("Hourly")
     if loaded is None:
         print("M4 data not found: set RNR_DATA or place it at ../shared/data/m4", file=sys.stderr)
@@ -67,7 +71,8 @@ def main(argv=None) -> int:
         fc = f.predict()
         by_id = {k: g["y_hat"].to_numpy() for k, g in fc.groupby("unique_id", sort=False)}
         s = evaluate_panel(test, [by_id[i] for i in ids], train, m=24)
-        rows.append({"model": f"rnr {extra or 'defaults'}, random_state={seed}", "smape": s["smape"], "mase": s["mase"],
+        knob = "" if args.level_penalty is None else f", level penalty {args.level_penalty:g}"
+        rows.append({"model": f"rnr {extra or 'defaults'}{knob}, random_state={seed}", "smape": s["smape"], "mase": s["mase"],
                      "owa": owa(s["smape"], s["mase"], *NAIVE2), "fit_s": fit_s})
         print(f"{rows[-1]}; chose {describe(f.chosen_)}", flush=True)
     print(pd.DataFrame(rows).round(3).to_string(index=False))

@@ -28,6 +28,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from rnr.core import kernels
+
+if kernels.AVAILABLE:
+    _jit = kernels.numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
+    prange = kernels.numba.prange
+else:  # pragma: no cover - numba is a dependency; without it the reference loop runs
+    _jit, prange = (lambda f: f), range
+
 LEVEL_PENALTY = 10.0  # weight of the level's wiggliness in the loss
 LOG_CLAMP = 10.0  # log ratios beyond e^10 are clipped: a spike must not blow up the network's inputs
 
@@ -60,6 +68,159 @@ def seasonal_indices(y: np.ndarray, m: int) -> np.ndarray:
     return np.where(np.isfinite(idx) & (idx > 0), idx, 1.0).clip(0.05, 20)
 
 
+def recursion(y: Tensor, observed: Tensor, alpha: Tensor, gamma: Tensor, level: Tensor, started: Tensor,
+              hist0: list[Tensor]) -> tuple[Tensor, Tensor, list[Tensor]]:
+    """The smoothing recursion step by step in torch (the reference the compiled loop is held to).
+
+    y (B, T, K) with 1 where unobserved, observed (B, T, K) bool, alpha (B, K), gamma (B, P, K), the carried level and
+    started (B, K), hist0: per period the m_p latest seasonal indices (B, m_p, K). Returns the level before each step
+    (B, T, K), the level after it (B, T, K) and per period every index (B, m_p + T, K): hist0, then the one computed
+    at each step for the same phase one period later.
+    """
+    hist = [list(h.unbind(1)) for h in hist0]
+    periods = [h.shape[1] for h in hist0]
+    befores, levels = [], []
+    for t in range(y.shape[1]):
+        obs = observed[:, t]
+        current = [h[-m] for h, m in zip(hist, periods)]  # s^p_t, (B, K) each
+        ratio = y[:, t] / math.prod(current)
+        prev = torch.where(started, level, ratio)
+        ratio = torch.where(obs, ratio, prev)  # an unobserved value is its own forecast: nothing changes
+        level = alpha * ratio + (1 - alpha) * prev
+        for p, h in enumerate(hist):
+            h.append(gamma[:, p] * ratio / level * current[p] + (1 - gamma[:, p]) * current[p])
+        started = started | obs
+        befores.append(prev)
+        levels.append(level)
+    return torch.stack(befores, dim=1), torch.stack(levels, dim=1), [torch.stack(h, dim=1) for h in hist]
+
+
+def compiled_recursion(y, observed, alpha, gamma, level, started, hist0):
+    """``recursion`` as one compiled loop per series, forward and backward (``_Recursion``)."""
+    befores, levels, *seasons = _Recursion.apply(y, observed, alpha, gamma, level, started, *hist0)
+    return befores, levels, seasons
+
+
+class _Recursion(torch.autograd.Function):
+    """The recursion's forward and backward passes in numba (``_forward``, ``_backward``); same inputs and outputs as
+    ``recursion``, with the seasonal indices as separate arguments."""
+
+    @staticmethod
+    def forward(ctx, y, observed, alpha, gamma, level, started, *hist0):
+        B, T, K = y.shape
+        periods = np.array([h.shape[1] for h in hist0], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(periods + T)]).astype(np.int64)
+        dtype = y.detach().numpy().dtype
+        H = np.empty((B, int(offsets[-1]), K), dtype)
+        for p, h in enumerate(hist0):
+            H[:, offsets[p] : offsets[p] + periods[p]] = h.detach().numpy()
+        yn, obs = y.detach().contiguous().numpy(), observed.contiguous().numpy()
+        a, g = alpha.detach().contiguous().numpy(), gamma.detach().contiguous().numpy()
+        st = started.contiguous().numpy()
+        befores, levels = np.empty_like(yn), np.empty_like(yn)
+        _forward(yn, obs, a, g, level.detach().contiguous().numpy(), st, H, offsets, periods, befores, levels)
+        ctx.saved = (yn, obs, a, g, st, H, offsets, periods, befores, levels)
+        seasons = [torch.from_numpy(H[:, offsets[p] : offsets[p + 1]].copy()) for p in range(len(periods))]
+        return (torch.from_numpy(befores), torch.from_numpy(levels), *seasons)
+
+    @staticmethod
+    def backward(ctx, g_before, g_level, *g_seasons):
+        yn, obs, a, g, st, H, offsets, periods, befores, levels = ctx.saved
+        as_np = lambda t, shape: np.zeros(shape, H.dtype) if t is None else t.detach().contiguous().numpy()
+        gH = np.empty_like(H)
+        for p in range(len(periods)):
+            gH[:, offsets[p] : offsets[p + 1]] = as_np(g_seasons[p], (H.shape[0], offsets[p + 1] - offsets[p],
+                                                                       H.shape[2]))
+        ga, gg, gl0 = np.zeros_like(a), np.zeros_like(g), np.zeros_like(a)
+        _backward(yn, obs, a, g, st, H, offsets, periods, befores, levels, as_np(g_before, yn.shape),
+                  as_np(g_level, yn.shape), gH, ga, gg, gl0)
+        g_hist0 = [torch.from_numpy(gH[:, offsets[p] : offsets[p] + periods[p]].copy()) for p in range(len(periods))]
+        return (None, None, torch.from_numpy(ga), torch.from_numpy(gg), torch.from_numpy(gl0), None, *g_hist0)
+
+
+@_jit
+def _forward(y, obs, alpha, gamma, level0, started0, H, offsets, periods, befores, levels):
+    """``recursion`` for every (series, target), one per task; H holds each period's indices at offsets[p]."""
+    B, T, K = y.shape
+    P = len(periods)
+    for job in prange(B * K):
+        b, k = job // K, job % K
+        level, started, a = level0[b, k], started0[b, k], alpha[b, k]
+        for t in range(T):
+            season = 1.0
+            for p in range(P):
+                season *= H[b, offsets[p] + t, k]
+            ratio = y[b, t, k] / season
+            prev = level if started else ratio
+            if not obs[b, t, k]:
+                ratio = prev
+            level = a * ratio + (1 - a) * prev
+            u = ratio / level
+            for p in range(P):
+                c = H[b, offsets[p] + t, k]
+                g = gamma[b, p, k]
+                H[b, offsets[p] + t + periods[p], k] = g * u * c + (1 - g) * c
+            started = started or obs[b, t, k]
+            befores[b, t, k] = prev
+            levels[b, t, k] = level
+
+
+@_jit
+def _backward(y, obs, alpha, gamma, started0, H, offsets, periods, befores, levels, g_before, g_level, gH, ga, gg,
+              g_level0):
+    """Reverse-mode of ``_forward``: adds into gH (every index), ga, gg and g_level0."""
+    B, T, K = y.shape
+    P = len(periods)
+    for job in prange(B * K):
+        b, k = job // K, job % K
+        a = alpha[b, k]
+        first = T  # the first observed step: the level exists before every later step
+        if started0[b, k]:
+            first = -1
+        else:
+            for t in range(T):
+                if obs[b, t, k]:
+                    first = t
+                    break
+        g_carry = 0.0  # dL/d(level carried out of step t)
+        for t in range(T - 1, -1, -1):
+            season = 1.0
+            for p in range(P):
+                season *= H[b, offsets[p] + t, k]
+            ratio0 = y[b, t, k] / season
+            prev, level = befores[b, t, k], levels[b, t, k]
+            ratio = ratio0 if obs[b, t, k] else prev
+            u = ratio / level
+            gl = g_carry + g_level[b, t, k]
+            gu = 0.0
+            for p in range(P):
+                c = H[b, offsets[p] + t, k]
+                g = gamma[b, p, k]
+                gh = gH[b, offsets[p] + t + periods[p], k]
+                gg[b, p, k] += gh * c * (u - 1)
+                gu += gh * c * g
+                gH[b, offsets[p] + t, k] += gh * (g * u + 1 - g)  # through the index it updates
+            gr = gu / level
+            gl -= gu * ratio / (level * level)
+            gprev = g_before[b, t, k] + gl * (1 - a)
+            gr += gl * a
+            ga[b, k] += gl * (ratio - prev)
+            gr0 = 0.0
+            if obs[b, t, k]:
+                gr0 = gr
+            else:
+                gprev += gr
+            if t > first:  # started before step t: prev is the carried level
+                g_carry = gprev
+            else:
+                gr0 += gprev
+                g_carry = 0.0
+            g_season = -gr0 * ratio0 / season
+            for p in range(P):
+                gH[b, offsets[p] + t, k] += g_season * season / H[b, offsets[p] + t, k]
+        g_level0[b, k] += g_carry
+
+
 def started_so_far(observed: Tensor, before: Tensor) -> Tensor:
     """(B, T, K): some value has been observed at or before step t (or before the chunk: ``before`` (B, K))."""
     return (observed.cumsum(dim=1) > 0) | before[:, None]
@@ -72,9 +233,10 @@ class Smoothing(nn.Module):
     seasonal indices of the first m_p steps of each series.
     """
 
-    def __init__(self, n_series: int, n_targets: int, periods: list[int]):
+    def __init__(self, n_series: int, n_targets: int, periods: list[int], impl: str = "compiled"):
         super().__init__()
         self.periods = [int(m) for m in periods]
+        self.impl = impl  # "compiled" (numba, on CPU tensors) | "reference" (the loop in torch, ``recursion``)
         self.alpha = nn.Parameter(torch.full((n_series, n_targets), -2.0))  # sigmoid(-2) = 0.12
         self.gamma = nn.Parameter(torch.full((n_series, len(self.periods), n_targets), -2.0))
         self.seasons0 = nn.ParameterList(nn.Parameter(torch.zeros(n_series, m, n_targets)) for m in self.periods)
@@ -104,38 +266,23 @@ class Smoothing(nn.Module):
         alpha = torch.sigmoid(self.alpha[rows])  # (B, K)
         gamma = torch.sigmoid(self.gamma[rows])  # (B, P, K)
         level, started = state[:, 0], state[:, 1] > 0.5
-        hist, at = [], 2
+        hist0, at = [], 2
         for m in self.periods:
-            hist.append(list(state[:, at : at + m].unbind(1)))
+            hist0.append(state[:, at : at + m])
             at += m
-        one = torch.ones_like(level)
         observed = y > 0
         y_one = torch.where(observed, y, 1.0)
-        befores, levels = [], []
-        for t in range(T):  # only the recursion runs step by step; what follows from it is computed after
-            obs = observed[:, t]
-            current = [h[-m] for h, m in zip(hist, self.periods)]  # s^p_t, (B, K) each
-            season = math.prod(current) if current else one
-            ratio = y_one[:, t] / season
-            prev = torch.where(started, level, ratio)
-            ratio = torch.where(obs, ratio, prev)  # an unobserved value is its own forecast: nothing changes
-            level = alpha * ratio + (1 - alpha) * prev
-            for p, (h, m) in enumerate(zip(hist, self.periods)):
-                h.append(gamma[:, p] * ratio / level * current[p] + (1 - gamma[:, p]) * current[p])
-            started = started | obs
-            befores.append(prev)
-            levels.append(level)
-        levels_t = torch.stack(levels, dim=1)  # l_t where started, (B, T, K)
-        started_t = started_so_far(observed, state[:, 1] > 0.5)
-        seasons = [torch.stack(h, dim=1) for h in hist]  # (B, m + T, K)
+        run = compiled_recursion if self.impl == "compiled" and kernels.AVAILABLE and not y.is_cuda else recursion
+        befores, levels_t, seasons = run(y_one, observed, alpha, gamma, level, started, hist0)
+        started_t = started_so_far(observed, started)  # where levels_t is a level
         factor = math.prod(s[:, :T] for s in seasons) if seasons else torch.ones_like(y)  # S_t
         ratio = y_one / factor
-        log_before = (ratio / torch.stack(befores, dim=1)).log().clamp(-LOG_CLAMP, LOG_CLAMP)
+        log_before = (ratio / befores).log().clamp(-LOG_CLAMP, LOG_CLAMP)
         log_after = (ratio / levels_t).log().clamp(-LOG_CLAMP, LOG_CLAMP)
         inputs = torch.cat([log_before, log_after], dim=-1) * observed.repeat(1, 1, 2)
         penalty, count = self.wiggle(levels_t, started_t, state)
         if lengths is None:
-            new_state = torch.cat([level[:, None], started[:, None].to(level.dtype)]
+            new_state = torch.cat([levels_t[:, -1:], started_t[:, -1:].to(y.dtype)]
                                   + [s[:, -m:] for s, m in zip(seasons, self.periods)], dim=1)
         else:  # at each row's last real step: padding must not shift its seasons
             last = (lengths.to(y.device) - 1).clamp(min=0)
@@ -157,22 +304,22 @@ class Smoothing(nn.Module):
         dd = (d[:, 1:] - d[:, :-1]) * ok
         return (dd * dd).sum(), ok.sum().to(levels.dtype)
 
-    def factors(self, seasons: list[Tensor], J: int) -> Tensor:
-        """The seasonal factor of each target: ``S_{t+j|t}`` for every step t of a chunk and j = 1..J.
+    def log_factors(self, seasons: list[Tensor], J: int) -> Tensor:
+        """The log seasonal factor of each target: ``log S_{t+j|t}`` for every step t of a chunk and j = 1..J.
 
-        seasons: one (B, m_p + T, K) per period, as ``forward`` returns them -> (B, T, J, K).
+        seasons: one (B, m_p + T, K) per period, as ``forward`` returns them -> (B, T, J, K). Position m + t of a
+        period's indices is the one computed at step t (for the phase of t + m), so the latest index of the phase of
+        t + j is at t + 1 + (j - 1) mod m: a window of m positions after t, repeated along j.
         """
-        j = np.arange(1, J + 1)
         out = None
         for s, m in zip(seasons, self.periods):
             T = s.shape[1] - m
-            back = m * np.ceil(j / m).astype(np.int64) - j  # steps before t of the latest index of t + j's phase
-            idx = m + np.arange(T)[:, None] - back[None]  # (T, J), position in s
-            f = s[:, torch.from_numpy(idx)]
-            out = f if out is None else out * f
+            windows = s.log()[:, 1:].unfold(1, m, 1)[:, :T]  # (B, T, K, m), a view: positions t + 1 .. t + m
+            f = windows[..., :J] if J <= m else windows[..., torch.from_numpy(np.arange(J) % m)]
+            out = f if out is None else out + f
         if out is None:
             raise ValueError("smoothing without a season has no seasonal factors")
-        return out
+        return out.transpose(2, 3)  # (B, T, J, K)
 
     def ahead(self, state: Tensor, J: int) -> tuple[Tensor, Tensor]:
         """From the state after a series' last step: its level (S, K) and the seasonal factors of the next J

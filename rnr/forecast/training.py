@@ -181,8 +181,8 @@ class _Chunk(torch.nn.Module):
                               lengths)
         pred = net.forecast(out, known)
         ok = started[:, :, None] & (target > 0)
-        expected = levels[:, :, None] * net.smoothing.factors(seasons, net.J)  # (B, T, J, K)
-        one = torch.ones_like(target)
-        log_target = torch.where(ok, (torch.where(ok, target, one) / torch.where(ok, expected, one)).log(), 0.0)
+        log_level = torch.where(started, levels, 1.0).log()[:, :, None]  # (B, T, 1, K)
+        log_expected = log_level + net.smoothing.log_factors(seasons, net.J)  # (B, T, J, K)
+        log_target = torch.where(ok, torch.where(ok, target, 1.0).log() - log_expected, 0.0)
         penalty = smoothing.LEVEL_PENALTY * wiggle / count.clamp(min=1)
         return pred, log_target, ok, penalty, new, smooth_new

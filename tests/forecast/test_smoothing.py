@@ -92,7 +92,46 @@ def test_chunks_with_the_state_carried_equal_one_pass():
     torch.testing.assert_close(second[-1], whole[-1])
     # the factors of the last step's targets equal what the final state says of the steps ahead
     _, ahead = sm.ahead(whole[-1], 20)
-    torch.testing.assert_close(sm.factors(whole[2], 20)[:, -1], ahead)
+    torch.testing.assert_close(sm.log_factors(whole[2], 20)[:, -1].exp(), ahead)
+
+
+@pytest.mark.parametrize("J", [3, 4, 5, 20])
+def test_log_factors_take_the_latest_index_of_each_targets_phase(J):
+    sm = Smoothing(2, 1, [4, 12]).double()
+    T = 30
+    seasons = [torch.rand(2, m + T, 1, dtype=torch.float64) + 0.5 for m in (4, 12)]
+    got = sm.log_factors(seasons, J).exp()
+    for t in range(T):
+        for j in range(1, J + 1):  # the index computed at the latest step t' <= t with t' + m in t + j's phase
+            want = math.prod(s[:, m + t - (m * math.ceil(j / m) - j)] for s, m in zip(seasons, (4, 12)))
+            torch.testing.assert_close(got[:, t, j - 1], want)
+
+
+def test_the_compiled_recursion_equals_the_reference_loop_forward_and_backward():
+    def run(impl):
+        torch.manual_seed(0)
+        sm = Smoothing(5, 2, [3, 7], impl=impl).double()
+        with torch.no_grad():
+            for p in sm.parameters():
+                p.normal_(0, 0.3)
+        y = torch.rand(3, 40, 2, dtype=torch.float64) + 0.5
+        y[0, :4] = 0  # starts late
+        y[1, 10:13, 1] = 0  # a gap
+        y[2, :, 0] = 0  # never observed
+        out = sm(y, torch.tensor([4, 0, 2]), None, torch.tensor([40, 35, 38]))
+        inputs, levels, seasons, started, wiggle, count, state = out
+        weights = torch.linspace(0, 1, inputs.numel(), dtype=torch.float64).view_as(inputs)
+        loss = ((inputs * weights).sum() + (levels * started).sum() + sm.log_factors(seasons, 9).sum()
+                + wiggle / count + state.sum())
+        loss.backward()
+        return [inputs, levels, *seasons, state], {n: p.grad for n, p in sm.named_parameters()}
+
+    ref, ref_grads = run("reference")
+    got, got_grads = run("compiled")
+    for a, b in zip(ref, got):
+        torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
+    for name in ref_grads:
+        torch.testing.assert_close(got_grads[name], ref_grads[name], rtol=1e-10, atol=1e-12)
 
 
 def test_gradients_reach_every_per_series_parameter_and_stay_finite_over_missing_values():
@@ -102,7 +141,7 @@ def test_gradients_reach_every_per_series_parameter_and_stay_finite_over_missing
     y[0, :4] = 0
     y[1, 10:13] = 0
     inputs, levels, seasons, started, wiggle, count, _ = sm(y, torch.tensor([1, 3]), None)
-    loss = inputs.pow(2).sum() + (levels * started).sum() + sm.factors(seasons, 5).sum() + wiggle / count
+    loss = inputs.pow(2).sum() + (levels * started).sum() + sm.log_factors(seasons, 5).sum() + wiggle / count
     loss.backward()
     for name, p in sm.named_parameters():
         assert torch.isfinite(p.grad).all(), name
