@@ -42,6 +42,7 @@ def main(argv=None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="another argument of RNNForecaster (a Python literal), e.g. --set relative_to='smoothing'; "
                         "not the defaults any more, for comparing variants")
+    p.add_argument("--save", metavar="CSV", help="write each fit's forecasts here (unique_id, ds, y_hat, seed)")
     p.add_argument("--level-penalty", type=float, help="rnr.forecast.smoothing.LEVEL_PENALTY for this run")
     args = p.parse_args(argv)
     if args.level_penalty is not None:
@@ -69,6 +70,8 @@ def main(argv=None) -> int:
         f = RNNForecaster(horizon=48, random_state=seed, **extra).fit(df)
         fit_s = time.perf_counter() - began
         fc = f.predict()
+        if args.save:
+            fc.assign(seed=seed).to_csv(args.save, index=False, mode="a" if seed else "w", header=not seed)
         by_id = {k: g["y_hat"].to_numpy() for k, g in fc.groupby("unique_id", sort=False)}
         s = evaluate_panel(test, [by_id[i] for i in ids], train, m=24)
         knob = "" if args.level_penalty is None else f", level penalty {args.level_penalty:g}"

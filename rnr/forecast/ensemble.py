@@ -1,11 +1,18 @@
-"""``RNNForecaster(ensemble=N)``: N networks trained from different seeds, their forecasts averaged.
+"""``RNNForecaster(ensemble=N, snapshots=k)``: N networks trained from different seeds, and each one's weights after
+its last k epochs; their forecasts averaged.
 
 The forecaster itself is the first member (random_state r); the others (random_state r + 1, ..., r + N - 1) are full
 forecasters of their own in ``members_``, fitted on the same data with the same settings, each within an equal
 share of the time budget ``max_minutes``. ``predict`` averages the members' forecasts column by column (point
 forecast and each quantile), ``update`` carries every member forward, ``embed`` is the first member's. In a model
 file each extra member's tensors carry the prefix ``member{k}.`` and its configuration sits in ``members``.
+
+Snapshots (``snapshots=k``) are members too, with the network's own ``random_state`` and the weights it had after
+each of its k - 1 epochs before the last: a network's forecast is the average over its snapshots, and the ensemble's
+the average over its networks.
 """
+import copy
+
 import pandas as pd
 
 
@@ -31,6 +38,34 @@ def fit_members(forecaster, fit_one) -> list:
             break
         members.append(fitted)
     return members
+
+
+def snapshot_members(forecaster, panel, arrays) -> list:
+    """``snapshots=k``: forecasters that share everything with ``forecaster`` but the weights, which are those it
+    had after each of its last k - 1 epochs before the final one (``snapshots_``), each with its series' states
+    read again. ``predict`` then averages the forecasts of the last k epochs (Smyl 2020 averages the last epochs'
+    forecasts of each network)."""
+    members = []
+    for weights in getattr(forecaster, "snapshots_", []):
+        member = copy.copy(forecaster)
+        member.net_ = copy.deepcopy(forecaster.net_)
+        member.net_.load_state_dict(weights)
+        member.members_, member.snapshots_ = [], []
+        member.set_params(ensemble=1, snapshots=1)
+        member._remember(panel, arrays)
+        members.append(member)
+    forecaster.snapshots_ = []  # kept as members now
+    return members
+
+
+def predict(forecaster, own, whole) -> pd.DataFrame:
+    """The ensemble's forecasts: each network's (``own(member)``: its final weights averaged with its snapshots,
+    the members with its ``random_state``), then the networks' averaged (``whole(member)`` for the other seeds)."""
+    members = getattr(forecaster, "members_", [])
+    snaps = [m for m in members if m.random_state == forecaster.random_state]
+    others = [m for m in members if m.random_state != forecaster.random_state]
+    mine = average([own(forecaster)] + [own(m) for m in snaps])
+    return average([mine] + [whole(m) for m in others])
 
 
 def average(frames: list[pd.DataFrame]) -> pd.DataFrame:

@@ -71,6 +71,7 @@ class RNNForecaster(Estimator):
         clip_grad_norm: float | None = 1.0,   # gradient-norm clipping
         random_state: int = 0,                # the same random_state gives the same model
         ensemble: int = 1,                    # networks from seeds random_state, +1, ...: forecasts averaged
+        snapshots: int = 1,                   # and each network's forecasts averaged over its last k epochs
         threads: int | None = None,           # torch threads (None: leave as set)
         device: str = "cpu",                  # where to train: "cpu", "cuda", "cuda:1", ... or "auto"
         on_nonfinite: str = "error",          # a NaN/inf loss or gradient: "error" (stop) | "skip" its batch
@@ -123,6 +124,7 @@ class RNNForecaster(Estimator):
         if c.threads is not None:
             check_positive_int(c.threads, "threads")
         check_positive_int(c.ensemble, "ensemble")
+        check_positive_int(c.snapshots, "snapshots")
         if c.on_nonfinite not in ("error", "skip"):
             raise ValueError(f"on_nonfinite must be 'error' or 'skip', got {c.on_nonfinite!r}")
         if c.checkpoint_every is not None:
@@ -207,6 +209,7 @@ class RNNForecaster(Estimator):
         self.history_ = self._train([arrays])
         self._remember(panel, arrays)
         self.members_ = ensemble.fit_members(self, lambda member: member.fit_panel(panel))
+        self.members_ += ensemble.snapshot_members(self, panel, arrays)
         return self
 
     def fit_parquet(self, source, id_col: str = "unique_id", time_col: str = "ds", target="y", past=(), future=(),
@@ -412,8 +415,8 @@ class RNNForecaster(Estimator):
         self._check_fitted()
         if df is not None:
             return self._for_history(df).predict(h, future_df)
-        members = getattr(self, "members_", [])
-        return ensemble.average([self._predict_one(h, future_df)] + [m.predict(h, future_df) for m in members])
+        return ensemble.predict(self, lambda member: member._predict_one(h, future_df),
+                                lambda member: member.predict(h, future_df))
 
     @torch.no_grad()
     def _predict_one(self, h: int | None, future_df) -> pd.DataFrame:

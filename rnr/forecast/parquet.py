@@ -151,6 +151,9 @@ def fit_parquet(forecaster, source, max_rows: int = 1_000_000, **roles):
     if f.ensemble != 1:
         raise ValueError(f"ensemble={f.ensemble} applies to panels in memory (fit(df)); fit_parquet trains one "
                          f"network: pass ensemble=1")
+    if f.snapshots != 1:
+        raise ValueError(f"snapshots={f.snapshots} applies to panels in memory (fit(df)); fit_parquet keeps the last "
+                         f"weights: pass snapshots=1")
     if f.relative_to == "smoothing":
         raise ValueError("relative_to='smoothing' learns parameters for every series with the network, which "
                          "fit_parquet cannot hold part by part; load the panel with pandas and call fit(df), or pass "

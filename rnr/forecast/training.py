@@ -11,6 +11,8 @@ With several processes each one runs every ``world``-th series of a global batch
 this process's targets divided by the whole batch's count, times the world size, so the gradients DDP averages
 equal those of one process running the whole batch.
 """
+import collections
+
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -43,6 +45,7 @@ def train_forecaster(forecaster, parts) -> tuple[list[dict], bool]:
     core = TrainingCore(task, opt, settings, sched, config=dict(vars(c)))
     history = core.run()
     forecaster.net_.to("cpu")
+    forecaster.snapshots_ = list(task.snapshots)[:-1]  # the last epoch's weights are the net itself
     return history.rows, history.interrupted
 
 
@@ -63,6 +66,12 @@ class ForecastTask:
                 self.updates_per_epoch += -(-int(lengths[order[i : i + c.batch_size]].max()) // c.chunk)
         self.device, self.rank, self.world = torch.device("cpu"), 0, 1
         self.step_net = _Chunk(forecaster)
+        # snapshots=k: the weights after each of the last k epochs, whose forecasts predict averages
+        self.snapshots = collections.deque(maxlen=max(1, c.snapshots))
+
+    def end_epoch(self, history) -> None:
+        if self.snapshots.maxlen > 1:
+            self.snapshots.append({k: v.detach().to("cpu", copy=True) for k, v in self.module.state_dict().items()})
 
     def setup(self, core) -> None:
         self.device, self.rank, self.world = core.device, core.rank, core.world

@@ -391,3 +391,24 @@ def test_a_dilated_encoder_forecasts_updates_and_round_trips(panel, tmp_path):
     pd.testing.assert_frame_equal(f.predict(df=panel).reset_index(drop=True), before.reset_index(drop=True), rtol=1e-5)
     with pytest.raises(ValueError, match="dilation"):
         RNNForecaster(horizon=7, num_layers=2, dilation=(1, 0)).fit(panel)
+
+
+def test_snapshots_average_the_forecasts_of_the_last_epochs(panel, tmp_path):
+    options = dict(horizon=7, season=7, **{**FAST, "epochs": 3})
+    f = RNNForecaster(snapshots=2, **options).fit(panel)
+    assert len(f.members_) == 1 and f.members_[0].random_state == f.random_state
+    final = RNNForecaster(**options).fit(panel)  # the same run without snapshots: its final weights
+    got, last = f.predict()["y_hat"].to_numpy(), final.predict()["y_hat"].to_numpy()
+    snap = f.members_[0]._predict_one(None, None)["y_hat"].to_numpy()
+    np.testing.assert_allclose(got, (last + snap) / 2, rtol=1e-5)
+    assert not np.allclose(snap, last)  # the snapshot holds the weights after epoch 2 of the same run
+    loaded = rnr.load(rnr.save(f, tmp_path / "snap.safetensors"))
+    pd.testing.assert_frame_equal(loaded.predict(), f.predict())
+    g = RNNForecaster(snapshots=2, ensemble=2, random_state=5, **options).fit(panel)
+    seeds = sorted(m.random_state for m in g.members_)
+    assert seeds == [5, 6]  # the first network's snapshot and the second network (which has its own snapshot)
+    a = RNNForecaster(snapshots=2, random_state=5, **options).fit(panel).predict()["y_hat"].to_numpy()
+    b = RNNForecaster(snapshots=2, random_state=6, **options).fit(panel).predict()["y_hat"].to_numpy()
+    np.testing.assert_allclose(g.predict()["y_hat"], (a + b) / 2, rtol=1e-5)
+    with pytest.raises(ValueError, match="snapshots must be >= 1, got 0"):
+        RNNForecaster(horizon=7, snapshots=0).fit(panel)
