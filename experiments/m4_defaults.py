@@ -37,6 +37,7 @@ NAIVE2 = (18.383, 2.395)  # M4's official Naive2 sMAPE and MASE on Hourly
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=1, help="fits with random_state 0..N-1, each scored")
+    p.add_argument("--first-seed", type=int, default=0, help="the first random_state (then +1, ...)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--ensemble", type=int, help="pass ensemble=N (default: leave the default)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
@@ -63,7 +64,7 @@ def main(argv=None) -> int:
     s = evaluate_panel(test, snaive, train, m=24)
     rows.append({"model": "seasonal naive", "smape": s["smape"], "mase": s["mase"],
                  "owa": owa(s["smape"], s["mase"], *NAIVE2), "fit_s": 0.0})
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         began = time.perf_counter()
         extra = {} if args.ensemble is None else {"ensemble": args.ensemble}
         extra.update({k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in args.set)})
@@ -71,7 +72,8 @@ def main(argv=None) -> int:
         fit_s = time.perf_counter() - began
         fc = f.predict()
         if args.save:
-            fc.assign(seed=seed).to_csv(args.save, index=False, mode="a" if seed else "w", header=not seed)
+            fc.assign(seed=seed).to_csv(args.save, index=False, mode="a" if seed > args.first_seed else "w",
+                                           header=seed == args.first_seed)
         by_id = {k: g["y_hat"].to_numpy() for k, g in fc.groupby("unique_id", sort=False)}
         s = evaluate_panel(test, [by_id[i] for i in ids], train, m=24)
         knob = "" if args.level_penalty is None else f", level penalty {args.level_penalty:g}"

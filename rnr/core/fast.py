@@ -15,7 +15,7 @@ def _np(t: Tensor):
     return t.detach().contiguous().numpy()
 
 
-def _use_threads() -> None:
+def use_torch_threads() -> None:
     """Follow torch's thread setting (``torch.set_num_threads``) in the compiled loops."""
     numba = kernels.numba
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
@@ -57,7 +57,7 @@ class ElmanCompiled(torch.autograd.Function):
         B, T, H = xw.shape
         out = x.new_empty(B, T, H)
         h_n = x.new_empty(B, H)
-        _use_threads()
+        use_torch_threads()
         kernels.elman_forward(_np(xw), _np(h0), _np(w_hh.t()), lengths.numpy(), code, out.numpy(), h_n.numpy())
         ctx.code, ctx.has_bias = code, b_ih is not None
         ctx.save_for_backward(x, h0, w_ih, w_hh, out, lengths)
@@ -69,7 +69,7 @@ class ElmanCompiled(torch.autograd.Function):
         grad_out, grad_hn = _dense(grad_out, out), _dense(grad_hn, h0)
         da = torch.empty_like(out)
         grad_h0 = torch.empty_like(h0)
-        _use_threads()
+        use_torch_threads()
         kernels.elman_backward(_np(out), grad_out.numpy(), grad_hn.numpy(), _np(w_hh.t()), lengths.numpy(), ctx.code,
                                da.numpy(), grad_h0.numpy())
         grad_x, grad_w_ih, grad_w_hh, grad_b, _ = _weight_grads(x, da, w_ih, da, _prev_states(h0, out))
@@ -88,7 +88,7 @@ class LSTMCompiled(torch.autograd.Function):
         train = any(ctx.needs_input_grad)
         gates = xw if train else x.new_empty(0, 0, 0)  # each step's gates overwrite its projection in place
         cells = x.new_empty((B, T, H) if train else (0, 0, 0))
-        _use_threads()
+        use_torch_threads()
         kernels.lstm_forward(_np(xw), _np(h0), _np(c0), _np(w_hh.t()), lengths.numpy(), out.numpy(), h_n.numpy(),
                              c_n.numpy(), gates.numpy(), cells.numpy())
         ctx.has_bias = b_ih is not None
@@ -101,7 +101,7 @@ class LSTMCompiled(torch.autograd.Function):
         grad_out, grad_hn, grad_cn = _dense(grad_out, out), _dense(grad_hn, h0), _dense(grad_cn, c0)
         da = torch.empty_like(gates)
         grad_h0, grad_c0 = torch.empty_like(h0), torch.empty_like(c0)
-        _use_threads()
+        use_torch_threads()
         kernels.lstm_backward(gates.numpy(), cells.numpy(), _np(c0), grad_out.numpy(), grad_hn.numpy(),
                               grad_cn.numpy(), _np(w_hh.t()), lengths.numpy(), da.numpy(), grad_h0.numpy(),
                               grad_c0.numpy())
@@ -121,7 +121,7 @@ class GRUCompiled(torch.autograd.Function):
         train = any(ctx.needs_input_grad)
         gates = xw if train else x.new_empty(0, 0, 0)  # each step's gates overwrite its projection in place
         hn = x.new_empty((B, T, H) if train else (0, 0, 0))
-        _use_threads()
+        use_torch_threads()
         kernels.gru_forward(_np(xw), _np(h0), _np(w_hh.t()), _np(b_hh_), lengths.numpy(), out.numpy(), h_n.numpy(),
                             gates.numpy(), hn.numpy())
         ctx.has_bias = b_ih is not None
@@ -134,7 +134,7 @@ class GRUCompiled(torch.autograd.Function):
         grad_out, grad_hn = _dense(grad_out, out), _dense(grad_hn, h0)
         dx, dh = torch.empty_like(gates), torch.empty_like(gates)
         grad_h0 = torch.empty_like(h0)
-        _use_threads()
+        use_torch_threads()
         kernels.gru_backward(gates.numpy(), hn.numpy(), out.numpy(), _np(h0), grad_out.numpy(), grad_hn.numpy(),
                              _np(w_hh.t()), lengths.numpy(), dx.numpy(), dh.numpy(), grad_h0.numpy())
         grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh = _weight_grads(x, dx, w_ih, dh, _prev_states(h0, out))

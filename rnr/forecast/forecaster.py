@@ -446,7 +446,8 @@ class RNNForecaster(Estimator):
             if net.smoothing is not None:  # log ratios to the smoothing's forecast -> scaled values
                 level, factors = net.smoothing.ahead(self.smooth_state_, net.J)  # (S, K), (S, J, K)
                 expected = level[:, None] * factors[:, :h]
-                pred = pred.clamp(-LOG_CLAMP, LOG_CLAMP).exp() * expected[..., None]
+                log_ratio = pred * net.smoothing.scale[:, None, :, None]  # (S, h, K, 1 + Q)
+                pred = log_ratio.clamp(-LOG_CLAMP, LOG_CLAMP).exp() * expected[..., None]
         else:
             pred = self._roll_out(ahead, h)
         values = pred.numpy()  # scaled

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from rnr.core import kernels
+from rnr.core.fast import use_torch_threads
 
 if kernels.AVAILABLE:
     _jit = kernels.numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
@@ -118,6 +119,7 @@ class _Recursion(torch.autograd.Function):
         a, g = alpha.detach().contiguous().numpy(), gamma.detach().contiguous().numpy()
         st = started.contiguous().numpy()
         befores, levels = np.empty_like(yn), np.empty_like(yn)
+        use_torch_threads()
         _forward(yn, obs, a, g, level.detach().contiguous().numpy(), st, H, offsets, periods, befores, levels)
         ctx.saved = (yn, obs, a, g, st, H, offsets, periods, befores, levels)
         seasons = [torch.from_numpy(H[:, offsets[p] : offsets[p + 1]].copy()) for p in range(len(periods))]
@@ -132,6 +134,7 @@ class _Recursion(torch.autograd.Function):
             gH[:, offsets[p] : offsets[p + 1]] = as_np(g_seasons[p], (H.shape[0], offsets[p + 1] - offsets[p],
                                                                        H.shape[2]))
         ga, gg, gl0 = np.zeros_like(a), np.zeros_like(g), np.zeros_like(a)
+        use_torch_threads()
         _backward(yn, obs, a, g, st, H, offsets, periods, befores, levels, as_np(g_before, yn.shape),
                   as_np(g_level, yn.shape), gH, ga, gg, gl0)
         g_hist0 = [torch.from_numpy(gH[:, offsets[p] : offsets[p] + periods[p]].copy()) for p in range(len(periods))]
@@ -221,6 +224,20 @@ def _backward(y, obs, alpha, gamma, started0, H, offsets, periods, befores, leve
         g_level0[b, k] += g_carry
 
 
+def log_change(y: np.ndarray, m: int) -> np.ndarray:
+    """(K,): the mean absolute change in logs over m steps of ``y`` (n, K) (0 = unobserved), within [1e-3, 1]; 0.1
+    where no pair of values m steps apart is observed."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log(np.where(y > 0, y, np.nan).astype(np.float64))
+        d = np.abs(logs[m:] - logs[:-m]) if len(y) > m else np.full((0, y.shape[1]), np.nan)
+    out = np.full(y.shape[1], 0.1)
+    for k in range(y.shape[1]):
+        seen = d[:, k][np.isfinite(d[:, k])]
+        if len(seen):
+            out[k] = seen.mean()
+    return out.clip(1e-3, 1.0).astype(np.float32)
+
+
 def started_so_far(observed: Tensor, before: Tensor) -> Tensor:
     """(B, T, K): some value has been observed at or before step t (or before the chunk: ``before`` (B, K))."""
     return (observed.cumsum(dim=1) > 0) | before[:, None]
@@ -240,6 +257,9 @@ class Smoothing(nn.Module):
         self.alpha = nn.Parameter(torch.full((n_series, n_targets), -2.0))  # sigmoid(-2) = 0.12
         self.gamma = nn.Parameter(torch.full((n_series, len(self.periods), n_targets), -2.0))
         self.seasons0 = nn.ParameterList(nn.Parameter(torch.zeros(n_series, m, n_targets)) for m in self.periods)
+        # the typical size of a series' seasonal change in logs: the network's inputs and outputs are in its units, so
+        # that a smooth series weighs in the loss as much as a noisy one (a loss like MASE, not like sMAPE)
+        self.register_buffer("scale", torch.ones(n_series, n_targets))
 
     @property
     def state_width(self) -> int:
@@ -279,7 +299,8 @@ class Smoothing(nn.Module):
         ratio = y_one / factor
         log_before = (ratio / befores).log().clamp(-LOG_CLAMP, LOG_CLAMP)
         log_after = (ratio / levels_t).log().clamp(-LOG_CLAMP, LOG_CLAMP)
-        inputs = torch.cat([log_before, log_after], dim=-1) * observed.repeat(1, 1, 2)
+        scale = self.scale[rows][:, None]  # (B, 1, K)
+        inputs = torch.cat([log_before / scale, log_after / scale], dim=-1) * observed.repeat(1, 1, 2)
         penalty, count = self.wiggle(levels_t, started_t, state)
         if lengths is None:
             new_state = torch.cat([levels_t[:, -1:], started_t[:, -1:].to(y.dtype)]
@@ -341,6 +362,7 @@ class Smoothing(nn.Module):
         the mean by phase of the values divided by their centred moving average over a period, in logs)."""
         for s in range(len(offsets) - 1):
             self.seasons0_for(s, y[offsets[s] : offsets[s + 1]])
+            self.scale[s] = torch.from_numpy(log_change(y[offsets[s] : offsets[s + 1]], self.periods[0]))
 
     def seasons0_for(self, s: int, y: np.ndarray) -> None:
         """Initial indices of series ``s`` from its values ``y`` (n, K) (0 = unobserved); a period without three
@@ -366,6 +388,7 @@ class Smoothing(nn.Module):
             seen = torch.from_numpy(np.flatnonzero(rows >= 0))
             src = torch.from_numpy(rows[rows >= 0])
             other.alpha[seen], other.gamma[seen] = self.alpha[src], self.gamma[src]
+            other.scale[seen] = self.scale[src]
             for mine, theirs in zip(other.seasons0, self.seasons0):
                 mine[seen] = theirs[src]
         return other

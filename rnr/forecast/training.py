@@ -192,6 +192,7 @@ class _Chunk(torch.nn.Module):
         ok = started[:, :, None] & (target > 0)
         log_level = torch.where(started, levels, 1.0).log()[:, :, None]  # (B, T, 1, K)
         log_expected = log_level + net.smoothing.log_factors(seasons, net.J)  # (B, T, J, K)
-        log_target = torch.where(ok, torch.where(ok, target, 1.0).log() - log_expected, 0.0)
+        scale = net.smoothing.scale[series][:, None, None]  # (B, 1, 1, K): in units of the series' log changes
+        log_target = torch.where(ok, (torch.where(ok, target, 1.0).log() - log_expected) / scale, 0.0)
         penalty = smoothing.LEVEL_PENALTY * wiggle / count.clamp(min=1)
         return pred, log_target, ok, penalty, new, smooth_new
