@@ -9,6 +9,7 @@ seasonal naive forecasts, mean over seeds.
     python experiments/small_series.py --min-updates 100    # another minimum number of updates
 """
 import argparse
+import ast
 import os
 import platform
 import sys
@@ -53,8 +54,11 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--min-updates", type=int, default=defaults.MIN_UPDATES)
     p.add_argument("--sets", default="airpassengers,lynx,sunspots")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="another argument of RNNForecaster (a Python literal), for comparing variants")
     args = p.parse_args(argv)
     defaults.MIN_UPDATES = args.min_updates
+    extra = {k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in args.set)}
     torch.set_num_threads(1)
     print(f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, torch {torch.__version__}; "
           f"MIN_UPDATES={args.min_updates}")
@@ -69,11 +73,11 @@ def main(argv=None) -> int:
         runs, seconds, chosen = [], [], None
         for seed in range(args.seeds):
             start = time.perf_counter()
-            f = rnr.RNNForecaster(horizon=h, random_state=seed).fit(train)
+            f = rnr.RNNForecaster(horizon=h, random_state=seed, **extra).fit(train)
             seconds.append(time.perf_counter() - start)
             runs.append(score(y, actual, f.predict()["y_hat"].to_numpy(), m))
             chosen = f.chosen_
-        rows.append({"data": name, "model": "rnr defaults", "mae": np.mean([r["mae"] for r in runs]),
+        rows.append({"data": name, "model": f"rnr {extra or 'defaults'}", "mae": np.mean([r["mae"] for r in runs]),
                      "mase": np.mean([r["mase"] for r in runs]), "mase_std": np.std([r["mase"] for r in runs]),
                      "fit_s": np.mean(seconds), "chosen": defaults.describe(chosen)})
         print(pd.DataFrame(rows[-3:]).to_string(index=False), flush=True)

@@ -236,8 +236,7 @@ def fit(args) -> dict:
     result = {**info_dict, "out": str(out), "_text": text}
     stopped_member = getattr(model, "stopped_member_", None)
     if interrupted and stopped_member:  # a later network of an ensemble: the ones before it are complete
-        n = run_config["model"].get("ensemble")
-        print(f"rnr fit: stopped by Ctrl-C while training network {stopped_member + 1} of the ensemble of {n}; "
+        print(f"rnr fit: stopped by Ctrl-C while training network {stopped_member + 1} of the ensemble; "
               f"saved the {stopped_member} complete network(s) to {out}/ (rnr predict averages them); run the same "
               f"command with --force to train the whole ensemble", file=sys.stderr)
         result["_exit"] = 130

@@ -6,8 +6,13 @@
   and 168; every 30 minutes: 48 and 336), a week for daily data (7), 5 for business days, 52 for weekly, 12 for
   monthly and 4 for quarterly data; none for yearly data or an integer time axis. A period is kept only where the
   series are long enough to show it: a median length of at least two full periods.
-- The base the network forecasts relative to: the seasonal naive forecast (the value one shortest period back)
-  where there is a season, as ES-RNN deseasonalises before its RNN (Smyl 2020); none otherwise.
+- The base the network forecasts relative to, where there is a season: where every training value is positive
+  (smoothing is multiplicative) and the strategy is direct, two networks whose forecasts are averaged (``bases``),
+  one relative to per-series exponential smoothing learned with it (``rnr.forecast.smoothing``, the hybrid of
+  ES-RNN, Smyl 2020) and one relative to the seasonal naive forecast (the value one shortest period back);
+  otherwise the seasonal naive forecast alone. None without a season. Neither base wins everywhere (M4 Hourly
+  OWA: smoothing 0.523, seasonal naive 0.606, the two averaged 0.505; AirPassengers MASE: 0.83, 0.59, ...).
+- The scaler: "meanabs" with smoothing (a scale alone keeps values positive), "standard" otherwise.
 - How long to train: at least ``MIN_EPOCHS`` passes over the data and at least ``MIN_UPDATES`` optimizer updates,
   so a single short series (one update a pass) trains as long as a large panel does.
 
@@ -55,7 +60,11 @@ def choose(params: dict, freq, lengths: np.ndarray, positive: bool = False) -> d
             chosen["extra_seasons"] = tuple(periods[1:])
     if params["relative_to"] == "auto":
         season = chosen.get("season", params["season"])
-        chosen["relative_to"] = "seasonal_naive" if season else None
+        smooths = (positive and params.get("strategy", "direct") == "direct" and not params.get("base_input")
+                   and params.get("scaler", "auto") in ("auto", "meanabs", None))
+        chosen["relative_to"] = ("smoothing" if smooths else "seasonal_naive") if season else None
+        if season and smooths:  # and a second network relative to the seasonal naive, the two averaged
+            chosen["bases"] = ("smoothing", "seasonal_naive")
     if params.get("scaler") == "auto":  # smoothing divides by a level: a scale alone keeps values positive
         relative = chosen.get("relative_to", params["relative_to"])
         chosen["scaler"] = "meanabs" if relative == "smoothing" else "standard"
@@ -89,6 +98,8 @@ def describe(chosen: dict) -> str:
         parts.append(f"seasons {', '.join(map(str, periods))}" if periods else "no season")
     if "relative_to" in chosen:
         parts.append(f"relative to {chosen['relative_to'] or 'nothing'}")
+    if "bases" in chosen:
+        parts.append(f"averaged with a network relative to {chosen['bases'][1]}")
     if "scaler" in chosen:
         parts.append(f"scaler {chosen['scaler']}")
     if "epochs" in chosen:

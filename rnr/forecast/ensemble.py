@@ -17,24 +17,30 @@ import pandas as pd
 
 
 def fit_members(forecaster, fit_one) -> list:
-    """The forecasters of members 1..N-1, each fitted by ``fit_one(member)``; the caller fits member 0 itself.
+    """The forecasters of every network but the first, each fitted by ``fit_one(member)``; the caller fits the first
+    itself. Networks: one per seed (random_state r, r + 1, ..., r + N - 1 for ``ensemble=N``) and per base (the
+    ``bases`` chosen from the data, e.g. smoothing and the seasonal naive: ``rnr.forecast.defaults``), each with an
+    equal share of the time budget.
 
-    A run stopped by Ctrl-C (member 0's or a later member's) fits no further member and keeps only the members that
-    finished; ``forecaster.interrupted_`` becomes True and ``forecaster.stopped_member_`` names the member that was
-    stopped (0 for the first), so the caller can say so."""
-    params = forecaster.get_params()
-    n, budget = params["ensemble"], params["max_minutes"]
+    A run stopped by Ctrl-C (the first network's or a later one's) fits no further network and keeps only those that
+    finished; ``forecaster.interrupted_`` becomes True and ``forecaster.stopped_member_`` counts the networks that
+    finished before the one that was stopped (0 for the first), so the caller can say so."""
+    params, config = forecaster.get_params(), forecaster.config
+    bases = getattr(config, "bases", None) or (config.relative_to,)
+    networks = [(k, base) for k in range(params["ensemble"]) for base in bases][1:]
+    budget = config.max_minutes
     members = []
     forecaster.stopped_member_ = 0 if getattr(forecaster, "interrupted_", False) else None
     if forecaster.stopped_member_ is not None:
         return members
-    for k in range(1, n):
+    for k, base in networks:
         member = type(forecaster)(**{**params, "ensemble": 1, "random_state": params["random_state"] + k,
-                                     "max_minutes": None if budget is None else budget / n,
+                                     "relative_to": base, "scaler": params["scaler"],  # "auto": as fits the base
+                                     "max_minutes": None if budget is None else budget / (len(networks) + 1),
                                      "log_dir": None, "checkpoint_dir": None, "resume": False})
         fitted = fit_one(member)
         if getattr(fitted, "interrupted_", False):  # Ctrl-C: this member is half trained, so it is left out
-            forecaster.interrupted_, forecaster.stopped_member_ = True, k
+            forecaster.interrupted_, forecaster.stopped_member_ = True, len(members) + 1
             break
         members.append(fitted)
     return members
@@ -62,8 +68,9 @@ def predict(forecaster, own, whole) -> pd.DataFrame:
     """The ensemble's forecasts: each network's (``own(member)``: its final weights averaged with its snapshots,
     the members with its ``random_state``), then the networks' averaged (``whole(member)`` for the other seeds)."""
     members = getattr(forecaster, "members_", [])
-    snaps = [m for m in members if m.random_state == forecaster.random_state]
-    others = [m for m in members if m.random_state != forecaster.random_state]
+    c = forecaster.config
+    snaps = [m for m in members if m.random_state == c.random_state and m.config.relative_to == c.relative_to]
+    others = [m for m in members if m not in snaps]
     mine = average([own(forecaster)] + [own(m) for m in snaps])
     return average([mine] + [whole(m) for m in others])
 

@@ -58,7 +58,9 @@ class RNNForecaster(Estimator):
                                               # "auto": "meanabs" with smoothing, else "standard"
         relative_to: str | None = "auto",     # forecast relative to a base: None | "last" | "seasonal_naive" |
                                               # "smoothing" (per-series exponential smoothing learned with the
-                                              # network, ES-RNN); "auto": the seasonal naive where there is a season
+                                              # network, ES-RNN); "auto": where there is a season, a network
+                                              # relative to each of smoothing (positive data) and the seasonal
+                                              # naive, averaged; else the seasonal naive
         base_input: bool = False,             # the head also reads the base values it corrects (needs relative_to)
         season: int | str | None = "auto",    # seasonal period m; adds sin/cos of the phase as inputs; None: none;
                                               # "auto": from the frequency (hourly: 24, and 168 as an extra season)

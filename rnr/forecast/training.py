@@ -34,7 +34,8 @@ def train_forecaster(forecaster, parts) -> tuple[list[dict], bool]:
     epochs = forecaster.chosen_.get("epochs", c.epochs)
     forecaster.chosen_["updates"] = task.updates_per_epoch * epochs
     opt = torch.optim.Adam(forecaster.net_.parameters(), lr=c.lr)
-    budget = c.max_minutes / c.ensemble if c.max_minutes else None  # an equal share for each member
+    networks = c.ensemble * len(getattr(c, "bases", None) or (c.relative_to,))
+    budget = c.max_minutes / networks if c.max_minutes else None  # an equal share for each network
     sched = cosine_over_run(task.updates_per_epoch * epochs, budget)
     settings = CoreSettings(
         epochs=epochs, clip_grad_norm=c.clip_grad_norm, on_nonfinite=c.on_nonfinite, seed=c.random_state,

@@ -45,6 +45,20 @@ def test_explicit_arguments_win():
                                                                              "extra_seasons": (168,)}
 
 
+def test_positive_seasonal_data_gets_two_networks_relative_to_smoothing_and_to_the_seasonal_naive():
+    both = {"freq": "D", "season": 7, "extra_seasons": (), "relative_to": "smoothing",
+            "bases": ("smoothing", "seasonal_naive"), "scaler": "meanabs"}
+    auto = {**AUTO, "scaler": "auto", "strategy": "direct", "base_input": False}
+    assert choose(auto, "D", np.array([100]), positive=True) == both
+    naive = {"freq": "D", "season": 7, "extra_seasons": (), "relative_to": "seasonal_naive", "scaler": "standard"}
+    assert choose(auto, "D", np.array([100]), positive=False) == naive  # smoothing is multiplicative
+    assert choose({**auto, "strategy": "recursive"}, "D", np.array([100]), positive=True) == naive
+    assert choose({**auto, "scaler": "standard"}, "D", np.array([100]), positive=True) == {
+        k: v for k, v in naive.items() if k != "scaler"}  # an explicit scaler that centres the values wins
+    assert choose(auto, "D", np.array([10]), positive=True) == {"freq": "D", "season": None, "extra_seasons": (),
+                                                                 "relative_to": None, "scaler": "standard"}
+
+
 def test_training_length_counts_updates_with_a_minimum_a_short_series_also_gets():
     assert epochs_for(1) == defaults.MIN_UPDATES  # one update a pass: as many passes as the minimum of updates
     assert epochs_for(10_000) == defaults.MIN_EPOCHS
@@ -56,6 +70,7 @@ def test_training_length_counts_updates_with_a_minimum_a_short_series_also_gets(
 
 def test_the_choices_are_visible_and_saved(tmp_path):
     panel = seasonal_panel(n=3, length=60)
+    panel["y"] -= 12  # values below zero: no smoothing, one network
     f = RNNForecaster(horizon=7, **FAST).fit(panel)
     assert f.chosen_ == {"freq": "D", "season": 7, "extra_seasons": (), "relative_to": "seasonal_naive",
                          "scaler": "standard", "updates": f.chosen_["updates"]}
@@ -63,6 +78,16 @@ def test_the_choices_are_visible_and_saved(tmp_path):
     assert repr(f).endswith("; chose freq='D', season=7, extra_seasons=(), relative_to='seasonal_naive', "
                             "scaler='standard')")
     assert describe(f.chosen_) == "freq 'D'; seasons 7; relative to seasonal_naive; scaler standard"
+    g = RNNForecaster(horizon=7, **FAST).fit(seasonal_panel(n=3, length=60))  # positive: two networks
+    assert g.chosen_["bases"] == ("smoothing", "seasonal_naive") and g.chosen_["relative_to"] == "smoothing"
+    assert [m.config.relative_to for m in g.members_] == ["seasonal_naive"]
+    assert describe(g.chosen_) == ("freq 'D'; seasons 7; relative to smoothing; averaged with a network relative to "
+                                   "seasonal_naive; scaler meanabs")
+    averaged = (g._predict_one(None, None)["y_hat"] + g.members_[0].predict()["y_hat"]) / 2
+    np.testing.assert_allclose(g.predict()["y_hat"], averaged, rtol=1e-6)
+    back = rnr.load(rnr.save(g, tmp_path / "g.safetensors"))
+    assert back.chosen_ == g.chosen_
+    pd.testing.assert_frame_equal(back.predict(), g.predict())
     loaded = rnr.load(rnr.save(f, tmp_path / "f.safetensors"))
     assert loaded.chosen_ == f.chosen_ and repr(loaded) == repr(f)
     pd.testing.assert_frame_equal(loaded.predict(), f.predict())
@@ -75,9 +100,9 @@ def test_rnr_fit_forecast_prints_and_records_what_it_chose(tmp_path, capsys):
     assert main(["fit", "forecast", "--data", str(tmp_path / "s.csv"), "--horizon", "7", "--set", "model.epochs=1",
                  "--set", "model.hidden_size=4", "--out", str(tmp_path / "m")]) == 0
     line = capsys.readouterr().out
-    assert "chose freq='D', season=7, extra_seasons=(), relative_to='seasonal_naive'" in line
+    assert "chose freq='D', season=7, extra_seasons=(), relative_to='smoothing', bases=('smoothing', " in line
     info = json.loads((tmp_path / "m" / "info.json").read_text())
-    assert info["chosen"]["season"] == 7 and info["chosen"]["relative_to"] == "seasonal_naive"
+    assert info["chosen"]["season"] == 7 and info["chosen"]["bases"] == ["smoothing", "seasonal_naive"]
     assert main(["info", str(tmp_path / "m")]) == 0
     assert "chosen: {'freq': 'D', 'season': 7" in capsys.readouterr().out
     assert main(["fit", "forecast", "--data", str(tmp_path / "s.csv"), "--horizon", "7", "--set", "model.epochs=1",
@@ -95,15 +120,18 @@ def test_a_bad_season_is_refused(season, match):
         RNNForecaster(horizon=3, season=season).fit(seasonal_panel(n=1, length=30))
 
 
-def test_the_defaults_cope_with_short_series_gaps_masked_values_and_covariates():
-    """Series shorter than the season and than the horizon, a masked value and a covariate, all with the defaults."""
+@pytest.mark.parametrize("shift, base", [(0.0, "smoothing"), (-20.0, "seasonal_naive")])
+def test_the_defaults_cope_with_short_series_gaps_masked_values_and_covariates(shift, base):
+    """Series shorter than the season and than the horizon, a masked value and a covariate, all with the defaults,
+    positive (smoothing and the seasonal naive) or not (the seasonal naive alone)."""
     panel = seasonal_panel(n=4, length=60)
     short = pd.DataFrame({"unique_id": "tiny", "ds": pd.date_range("2024-01-01", periods=5, freq="D"),
                           "y": [3.0, 4.0, np.nan, 5.0, 4.5]})  # 5 steps: shorter than a week and than the horizon
     df = pd.concat([panel, short], ignore_index=True)
+    df["y"] += shift
     df["price"] = np.sin(np.arange(len(df)))  # a covariate known only up to now
     f = RNNForecaster(horizon=10, hidden_size=4, head_size=4, epochs=2).fit(df, past=["price"], missing="mask")
-    assert f.chosen_["season"] == 7 and f.chosen_["relative_to"] == "seasonal_naive"
+    assert f.chosen_["season"] == 7 and f.chosen_["relative_to"] == base
     out = f.predict()
     assert len(out) == 5 * 10 and np.isfinite(out["y_hat"]).all()
     assert out[out["unique_id"] == "tiny"]["ds"].min() == pd.Timestamp("2024-01-06")

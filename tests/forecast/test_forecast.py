@@ -341,7 +341,9 @@ def test_new_series_with_static_categories_map_to_the_training_categories():
 
 def test_an_ensemble_averages_networks_trained_from_consecutive_seeds(panel, tmp_path):
     f = RNNForecaster(horizon=7, season=7, ensemble=2, random_state=3, quantiles=(0.1, 0.9), **FAST).fit(panel)
-    assert len(f.members_) == 1 and f.members_[0].random_state == 4
+    # each seed's networks: one relative to smoothing (the forecaster itself for seed 3), one to the seasonal naive
+    assert [(m.random_state, m.config.relative_to) for m in f.members_] == [
+        (3, "seasonal_naive"), (4, "smoothing"), (4, "seasonal_naive")]
     a = RNNForecaster(horizon=7, season=7, random_state=3, quantiles=(0.1, 0.9), **FAST).fit(panel).predict()
     b = RNNForecaster(horizon=7, season=7, random_state=4, quantiles=(0.1, 0.9), **FAST).fit(panel).predict()
     got = f.predict()
@@ -375,7 +377,8 @@ def test_ctrl_c_in_a_later_network_of_an_ensemble_keeps_the_complete_ones_and_sa
     monkeypatch.setattr(RNNForecaster, "_train", train)
     with graceful_stop():
         f = RNNForecaster(horizon=7, season=7, ensemble=3, random_state=3, **FAST).fit(panel)
-    assert f.interrupted_ and f.stopped_member_ == 1 and f.members_ == []  # the half-trained one is left out
+    # networks: (3, smoothing), (3, seasonal naive), then (4, smoothing) is stopped and left out, half trained
+    assert f.interrupted_ and f.stopped_member_ == 2 and [m.random_state for m in f.members_] == [3]
     alone = RNNForecaster(horizon=7, season=7, random_state=3, **FAST).fit(panel)
     pd.testing.assert_frame_equal(f.predict(), alone.predict())
 
@@ -394,7 +397,7 @@ def test_a_dilated_encoder_forecasts_updates_and_round_trips(panel, tmp_path):
 
 
 def test_snapshots_average_the_forecasts_of_the_last_epochs(panel, tmp_path):
-    options = dict(horizon=7, season=7, **{**FAST, "epochs": 3})
+    options = dict(horizon=7, season=7, relative_to="seasonal_naive", **{**FAST, "epochs": 3})
     f = RNNForecaster(snapshots=2, **options).fit(panel)
     assert len(f.members_) == 1 and f.members_[0].random_state == f.random_state
     final = RNNForecaster(**options).fit(panel)  # the same run without snapshots: its final weights
