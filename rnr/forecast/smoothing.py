@@ -15,8 +15,14 @@ the smoothed series must be positive) changes nothing.
 What the network sees and learns is relative to the smoothing: its inputs at step t are ``log(y_t / (S_t l_{t-1}))``
 and ``log(y_t / (S_t l_t))`` (the deseasonalised value against the level before and after it), and its targets
 ``log(y_{t+j} / (l_t S_{t+j|t}))``, where ``S_{t+j|t}`` is the latest seasonal factor of the phase of ``t + j`` known
-at t. A forecast is ``exp(output) * l_t * S_{t+j|t}``. The loss adds a penalty on the wiggliness of the log level
-(Smyl's level variability penalty: the mean squared change of its step-to-step change).
+at t; both in units of the series' mean absolute seasonal change in logs (``scale``, fixed from the data), so that
+the loss weighs a smooth series as much as a noisy one. A forecast is ``exp(scale * output) * l_t * S_{t+j|t}``. The
+loss adds a penalty on the wiggliness of the log level (Smyl's level variability penalty: the mean squared change of
+its step-to-step change).
+
+The recursion runs step by step in ``recursion`` (torch, the reference) or, by default, in ``_forward`` and
+``_backward`` (numba, one task per series, with the backward pass written out by hand); tests hold the two equal,
+values and gradients.
 
 State carried from chunk to chunk (and kept after ``fit`` for ``predict`` and ``update``) is one tensor per series,
 (B, 2 + sum(periods), K): the level, whether it has started, and the latest ``m_p`` seasonal indices of each period.
@@ -261,15 +267,9 @@ class Smoothing(nn.Module):
         # that a smooth series weighs in the loss as much as a noisy one (a loss like MASE, not like sMAPE)
         self.register_buffer("scale", torch.ones(n_series, n_targets))
 
-    @property
-    def state_width(self) -> int:
-        return 2 + sum(self.periods)
-
     def start(self, rows: Tensor) -> Tensor:
         """The state before the first step of the series ``rows``: no level yet, the initial seasonal indices."""
-        first = self.seasons0[0] if self.periods else self.alpha
-        B, K = len(rows), first.shape[-1]
-        parts = [self.alpha.new_zeros(B, 2, K)] + [s[rows].exp() for s in self.seasons0]
+        parts = [self.alpha.new_zeros(len(rows), 2, self.alpha.shape[1])] + [s[rows].exp() for s in self.seasons0]
         return torch.cat(parts, dim=1)
 
     def forward(self, y: Tensor, rows: Tensor, state: Tensor | None, lengths: Tensor | None = None):
@@ -282,7 +282,7 @@ class Smoothing(nn.Module):
         """
         if state is None:
             state = self.start(rows)
-        B, T, K = y.shape
+        B, T = y.shape[:2]
         alpha = torch.sigmoid(self.alpha[rows])  # (B, K)
         gamma = torch.sigmoid(self.gamma[rows])  # (B, P, K)
         level, started = state[:, 0], state[:, 1] > 0.5
@@ -301,7 +301,7 @@ class Smoothing(nn.Module):
         log_after = (ratio / levels_t).log().clamp(-LOG_CLAMP, LOG_CLAMP)
         scale = self.scale[rows][:, None]  # (B, 1, K)
         inputs = torch.cat([log_before / scale, log_after / scale], dim=-1) * observed.repeat(1, 1, 2)
-        penalty, count = self.wiggle(levels_t, started_t, state)
+        penalty, count = self.wiggle(levels_t, started_t)
         if lengths is None:
             new_state = torch.cat([levels_t[:, -1:], started_t[:, -1:].to(y.dtype)]
                                   + [s[:, -m:] for s, m in zip(seasons, self.periods)], dim=1)
@@ -315,7 +315,7 @@ class Smoothing(nn.Module):
         return inputs, levels_t, seasons, started_t, penalty, count, new_state
 
     @staticmethod
-    def wiggle(levels: Tensor, started: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+    def wiggle(levels: Tensor, started: Tensor) -> tuple[Tensor, Tensor]:
         """Sum and count of the squared second differences of the log level over steps where it exists."""
         safe = torch.where(started, levels, torch.ones_like(levels)).log()
         if levels.shape[1] < 3:

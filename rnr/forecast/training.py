@@ -18,8 +18,8 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from rnr.core.rnn import detach_state, put_rows, take_rows
-from rnr.forecast.defaults import epochs_for
 from rnr.forecast import smoothing
+from rnr.forecast.defaults import epochs_for
 from rnr.forecast.net import SeriesArrays, quantile_loss
 from rnr.training.core import CoreSettings, TrainingCore, cosine_over_run
 

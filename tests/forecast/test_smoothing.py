@@ -157,7 +157,7 @@ def _functional(y, alpha, gamma, s0, s1):
     sm = Smoothing(4, 1, [3, 7]).double()
     del sm.alpha, sm.gamma, sm.seasons0
     sm.alpha, sm.gamma, sm.seasons0 = alpha, gamma, [s0, s1]
-    inputs, levels, seasons, started, wiggle, count, state = sm(y, torch.tensor([1, 3]), None)
+    inputs, levels, seasons, started, wiggle, _, state = sm(y, torch.tensor([1, 3]), None)
     return inputs, torch.where(started, levels, 0.0), seasons[0], seasons[1], wiggle, state
 
 
@@ -209,7 +209,7 @@ def test_the_smoothing_is_saved_and_loaded_with_the_model(fitted, tmp_path):
 
 
 def test_update_carries_the_smoothing_forward_like_reading_the_whole_history(data, fitted):
-    train, test = data
+    train, _ = data
     cut = train.groupby("unique_id")["ds"].transform("max") - pd.Timedelta(hours=10)
     early = train[train["ds"] <= cut]
     model = RNNForecaster(horizon=24, relative_to="smoothing", random_state=0, **{**FAST, "epochs": 1}).fit(early)
