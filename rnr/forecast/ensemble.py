@@ -37,7 +37,8 @@ def fit_members(forecaster, fit_one) -> list:
         member = type(forecaster)(**{**params, "ensemble": 1, "random_state": params["random_state"] + k,
                                      "relative_to": base, "scaler": params["scaler"],  # "auto": as fits the base
                                      "max_minutes": None if budget is None else budget / (len(networks) + 1),
-                                     "log_dir": None, "checkpoint_dir": None, "resume": False})
+                                     "log_dir": None, "checkpoint_dir": None, "checkpoint_every": None,
+                                     "resume": False})
         fitted = fit_one(member)
         if getattr(fitted, "interrupted_", False):  # Ctrl-C: this member is half trained, so it is left out
             forecaster.interrupted_, forecaster.stopped_member_ = True, len(members) + 1

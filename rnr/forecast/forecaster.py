@@ -31,6 +31,8 @@ from rnr.forecast.parquet import fit_parquet
 from rnr.forecast.scaling import CovariateScaler, Scaler
 from rnr.forecast.smoothing import LOG_CLAMP
 from rnr.forecast.training import train_forecaster
+from rnr.training import distributed
+from rnr.training.core import resolve_device
 from rnr.weights import load_weights
 
 
@@ -208,9 +210,10 @@ class RNNForecaster(Estimator):
         self.cov_scaler_ = CovariateScaler().fit(panel)
         arrays = self._arrays(panel)
         self._build(panel, arrays)
-        self.history_ = self._train([arrays])
-        self._remember(panel, arrays)
-        self.members_ = ensemble.fit_members(self, lambda member: member.fit_panel(panel))
+        with distributed.held_group(resolve_device(c.device)):  # one process group for every network
+            self.history_ = self._train([arrays])
+            self._remember(panel, arrays)
+            self.members_ = ensemble.fit_members(self, lambda member: member.fit_panel(panel))
         self.members_ += ensemble.snapshot_members(self, panel, arrays)
         return self
 

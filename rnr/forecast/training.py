@@ -141,7 +141,9 @@ class ForecastTask:
             n = float(m.sum())
             loss = quantile_loss(pred, tgt, m, c.quantiles, c.loss)
             if penalty is not None and not idle:
-                loss = loss + penalty
+                # the level penalty per target, as the loss is: J level steps per step's J targets, so that the
+                # processes of a distributed run add up to one process on the whole batch
+                loss = loss + smoothing.LEVEL_PENALTY * net.J * penalty / max(n, 1.0)
             yield loss, n, n / max(float(chunk_counts[ci]), 1.0) * self.world
             if not idle:
                 state = put_rows(state, rows, detach_state(new), len(lens))
@@ -180,13 +182,14 @@ class _Chunk(torch.nn.Module):
 
     def forward(self, x, static_num, static_cat, state, lengths, known, base, target, series, smooth):
         """Forecasts, the targets they are scored against, which of those count (None: all), the smoothing's level
-        penalty (None without smoothing), the encoder's state and the smoothing's state (None without)."""
+        penalty's sum over this chunk's level steps (None without smoothing), the encoder's state and the smoothing's
+        state (None without)."""
         net, f = self.net, self.forecaster
         if net.smoothing is None:
             out, new = net.encode(f._inputs(x, static_num, static_cat), state, lengths)
             return net.forecast(out, known) + base[..., None], target, None, None, new, None
         K = target.shape[-1]
-        feats, levels, seasons, started, wiggle, count, smooth_new = net.smoothing(x[..., :K], series, smooth, lengths)
+        feats, levels, seasons, started, wiggle, _, smooth_new = net.smoothing(x[..., :K], series, smooth, lengths)
         out, new = net.encode(f._inputs(torch.cat([feats, x[..., K:]], dim=-1), static_num, static_cat), state,
                               lengths)
         pred = net.forecast(out, known)
@@ -195,5 +198,4 @@ class _Chunk(torch.nn.Module):
         log_expected = log_level + net.smoothing.log_factors(seasons, net.J)  # (B, T, J, K)
         scale = net.smoothing.scale[series][:, None, None]  # (B, 1, 1, K): in units of the series' log changes
         log_target = torch.where(ok, (torch.where(ok, target, 1.0).log() - log_expected) / scale, 0.0)
-        penalty = smoothing.LEVEL_PENALTY * wiggle / count.clamp(min=1)
-        return pred, log_target, ok, penalty, new, smooth_new
+        return pred, log_target, ok, wiggle, new, smooth_new

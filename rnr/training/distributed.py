@@ -7,6 +7,7 @@ which runs torchrun for you). Each process reads its rank and the world size fro
 the gradients, so N processes take the same steps as one process on the same global batch.
 """
 import os
+from contextlib import contextmanager
 
 import torch
 import torch.distributed as dist
@@ -28,6 +29,20 @@ def setup(device: torch.device) -> tuple[int, int, bool]:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return dist.get_rank(), dist.get_world_size(), True
+
+
+@contextmanager
+def held_group(device: torch.device):
+    """Hold the process group of a torchrun launch across several training runs (the networks of an ensemble), so
+    that each run joins it instead of creating and destroying its own: a group created again at once can fail to
+    connect (rank 1 reaching rank 0's store before it listens again)."""
+    _, _, created = setup(device)
+    try:
+        yield
+    finally:
+        if created:
+            dist.barrier()  # no process leaves the group while another still reduces
+            dist.destroy_process_group()
 
 
 def all_sum(values: list[float], device) -> list[float]:
