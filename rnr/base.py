@@ -65,7 +65,12 @@ class Estimator:
     def __repr__(self) -> str:
         shown = [f"{k}={getattr(self, k)!r}" for k, d in self._defaults().items()
                  if k not in RUN_OPTIONS and (d is inspect.Parameter.empty or not _same(getattr(self, k), d))]
-        return f"{type(self).__name__}({', '.join(shown)})"
+        text = ", ".join(shown)
+        chosen = {k: v for k, v in getattr(self, "chosen_", {}).items() if k != "updates"}  # what the data decided
+        if chosen:
+            words = "chose " + ", ".join(f"{k}={v!r}" for k, v in chosen.items())
+            text = f"{text}; {words}" if text else words
+        return f"{type(self).__name__}({text})"
 
 
 def _same(a, b) -> bool:

@@ -77,7 +77,8 @@ def fit_classify(run_config: dict, options: dict):
     val = read_labelled(data, data["val_path"]) if data["val_path"] else (None, None, None)
     clf = RNNClassifier(**run_config["model"], **options).fit(X, y, val[0], val[1])
     kind = "texts" if clf.tokenizer_ is not None else "sequences"
-    return clf, {"examples": len(X), "classes": clf.classes_.tolist(), "trained_on": f"{len(X)} {kind}"}
+    return clf, {"examples": len(X), "classes": clf.classes_.tolist(), "trained_on": f"{len(X)} {kind}",
+                 "chosen": clf.chosen_}
 
 
 def predict(args, clf, info_dict) -> dict:

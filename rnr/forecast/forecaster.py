@@ -96,13 +96,6 @@ class RNNForecaster(Estimator):
         chosen from the data (``chosen_``) in place of "auto" and None."""
         return SimpleNamespace(**{**self.get_params(), **getattr(self, "chosen_", {})})
 
-    def __repr__(self) -> str:
-        text = super().__repr__()
-        chosen = {k: v for k, v in getattr(self, "chosen_", {}).items() if k not in ("updates",)}
-        if not chosen:
-            return text
-        return f"{text[:-1]}; chose {', '.join(f'{k}={v!r}' for k, v in chosen.items())})"
-
     # validation ---------------------------------------------------------------------------------------------
     def _check_config(self) -> None:
         c = self.config

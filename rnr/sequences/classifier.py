@@ -8,6 +8,8 @@ Example:
     >>> clf = RNNClassifier(hidden_size=32, epochs=30).fit(X_train, y_train)   # X: list of (T_i, F) arrays
     >>> clf.score(X_test, y_test)
 """
+import math
+
 import numpy as np
 import torch
 
@@ -19,12 +21,32 @@ from rnr.training.train import fit as train
 from rnr.weights import load_weights
 
 
+MIN_UPDATES = 1000  # epochs=None: at least this many optimizer updates ...
+MIN_EPOCHS = 20     # ... and at least this many passes over the training sequences
+
+
+def training_length(n: int, batch_size: int | None, epochs: int | None) -> dict:
+    """What ``batch_size=None`` and ``epochs=None`` become for ``n`` training sequences: batches of n / 8 sequences
+    within [8, 32] (a small set still gets several updates a pass), and enough passes for MIN_UPDATES updates (at
+    least MIN_EPOCHS). Only the settings left to the data are returned."""
+    chosen = {}
+    if batch_size is None:
+        batch_size = chosen["batch_size"] = int(np.clip(n // 8, 8, 32))
+    if epochs is None:
+        per_epoch = math.ceil(n / batch_size)
+        chosen["epochs"] = max(MIN_EPOCHS, math.ceil(MIN_UPDATES / per_epoch))
+        chosen["updates"] = chosen["epochs"] * per_epoch
+    return chosen
+
+
 class RNNClassifier(Estimator):
     """A sequence in, a class out: a (bidirectional) recurrent encoder, pooled, then a linear layer.
 
     Args:
         hidden_size, cell, num_layers, bidirectional, dropout, pooling: the ``ManyToOne`` model.
-        epochs, batch_size, lr, weight_decay, clip_grad_norm, lr_schedule: training (see ``rnr.TrainConfig``).
+        epochs, batch_size, lr, weight_decay, clip_grad_norm, lr_schedule: training (see ``rnr.TrainConfig``);
+            ``epochs=None`` and ``batch_size=None`` (the defaults) are chosen from the number of training sequences
+            (``training_length``), and shown in ``chosen_`` and the ``repr``.
         standardize: scale each feature to zero mean and unit variance over the training steps.
         tokenizer, min_count, embedding_dim: when X is a list of strings, a ``rnr.data.text.Tokenizer`` ("word",
             "char" or "space"; tokens seen at least ``min_count`` times) and a learned embedding of this width read
@@ -46,7 +68,8 @@ class RNNClassifier(Estimator):
     _estimator_type = "classifier"
 
     def __init__(self, hidden_size: int = 64, cell: str = "gru", num_layers: int = 1, bidirectional: bool = True,
-                 dropout: float = 0.0, pooling: str = "last", epochs: int = 50, batch_size: int = 32,
+                 dropout: float = 0.0, pooling: str = "last", epochs: int | None = None,
+                 batch_size: int | None = None,
                  lr: float = 3e-3, weight_decay: float = 0.0, clip_grad_norm: float | None = 1.0,
                  lr_schedule: str | None = "cosine", standardize: bool = True, tokenizer: str = "word",
                  min_count: int = 1, embedding_dim: int = 64, embedding_dropout: float = 0.0,
@@ -96,11 +119,14 @@ class RNNClassifier(Estimator):
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(f"y must hold at least two classes, got only {self.classes_.tolist()}")
+        self.chosen_ = training_length(len(X), self.batch_size, self.epochs)
         torch.manual_seed(self.random_state)
         self.model_ = self._build()
         data = SequenceData(self._inputs(X), torch.from_numpy(codes.astype(np.int64)))
         val = None if X_val is None else SequenceData(self._inputs(X_val), torch.from_numpy(self._codes(y_val)))
-        self.history_ = train(self.model_, data, val, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+        epochs = self.chosen_.get("epochs", self.epochs)
+        batch_size = self.chosen_.get("batch_size", self.batch_size)
+        self.history_ = train(self.model_, data, val, epochs=epochs, batch_size=batch_size, lr=self.lr,
                               weight_decay=self.weight_decay, clip_grad_norm=self.clip_grad_norm,
                               lr_schedule=self.lr_schedule, patience=self.patience, max_minutes=self.max_minutes,
                               seed=self.random_state,
@@ -168,7 +194,8 @@ class RNNClassifier(Estimator):
                        scale=torch.from_numpy(np.asarray(self.scale_, np.float32)))
         config = {"params": model_params(self), "classes": self.classes_.tolist(),
                   "classes_dtype": self.classes_.dtype.str, "n_features_in": int(self.n_features_in_),
-                  "tokenizer": None if self.tokenizer_ is None else self.tokenizer_.to_state()}
+                  "tokenizer": None if self.tokenizer_ is None else self.tokenizer_.to_state(),
+                  "chosen": getattr(self, "chosen_", {})}
         return tensors, config
 
     @classmethod
@@ -177,6 +204,7 @@ class RNNClassifier(Estimator):
         self.classes_ = np.array(config["classes"], dtype=config["classes_dtype"])
         self.n_features_in_ = config["n_features_in"]
         self.mean_, self.scale_ = tensors["mean"].numpy(), tensors["scale"].numpy()
+        self.chosen_ = config.get("chosen", {})  # files written before the choices were kept have none
         if config["tokenizer"] is None:
             self.tokenizer_ = None
         else:
