@@ -156,3 +156,21 @@ def test_japanese_vowels_loads_with_the_published_shape():
     assert min(len(x) for x in X + Xt) == 7 and max(len(x) for x in X + Xt) == 29
     assert sorted(set(y)) == [str(i) for i in range(1, 10)]
     assert torch.get_num_threads() >= 1
+
+
+def test_training_length_and_batch_size_follow_the_number_of_sequences(tmp_path):
+    from rnr.sequences import classifier
+
+    assert classifier.training_length(36, None, None) == {"batch_size": 8, "epochs": 200, "updates": 1000}
+    assert classifier.training_length(2000, None, None) == {"batch_size": 32, "epochs": 20, "updates": 1260}
+    assert classifier.training_length(36, 4, 7) == {}  # explicit arguments win
+    rng = np.random.default_rng(0)
+    X = [rng.normal(size=(int(rng.integers(3, 9)), 2)).astype(np.float32) for _ in range(24)]
+    y = np.arange(24) % 2
+    clf = RNNClassifier(hidden_size=4, random_state=0).fit(X, y)
+    assert clf.chosen_ == {"batch_size": 8, "epochs": 334, "updates": 1002}
+    assert len(clf.history_.rows) == 334 and clf.history_.rows[-1]["steps"] == 1002
+    assert repr(clf) == "RNNClassifier(hidden_size=4; chose batch_size=8, epochs=334)"
+    back = rnr.load(rnr.save(clf, tmp_path / "c.safetensors"))
+    assert back.chosen_ == clf.chosen_ and repr(back) == repr(clf)
+    assert RNNClassifier(hidden_size=4, epochs=2, batch_size=16).fit(X, y).chosen_ == {}
