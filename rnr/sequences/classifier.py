@@ -68,7 +68,7 @@ class RNNClassifier(Estimator):
     _estimator_type = "classifier"
 
     def __init__(self, hidden_size: int = 64, cell: str = "gru", num_layers: int = 1, bidirectional: bool = True,
-                 dropout: float = 0.0, pooling: str = "last", epochs: int | None = None,
+                 dropout: float = 0.0, pooling: str = "max", epochs: int | None = None,
                  batch_size: int | None = None,
                  lr: float = 3e-3, weight_decay: float = 0.0, clip_grad_norm: float | None = 1.0,
                  lr_schedule: str | None = "cosine", standardize: bool = True, tokenizer: str = "word",
