@@ -178,7 +178,8 @@ def _file_schema(name: str) -> dict:
                           "static_categories": dict, "members": list},
         "RNNClassifier": {"params": classes["RNNClassifier"], "classes": list, "classes_dtype": "dtype",
                           "n_features_in": int, "tokenizer": tokenizer | None, "chosen": dict},
-        "CharLM": {"params": classes["CharLM"], "vocab": list[str], "start": str, "history": list[dict]},
+        "CharLM": {"params": classes["CharLM"], "vocab": list[str], "start": str, "history": list[dict],
+                   "chosen": dict},
         "Seq2Seq": {"params": classes["Seq2Seq"], "source_tokenizer": tokenizer, "target_tokenizer": tokenizer},
     }.get(name)
 

@@ -56,7 +56,8 @@ class CharLM(Estimator):
         seq_len: characters per chunk: gradients flow back at most this far; the state is carried further.
         batch_size: parallel streams.
         epochs, lr, weight_decay, clip_grad_norm: training with Adam(W); the learning rate follows a cosine from
-            ``lr`` to 0 over the run.
+            ``lr`` to 0 over the run. ``epochs=None`` (the default): as many passes as ``max_minutes`` allows, the
+            cosine over the budget, so a budget is spent rather than left idle; 10 without a budget.
         max_minutes: stop after this much training time. The cosine schedule then follows the larger of the
             share of steps done and the share of time used, so a timed run still ends at a low learning rate
             (and its result depends on the machine's speed).
@@ -79,7 +80,8 @@ class CharLM(Estimator):
     """
 
     def __init__(self, hidden_size: int = 512, num_layers: int = 1, cell: str = "lstm", embedding_dim: int = 64,
-                 dropout: float = 0.2, seq_len: int = 128, batch_size: int = 64, epochs: int = 10, lr: float = 2e-3,
+                 dropout: float = 0.2, seq_len: int = 128, batch_size: int = 64, epochs: int | None = None,
+                 lr: float = 2e-3,
                  weight_decay: float = 0.0, clip_grad_norm: float | None = 1.0, max_minutes: float | None = None,
                  unknown: str = "error", on_nonfinite: str = "error", random_state: int = 0, device: str = "cpu", *,
                  progress: bool | None = None, log_dir: str | None = None, checkpoint_dir: str | None = None,
@@ -89,8 +91,10 @@ class CharLM(Estimator):
                 setattr(self, name, value)
 
     def _check_params(self) -> None:
-        for name in ("hidden_size", "num_layers", "embedding_dim", "seq_len", "batch_size", "epochs"):
+        for name in ("hidden_size", "num_layers", "embedding_dim", "seq_len", "batch_size"):
             check_positive_int(getattr(self, name), name)
+        if self.epochs is not None:
+            check_positive_int(self.epochs, "epochs")
         check_probability(self.dropout, "dropout")
         if self.unknown not in UNKNOWN:
             raise ValueError(f"unknown must be 'error' or 'map', got {self.unknown!r}")
@@ -115,6 +119,7 @@ class CharLM(Estimator):
         self.index_ = {c: i for i, c in enumerate(self.vocab_)}
         self.start_ = counts.most_common(1)[0][0] if "\n" not in counts else "\n"
         val_ids = None if val_text is None else self._encode(_read(val_text, "val_text"), "val_text")
+        self.chosen_ = {} if self.epochs is not None else {"epochs": "max_minutes" if self.max_minutes else 10}
         torch.manual_seed(self.random_state)
         device = resolve_device(self.device)
         self.net_ = CharNet(len(self.vocab_), self.embedding_dim, self.hidden_size, self.num_layers, self.cell,
@@ -256,12 +261,13 @@ class CharLM(Estimator):
         self._check_fitted()
         tensors = {f"net.{k}": v for k, v in self.net_.state_dict().items()}
         config = {"params": model_params(self), "vocab": self.vocab_, "start": self.start_,
-                  "history": self.history_.rows}
+                  "history": self.history_.rows, "chosen": getattr(self, "chosen_", {})}
         return tensors, config
 
     @classmethod
     def _from_file(cls, tensors: dict, config: dict, device="cpu") -> "CharLM":
         self = cls(**config["params"])
+        self.chosen_ = config.get("chosen", {})  # none in files written before the choice was kept
         self.vocab_, self.start_ = list(config["vocab"]), config["start"]
         self.index_ = {c: i for i, c in enumerate(self.vocab_)}
         self.history_ = History(config["history"], monitor="val_nats" if config["history"] and
@@ -314,14 +320,20 @@ class CharTask:
         self.state = None if not tensors else (tensors["h"], tensors["c"]) if "c" in tensors else tensors["h"]
 
 
+DEFAULT_EPOCHS = 10  # epochs=None without max_minutes
+BUDGET_EPOCHS = 1_000_000  # epochs=None with max_minutes: the budget ends the run long before
+
+
 def train_charlm(lm: CharLM, x: Tensor, y: Tensor, val_ids: Tensor | None) -> History:
     """Train ``lm.net_`` with AdamW and a cosine learning rate over the run (or over the time budget, whichever is
     further along), on the training core."""
     task = CharTask(lm, x, y, val_ids)
     opt = torch.optim.AdamW(lm.net_.parameters(), lr=lm.lr, weight_decay=lm.weight_decay)
-    sched = cosine_over_run(task.chunks * lm.epochs, lm.max_minutes)
+    # epochs=None with a budget: passes until the budget ends, the learning rate following the time used alone
+    epochs = lm.epochs or (BUDGET_EPOCHS if lm.max_minutes else DEFAULT_EPOCHS)
+    sched = cosine_over_run(task.chunks * epochs, lm.max_minutes)
     settings = CoreSettings(
-        epochs=lm.epochs, clip_grad_norm=lm.clip_grad_norm, on_nonfinite=lm.on_nonfinite, seed=lm.random_state,
+        epochs=epochs, clip_grad_norm=lm.clip_grad_norm, on_nonfinite=lm.on_nonfinite, seed=lm.random_state,
         max_minutes=lm.max_minutes, stop_inside_epoch=True, keep_best=val_ids is not None,
         monitor="val_nats" if val_ids is not None else "train_loss", scheduler_step="update", progress=lm.progress,
         log_dir=lm.log_dir, checkpoint_dir=lm.checkpoint_dir, checkpoint_every=lm.checkpoint_every, resume=lm.resume,

@@ -175,3 +175,16 @@ def test_bad_calls(lm):
         lm.sample(3, top_k=0)
     with pytest.raises(ValueError, match="beam_width must be"):
         lm.beam_search(3, beam_width=0)
+
+
+def test_a_time_budget_is_spent_rather_than_left_idle_after_a_fixed_number_of_epochs(tmp_path):
+    text = "abcab cabca bcabc " * 20
+    small = dict(hidden_size=8, embedding_dim=4, seq_len=8, batch_size=4, progress=False)
+    lm = CharLM(max_minutes=0.02, **small).fit(text)  # 1.2 s: far more than 10 passes over this text
+    assert lm.chosen_ == {"epochs": "max_minutes"} and "chose epochs='max_minutes'" in repr(lm)
+    assert len(lm.history_.rows) > 10
+    assert lm.history_.rows[-1]["lr"] < 0.2 * lm.lr  # the cosine followed the budget to its end
+    assert CharLM(**small).fit(text).chosen_ == {"epochs": 10}  # no budget: 10 passes
+    assert len(CharLM(epochs=2, max_minutes=1, **small).fit(text).history_.rows) == 2  # explicit epochs win
+    back = rnr.load(rnr.save(lm, tmp_path / "lm.safetensors"))
+    assert back.chosen_ == lm.chosen_
