@@ -12,28 +12,26 @@ Example:
 import copy
 import math
 import os
-from dataclasses import asdict
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import torch
 
-from rnr.base import RUN_OPTIONS, Estimator
+from rnr.base import Estimator
 from rnr.core.checks import check_positive_int, check_probability, check_weights
 from rnr.core.rnn import put_rows, take_rows
-from rnr.forecast import ensemble
+from rnr.forecast import ensemble, files
 from rnr.forecast.defaults import choose
 from rnr.forecast.net import ForecastNet, SeriesArrays, as_periods, base_back, season_features
-from rnr.forecast.panel import Panel, PanelColumns, next_times, time_index
-from rnr.forecast.panel_checks import _fmt
+from rnr.forecast.panel import Panel, next_times, time_index
+from rnr.forecast.panel_checks import _fmt, all_positive, first_nonpositive
 from rnr.forecast.parquet import fit_parquet
 from rnr.forecast.scaling import CovariateScaler, Scaler
 from rnr.forecast.smoothing import LOG_CLAMP
 from rnr.forecast.training import train_forecaster
 from rnr.training import distributed
 from rnr.training.core import resolve_device
-from rnr.weights import load_weights
 
 
 class RNNForecaster(Estimator):
@@ -188,11 +186,11 @@ class RNNForecaster(Estimator):
         return self.fit_panel(panel)
 
     def fit_panel(self, panel: Panel) -> "RNNForecaster":
-        self._choose(panel.freq, panel.lengths(), _positive(panel))
+        self._choose(panel.freq, panel.lengths(), all_positive(panel))
         c = self.config
-        if c.relative_to == "smoothing" and not _positive(panel):
+        if c.relative_to == "smoothing" and not all_positive(panel):
             raise ValueError(f"relative_to='smoothing' is multiplicative: every observed target must be > 0, but "
-                             f"{_nonpositive(panel)}; use relative_to='seasonal_naive' (or 'auto') for such data")
+                             f"{first_nonpositive(panel)}; use relative_to='seasonal_naive' (or 'auto') for such data")
         if panel.lengths().max() < 2:
             raise ValueError(f"df must hold at least one series of 2 or more steps to learn from (each step learns "
                              f"from the ones before it), got {len(panel)} series of 1 step; give more history")
@@ -542,9 +540,7 @@ class RNNForecaster(Estimator):
         return pd.DataFrame(top.numpy(), index=pd.Index(self.panel_info_["ids"], name="unique_id"), columns=cols)
 
 
-    # model files (rnr.save / rnr.load) ----------------------------------------------------------------------
-    _ARRAYS = ("last_time", "last_tindex", "step", "last_past", "tail_y", "static_num", "static_cat")
-
+    # settings as the network reads them, and model files (rnr.save / rnr.load: rnr.forecast.files) -------------
     def _periods(self) -> tuple:
         return as_periods(self.config.season) + tuple(self.config.extra_seasons)
 
@@ -558,77 +554,11 @@ class RNNForecaster(Estimator):
 
     def _to_file(self) -> tuple[dict, dict]:
         """Weights, scalers, carried states and column roles as tensors plus plain JSON data."""
-        if not hasattr(self, "net_"):
-            raise ValueError("RNNForecaster is not fitted; call fit(df) before rnr.save")
-        info = self.panel_info_
-        tensors = {f"net.{k}": v for k, v in self.net_.state_dict().items()}
-        state = self.state_ if isinstance(self.state_, tuple) else (self.state_,)
-        tensors.update({f"state.{i}": s for i, s in enumerate(state)})
-        if getattr(self, "smooth_state_", None) is not None:
-            tensors["smooth_state"] = self.smooth_state_
-        for k, v in self.scaler_.to_state().items():
-            if k != "kind":
-                tensors[f"scaler.{k}"] = torch.from_numpy(v)
-        tensors.update({f"cov.{k}": torch.from_numpy(v) for k, v in self.cov_scaler_.to_state().items()})
-        last_time = np.asarray(info["last_time"])
-        for k in self._ARRAYS:
-            v = last_time.astype(np.int64) if k == "last_time" else np.asarray(info[k])
-            tensors[f"info.{k}"] = torch.from_numpy(np.ascontiguousarray(v))
-        config = {"params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()
-                             if k not in RUN_OPTIONS},
-                  "net": self.net_args_, "scaler_kind": self.scaler_.to_state()["kind"],
-                  "ids": [i.item() if isinstance(i, np.generic) else i for i in info["ids"]],
-                  "ids_dtype": str(np.asarray(info["ids"]).dtype), "columns": asdict(info["columns"]),
-                  "freq": info["freq"] if not isinstance(info["freq"], np.integer) else int(info["freq"]),
-                  "time_dtype": str(last_time.dtype), "missing": info["missing"], "history": self.history_,
-                  "chosen": {k: list(v) if isinstance(v, tuple) else v for k, v in self.chosen_.items()},
-                  "static_categories": {k: [c.item() if isinstance(c, np.generic) else c for c in v]
-                                        for k, v in getattr(self, "static_categories_", {}).items()}}
-        member_tensors, config["members"] = ensemble.to_file(getattr(self, "members_", []))
-        tensors.update(member_tensors)
-        return tensors, config
+        return files.to_file(self)
 
     @classmethod
     def _from_file(cls, tensors: dict, config: dict, device="cpu") -> "RNNForecaster":
-        params = dict(config["params"])
-        params["quantiles"], params["extra_seasons"] = tuple(params["quantiles"]), tuple(params["extra_seasons"])
-        self = cls(**params)
-        self.net_args_ = config["net"]
-        self.net_ = ForecastNet(**self.net_args_)
-        load_weights(self.net_, {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}, "the forecaster file")
-        self.net_.eval()
-        state = tuple(tensors[f"state.{i}"] for i in range(sum(k.startswith("state.") for k in tensors)))
-        self.state_ = state if len(state) == 2 else state[0]
-        self.smooth_state_ = tensors.get("smooth_state")
-        self.scaler_ = Scaler.from_state({"kind": config["scaler_kind"], "loc": tensors["scaler.loc"].numpy(),
-                                          "scale": tensors["scaler.scale"].numpy()})
-        self.cov_scaler_ = CovariateScaler.from_state({k[4:]: v.numpy() for k, v in tensors.items()
-                                                       if k.startswith("cov.")})
-        info = {k: tensors[f"info.{k}"].numpy().copy() for k in cls._ARRAYS}
-        info["last_time"] = info["last_time"].astype(config["time_dtype"])
-        columns = {k: tuple(v) if isinstance(v, list) else v for k, v in config["columns"].items()}
-        ids = np.asarray(config["ids"], dtype=object if config["ids_dtype"] == "object" else config["ids_dtype"])
-        info.update(ids=ids, columns=PanelColumns(**columns), freq=config["freq"], missing=config["missing"])
-        self.panel_info_ = info
-        self.history_ = config["history"]
-        self.chosen_ = {k: tuple(v) if isinstance(v, list) else v for k, v in config.get("chosen", {}).items()}
-        self.static_categories_ = config.get("static_categories")  # None in files written before it was kept
-        self.members_ = ensemble.from_file(cls, tensors, config.get("members", []), device)
-        return self
-
-
-def _positive(panel: Panel) -> bool:
-    """Every observed target of the panel is > 0."""
-    y = panel.y if panel.observed is None else panel.y[panel.observed]
-    return bool(len(y)) and bool(np.all(y > 0))
-
-
-def _nonpositive(panel: Panel) -> str:
-    """Where the first value <= 0 is, in words."""
-    seen = np.ones_like(panel.y, dtype=bool) if panel.observed is None else panel.observed
-    row = int(np.flatnonzero(((panel.y <= 0) & seen).any(axis=1))[0])
-    s = int(np.searchsorted(panel.offsets, row, side="right") - 1)
-    return f"series {panel.ids[s]!r} has {float(panel.y[row].min()):g} at {_fmt(panel.time[row])}"
+        return files.from_file(cls, tensors, config, device)
 
 
 def _positions(known_ids, ids, name: str) -> np.ndarray:

@@ -198,3 +198,17 @@ def _at(ids, offsets, t, rows) -> str:
     s = np.searchsorted(offsets, rows[:5], side="right") - 1
     shown = ", ".join(f"{ids[k]!r} at {_fmt(t[r])}" for k, r in zip(s, rows[:5]))
     return f"{shown} ({len(rows)} in all)" if len(rows) > 5 else shown
+
+
+def all_positive(panel) -> bool:
+    """Every observed target of the panel is > 0 (what multiplicative smoothing needs)."""
+    y = panel.y if panel.observed is None else panel.y[panel.observed]
+    return bool(len(y)) and bool(np.all(y > 0))
+
+
+def first_nonpositive(panel) -> str:
+    """Where the panel's first observed target <= 0 is, in words: series, value and time."""
+    seen = np.ones_like(panel.y, dtype=bool) if panel.observed is None else panel.observed
+    row = int(np.flatnonzero(((panel.y <= 0) & seen).any(axis=1))[0])
+    s = int(np.searchsorted(panel.offsets, row, side="right") - 1)
+    return f"series {panel.ids[s]!r} has {float(panel.y[row].min()):g} at {_fmt(panel.time[row])}"
