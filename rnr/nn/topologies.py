@@ -30,13 +30,14 @@ from rnr.core.checks import (
 )
 from rnr.core.rnn import RNN, step_mask
 from rnr.data.sequences import Batch
+from rnr.nn.conv import ConvFront
 from rnr.nn.decoder import Decoder
 from rnr.nn.losses import check_loss, masked_loss
 
 _DEFAULTS = dict(hidden_size=64, cell="elman", nonlinearity="tanh", num_layers=1, bidirectional=False, dropout=0.0,
                  task="regression", loss=None, vocab_size=None, pooling="last", steps=None, eos=None,
                  teacher_forcing=1.0, max_steps=100, attention=None, embedding_dropout=0.0,
-                 tie_embeddings=False)
+                 tie_embeddings=False, conv=False, stride=1)
 
 
 class Topology(nn.Module):
@@ -136,22 +137,32 @@ class ManyToOne(Topology):
     backward one at its first step), "mean" or "max" over the real steps of the top layer's outputs.
     dropout: between stacked layers and on the pooled features, in training. embedding_dropout: on the token
     embeddings (with ``vocab_size``), in training.
+    conv: convolutions read the sequence before the recurrence (``rnr.nn.conv.ConvFront``, LSTM-FCN's front end);
+    stride: the recurrence then reads every stride-th of their steps.
     """
 
     def __init__(self, input_size: int, output_size: int, hidden_size: int = 64, cell: str = "elman",
                  nonlinearity="tanh", num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0,
                  task: str = "regression", loss: str | None = None, vocab_size: int | None = None,
-                 pooling: str = "last", embedding_dropout: float = 0.0):
+                 pooling: str = "last", embedding_dropout: float = 0.0, conv: bool = False, stride: int = 1):
         super().__init__(locals())
         if pooling not in ("last", "mean", "max"):
             raise ValueError(f"pooling must be 'last', 'mean' or 'max', got {pooling!r}")
+        if not isinstance(conv, bool):
+            raise TypeError(f"conv must be True or False, got {conv!r}")
+        if stride != 1 and not conv:
+            raise ValueError(f"stride applies to the convolutional front end: pass conv=True, or stride=1 (got "
+                             f"{stride!r})")
         self.pooling = pooling
-        self.rnn = self._rnn()
+        self.front = ConvFront(input_size, stride=stride) if conv else None
+        self.rnn = self._rnn(self.front.output_size if conv else None)
         self.pooled_dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size * self.rnn.num_directions, output_size)
 
     def forward(self, x: Tensor, lengths=None) -> Tensor:
         x, lengths = self.read(x, lengths)
+        if self.front is not None:
+            x, lengths = self.front(x, lengths)  # (B, T', C)
         out, h_n = self.rnn(x, lengths=lengths)  # (B, T, D*H)
         if self.pooling == "last":
             h = h_n[0] if isinstance(h_n, tuple) else h_n

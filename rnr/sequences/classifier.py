@@ -23,6 +23,8 @@ from rnr.weights import load_weights
 
 MIN_UPDATES = 1000  # epochs=None: at least this many optimizer updates ...
 MIN_EPOCHS = 20     # ... and at least this many passes over the training sequences
+VALIDATION_MIN = 1000  # validation_fraction="auto": hold out VALIDATION_FRACTION of the training sequences from
+VALIDATION_FRACTION = 0.2  # this many on, and stop early on them
 
 
 def training_length(n: int, batch_size: int | None, epochs: int | None) -> dict:
@@ -39,11 +41,24 @@ def training_length(n: int, batch_size: int | None, epochs: int | None) -> dict:
     return chosen
 
 
+def holdout(codes: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A stratified validation split: a bool mask over the sequences, True for the held-out ones, ``fraction`` of
+    each class (rounded; at least one of every class with two or more members, never a class's last one)."""
+    rng = np.random.default_rng(seed)
+    held = np.zeros(len(codes), bool)
+    for c in np.unique(codes):
+        members = np.flatnonzero(codes == c)
+        k = min(max(int(round(fraction * len(members))), 1), len(members) - 1)
+        held[rng.choice(members, k, replace=False)] = True
+    return held
+
+
 class RNNClassifier(Estimator):
     """A sequence in, a class out: a (bidirectional) recurrent encoder, pooled, then a linear layer.
 
     Args:
-        hidden_size, cell, num_layers, bidirectional, dropout, pooling: the ``ManyToOne`` model.
+        hidden_size, cell, num_layers, bidirectional, dropout, pooling, conv, stride: the ``ManyToOne`` model;
+            ``conv=None`` (the default): the convolutional front end reads numeric sequences, not text.
         epochs, batch_size, lr, weight_decay, clip_grad_norm, lr_schedule: training (see ``rnr.TrainConfig``);
             ``epochs=None`` and ``batch_size=None`` (the defaults) are chosen from the number of training sequences
             (``training_length``), and shown in ``chosen_`` and the ``repr``.
@@ -51,9 +66,13 @@ class RNNClassifier(Estimator):
         tokenizer, min_count, embedding_dim: when X is a list of strings, a ``rnr.data.text.Tokenizer`` ("word",
             "char" or "space"; tokens seen at least ``min_count`` times) and a learned embedding of this width read
             them. embedding_dropout: zeroes embeddings with this probability in training.
-        max_minutes: a training time budget: no epoch starts that would end past it (judged by the longest one).
-        patience: with validation data given to ``fit``, stop after this many epochs without a lower validation
-            loss and keep the best epoch's weights.
+        max_minutes: a training time budget: no epoch starts that would end past it (judged by the longest one),
+            and the cosine schedule ends with the budget where that comes before the last epoch. None: no budget.
+        validation_fraction: without ``X_val``, hold out this share of the training sequences (stratified by
+            label) for early stopping; "auto" (the default): VALIDATION_FRACTION from VALIDATION_MIN sequences on,
+            else none; None or 0: none.
+        patience: with validation data, stop after this many epochs without a lower validation loss and keep the
+            best epoch's weights; None: a quarter of the epochs (at least 10).
         on_nonfinite: a NaN or inf loss or gradient: "error" (stop, keeping the weights from before it) or "skip"
             (drop that batch); see ``rnr.training.core``.
         random_state: the same random_state gives the same model.
@@ -68,12 +87,14 @@ class RNNClassifier(Estimator):
     _estimator_type = "classifier"
 
     def __init__(self, hidden_size: int = 64, cell: str = "gru", num_layers: int = 1, bidirectional: bool = True,
-                 dropout: float = 0.0, pooling: str = "max", epochs: int | None = None,
+                 dropout: float = 0.0, pooling: str = "max", conv: bool | None = None,
+                 stride: int = 1, epochs: int | None = None,
                  batch_size: int | None = None,
                  lr: float = 3e-3, weight_decay: float = 0.0, clip_grad_norm: float | None = 1.0,
                  lr_schedule: str | None = "cosine", standardize: bool = True, tokenizer: str = "word",
                  min_count: int = 1, embedding_dim: int = 64, embedding_dropout: float = 0.0,
-                 patience: int | None = None, max_minutes: float | None = None, on_nonfinite: str = "error",
+                 validation_fraction: float | str | None = "auto", patience: int | None = None,
+                 max_minutes: float | None = 5.0, on_nonfinite: str = "error",
                  random_state: int = 0, *,
                  progress: bool | None = None, log_dir: str | None = None, checkpoint_dir: str | None = None,
                  checkpoint_every: int | None = None, resume: bool = False):
@@ -119,16 +140,34 @@ class RNNClassifier(Estimator):
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(f"y must hold at least two classes, got only {self.classes_.tolist()}")
-        self.chosen_ = training_length(len(X), self.batch_size, self.epochs)
+        inputs, codes = self._inputs(X), codes.astype(np.int64)
+        held = None
+        fraction = self.validation_fraction
+        if fraction == "auto":
+            fraction = VALIDATION_FRACTION if len(X) >= VALIDATION_MIN else None
+        if X_val is None and fraction:
+            held = holdout(codes, fraction, self.random_state)
+            X_val, val_codes = [inputs[i] for i in np.flatnonzero(held)], codes[held]
+            inputs, codes = [inputs[i] for i in np.flatnonzero(~held)], codes[~held]
+        elif X_val is not None:
+            X_val, val_codes = self._inputs(X_val), self._codes(y_val)
+        self.chosen_ = training_length(len(inputs), self.batch_size, self.epochs)
+        if self.conv is None:
+            self.chosen_["conv"] = not texts
+        if held is not None:
+            self.chosen_["validation"] = int(held.sum())
+        patience = self.patience
+        if X_val is not None and patience is None:
+            patience = self.chosen_["patience"] = max(10, self.chosen_.get("epochs", self.epochs or 0) // 4)
         torch.manual_seed(self.random_state)
         self.model_ = self._build()
-        data = SequenceData(self._inputs(X), torch.from_numpy(codes.astype(np.int64)))
-        val = None if X_val is None else SequenceData(self._inputs(X_val), torch.from_numpy(self._codes(y_val)))
+        data = SequenceData(inputs, torch.from_numpy(codes))
+        val = None if X_val is None else SequenceData(X_val, torch.from_numpy(val_codes))
         epochs = self.chosen_.get("epochs", self.epochs)
         batch_size = self.chosen_.get("batch_size", self.batch_size)
         self.history_ = train(self.model_, data, val, epochs=epochs, batch_size=batch_size, lr=self.lr,
                               weight_decay=self.weight_decay, clip_grad_norm=self.clip_grad_norm,
-                              lr_schedule=self.lr_schedule, patience=self.patience, max_minutes=self.max_minutes,
+                              lr_schedule=self.lr_schedule, patience=patience, max_minutes=self.max_minutes,
                               seed=self.random_state,
                               on_nonfinite=self.on_nonfinite, checkpoint_every=self.checkpoint_every,
                               progress=self.progress, bucket=True, log_dir=self.log_dir,
@@ -151,7 +190,8 @@ class RNNClassifier(Estimator):
                          hidden_size=self.hidden_size, cell=self.cell, num_layers=self.num_layers,
                          bidirectional=self.bidirectional, dropout=self.dropout, task="classification",
                          pooling=self.pooling, vocab_size=len(self.tokenizer_) if text else None,
-                         embedding_dropout=self.embedding_dropout)
+                         embedding_dropout=self.embedding_dropout,
+                         conv=self.chosen_.get("conv", self.conv) or False, stride=self.stride)
 
     def _inputs(self, X) -> list[torch.Tensor]:
         """Token id sequences (text) or standardised (T_i, F) float tensors."""

@@ -14,7 +14,7 @@ import torch
 from rnr.core.checks import check_positive_int
 from rnr.core.rnn import detach_state, put_rows, take_rows
 from rnr.data.sequences import Batch, SequenceData, as_data
-from rnr.training.core import NONFINITE, CoreSettings, History, TrainingCore
+from rnr.training.core import NONFINITE, CoreSettings, History, TrainingCore, cosine_over_run
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = (None, "cosine", "step", "plateau")
@@ -30,7 +30,8 @@ class TrainConfig:
     momentum: float = 0.9                # sgd only
     clip_grad_norm: float | None = 1.0   # rescale gradients whose global norm exceeds this; None: never
     tbptt: int | None = None             # truncated BPTT: chunk length in steps (ManyToManySync only); None: full
-    lr_schedule: str | None = None       # None | "cosine" (to 0 over the epochs) | "step" | "plateau"
+    lr_schedule: str | None = None       # None | "cosine" (to 0 over the epochs, or over max_minutes where that
+                                         # ends first) | "step" | "plateau"
     lr_step: int = 10                    # "step": epochs between decays; "plateau": epochs without improvement
     lr_gamma: float = 0.5                # "step" and "plateau": factor applied to the LR at each decay
     patience: int | None = None          # early stopping: epochs without improvement; None: run every epoch
@@ -103,14 +104,21 @@ def fit(model, train, val=None, **settings) -> History:
                          f"{type(model).__name__}: set tbptt=None")
     train, val = as_data(train, "train"), (None if val is None else as_data(val, "val"))
     opt = _optimizer(model, cfg)
+    per_update = cfg.lr_schedule == "cosine" and cfg.max_minutes is not None and not cfg.tbptt
     settings = CoreSettings(
         epochs=cfg.epochs, clip_grad_norm=cfg.clip_grad_norm, on_nonfinite=cfg.on_nonfinite, seed=cfg.seed,
         max_steps=cfg.max_steps, max_minutes=cfg.max_minutes, patience=cfg.patience, keep_best=bool(cfg.patience),
         monitor="val_loss" if val is not None else "train_loss",
-        scheduler_step="plateau" if cfg.lr_schedule == "plateau" else "epoch", progress=cfg.progress,
+        scheduler_step="plateau" if cfg.lr_schedule == "plateau" else "update" if per_update else "epoch",
+        progress=cfg.progress,
         log_dir=cfg.log_dir, checkpoint_dir=cfg.checkpoint_dir, checkpoint_every=cfg.checkpoint_every,
         resume=cfg.resume, device=cfg.device)
-    core = TrainingCore(TopologyTask(model, cfg, train, val), opt, settings, _scheduler(opt, cfg), config=asdict(cfg),
+    task = TopologyTask(model, cfg, train, val)
+    if per_update:  # a budget that ends the run before its epochs still ends it at a low rate
+        sched = cosine_over_run(cfg.epochs * task.num_batches(), cfg.max_minutes)
+    else:
+        sched = _scheduler(opt, cfg)
+    core = TrainingCore(task, opt, settings, sched, config=asdict(cfg),
                         resume_keys=("batch_size", "optimizer", "seed", "shuffle", "tbptt", "lr_schedule"))
     return core.run()
 

@@ -319,3 +319,47 @@ def test_a_bidirectional_model_cannot_carry_state():
     with pytest.raises(ValueError, match=lit("state cannot be carried by a bidirectional model: its backward "
                                              "direction reads the future; use bidirectional=False")):
         model(torch.randn(2, 4, I), state=state)
+
+
+# ---------------------------------------------------------------- ManyToOne: the convolutional front end
+
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_the_conv_front_end_gives_each_sequence_of_a_ragged_batch_what_it_gives_alone(stride):
+    torch.manual_seed(0)
+    model = ManyToOne(I, O, hidden_size=H, cell="gru", bidirectional=True, pooling="max", conv=True, stride=stride)
+    model.eval()  # the normalisation reads its running statistics
+    lengths = torch.tensor([7, 3, 5, 1])
+    x = torch.randn(4, 7, I)
+    batch_out = model(x, lengths)
+    for b, n in enumerate(lengths.tolist()):
+        assert_close(batch_out[b], model(x[b : b + 1, :n])[0], atol=1e-5, rtol=1e-5)
+    feats, new_lengths = model.front(x, lengths)
+    assert feats.shape[1] == -(-7 // stride) and new_lengths.tolist() == [-(-n // stride) for n in lengths.tolist()]
+
+
+def test_the_conv_front_end_normalises_over_the_real_steps_only_in_training():
+    from rnr.nn.conv import ConvFront
+
+    torch.manual_seed(0)
+    front = ConvFront(2, layers=((3, 3),))
+    x, lengths = torch.randn(2, 6, 2), torch.tensor([6, 2])
+    x[1, 2:] = 100.0  # padding that would move the statistics if it were counted
+    front.train()
+    out, _ = front(x, lengths)
+    alone = x.clone()
+    alone[1, 2:] = 0.0  # what the second sequence reads alone, with zero padding
+    conv = front.convs[0](torch.nn.functional.pad(alone.transpose(1, 2), (1, 1)))  # (2, 3, 6)
+    real = torch.cat([conv[0], conv[1, :, :2]], dim=1)  # (3, 8): the real steps of both
+    mean, var = real.mean(1), real.var(1, unbiased=False)
+    expected = torch.relu((conv - mean[:, None]) / torch.sqrt(var[:, None] + 1e-5))
+    assert_close(out[0], expected[0].T)
+    assert_close(out[1, :2], expected[1, :, :2].T)
+    assert (out[1, 2:] == 0).all()  # past the end: zero, as padding alone would read
+    assert_close(front.norms[0].running_mean, 0.1 * mean)
+
+
+def test_stride_needs_the_conv_front_end():
+    with pytest.raises(ValueError, match="stride applies to the convolutional front end: pass conv=True"):
+        ManyToOne(I, O, stride=2)
+    with pytest.raises(TypeError, match="conv must be True or False, got 'yes'"):
+        ManyToOne(I, O, conv="yes")

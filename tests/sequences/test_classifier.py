@@ -167,10 +167,43 @@ def test_training_length_and_batch_size_follow_the_number_of_sequences(tmp_path)
     rng = np.random.default_rng(0)
     X = [rng.normal(size=(int(rng.integers(3, 9)), 2)).astype(np.float32) for _ in range(24)]
     y = np.arange(24) % 2
-    clf = RNNClassifier(hidden_size=4, random_state=0).fit(X, y)
+    clf = RNNClassifier(hidden_size=4, conv=False, random_state=0).fit(X, y)
     assert clf.chosen_ == {"batch_size": 8, "epochs": 334, "updates": 1002}
     assert len(clf.history_.rows) == 334 and clf.history_.rows[-1]["steps"] == 1002
-    assert repr(clf) == "RNNClassifier(hidden_size=4; chose batch_size=8, epochs=334)"
+    assert repr(clf) == "RNNClassifier(hidden_size=4, conv=False; chose batch_size=8, epochs=334)"
     back = rnr.load(rnr.save(clf, tmp_path / "c.safetensors"))
     assert back.chosen_ == clf.chosen_ and repr(back) == repr(clf)
-    assert RNNClassifier(hidden_size=4, epochs=2, batch_size=16).fit(X, y).chosen_ == {}
+    assert RNNClassifier(hidden_size=4, epochs=2, batch_size=16, conv=True).fit(X, y).chosen_ == {}
+
+
+def test_the_holdout_is_stratified_and_keeps_a_member_of_every_class():
+    from rnr.sequences.classifier import holdout
+
+    codes = np.array([0] * 50 + [1] * 10 + [2] * 2 + [3])
+    held = holdout(codes, 0.2, seed=0)
+    assert [int(held[codes == c].sum()) for c in range(4)] == [10, 2, 1, 0]  # a lone member stays in training
+    assert (holdout(codes, 0.2, seed=0) == held).all() and not (holdout(codes, 0.2, seed=1) == held).all()
+
+
+def test_numeric_sequences_get_the_conv_front_end_and_large_sets_a_validation_split(monkeypatch, tmp_path):
+    from rnr.sequences import classifier
+
+    rng = np.random.default_rng(0)
+    X = [rng.normal(size=(int(rng.integers(3, 9)), 2)).astype(np.float32) for _ in range(40)]
+    y = np.array(["a", "b"] * 20)
+    monkeypatch.setattr(classifier, "VALIDATION_MIN", 40)
+    clf = RNNClassifier(hidden_size=4, epochs=3, random_state=0).fit(X, y)
+    assert clf.chosen_ == {"batch_size": 8, "conv": True, "validation": 8, "patience": 10}
+    assert clf.model_.front is not None and "val_loss" in clf.history_.rows[0]
+    assert repr(clf) == "RNNClassifier(hidden_size=4, epochs=3; chose batch_size=8, conv=True, validation=8, patience=10)"
+    back = rnr.load(rnr.save(clf, tmp_path / "c.safetensors"))
+    assert (back.predict_proba(X) == clf.predict_proba(X)).all()
+    # explicit arguments win: the user's validation data, no split, no front end
+    mine = RNNClassifier(hidden_size=4, epochs=3, conv=False, patience=2, random_state=0).fit(X, y, X[:6], y[:6])
+    assert mine.chosen_ == {"batch_size": 8} and mine.model_.front is None
+    none = RNNClassifier(hidden_size=4, epochs=2, validation_fraction=None, random_state=0).fit(X, y)
+    assert "validation" not in none.chosen_ and "val_loss" not in none.history_.rows[0]
+    monkeypatch.setattr(classifier, "VALIDATION_MIN", 41)
+    assert "validation" not in RNNClassifier(hidden_size=4, epochs=2, random_state=0).fit(X, y).chosen_
+    text = RNNClassifier(hidden_size=4, epochs=2, random_state=0).fit(["good film", "bad film"] * 10, [1, 0] * 10)
+    assert text.chosen_["conv"] is False and text.model_.front is None
