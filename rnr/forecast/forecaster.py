@@ -68,7 +68,7 @@ class RNNForecaster(Estimator):
         chunk: int = 256,                     # truncated BPTT: steps per optimiser step, state carried
         batch_size: int = 32,                 # series per batch
         epochs: int | None = None,            # passes over every series; None: at least 20 and 300 updates
-        max_minutes: float | None = None,     # a time budget: training stops once it is spent
+        max_minutes: float | None = 30.0,     # a time budget: training stops once it is spent; None: none
         lr: float = 3e-3,                     # Adam, cosine-decayed to 0 over the run
         clip_grad_norm: float | None = 1.0,   # gradient-norm clipping
         random_state: int = 0,                # the same random_state gives the same model

@@ -56,14 +56,15 @@ class CharLM(Estimator):
         seq_len: characters per chunk: gradients flow back at most this far; the state is carried further.
         batch_size: parallel streams.
         epochs, lr, weight_decay, clip_grad_norm: training with Adam(W); the learning rate follows a cosine from
-            ``lr`` to 0 over the run. ``epochs=None`` (the default): as many passes as ``max_minutes`` allows, the
-            cosine over the budget, so a budget is spent rather than left idle; 10 without a budget.
-        max_minutes: stop after this much training time. The cosine schedule then follows the larger of the
-            share of steps done and the share of time used, so a timed run still ends at a low learning rate
-            (and its result depends on the machine's speed).
+            ``lr`` to 0 over the run. ``epochs=None`` (the default): as many passes as ``max_minutes`` allows, up
+            to BUDGET_EPOCHS, the cosine over the budget, so a budget is spent rather than left idle; 10 without a
+            budget.
+        max_minutes: stop after this much training time (10 by default, a laptop's coffee break; None: no
+            budget). Where the passes would not fit in it, the cosine schedule follows the share of time used, so a
+            timed run still ends at a low learning rate (and its result depends on the machine's speed).
         unknown: characters the training text never had, met later by ``evaluate`` or as a prime: "error" (a
             ``ValueError`` naming the character) or "map" (read as one unknown symbol, printed as U+FFFD).
-        random_state: the same random_state gives the same model (without ``max_minutes``).
+        random_state: the same random_state gives the same model (unless ``max_minutes`` ends the run).
         progress (keyword-only, like the run options after it): a progress bar per epoch; None: where standard
             error is a terminal.
         device: "cpu", "cuda" or "auto".
@@ -82,7 +83,7 @@ class CharLM(Estimator):
     def __init__(self, hidden_size: int = 512, num_layers: int = 1, cell: str = "lstm", embedding_dim: int = 64,
                  dropout: float = 0.2, seq_len: int = 128, batch_size: int = 64, epochs: int | None = None,
                  lr: float = 2e-3,
-                 weight_decay: float = 0.0, clip_grad_norm: float | None = 1.0, max_minutes: float | None = None,
+                 weight_decay: float = 0.0, clip_grad_norm: float | None = 1.0, max_minutes: float | None = 10.0,
                  unknown: str = "error", on_nonfinite: str = "error", random_state: int = 0, device: str = "cpu", *,
                  progress: bool | None = None, log_dir: str | None = None, checkpoint_dir: str | None = None,
                  checkpoint_every: int | None = None, resume: bool = False):
@@ -119,7 +120,7 @@ class CharLM(Estimator):
         self.index_ = {c: i for i, c in enumerate(self.vocab_)}
         self.start_ = counts.most_common(1)[0][0] if "\n" not in counts else "\n"
         val_ids = None if val_text is None else self._encode(_read(val_text, "val_text"), "val_text")
-        self.chosen_ = {} if self.epochs is not None else {"epochs": "max_minutes" if self.max_minutes else 10}
+        self.chosen_ = {} if self.epochs is not None else {"epochs": f"<= {BUDGET_EPOCHS} in max_minutes" if self.max_minutes else DEFAULT_EPOCHS}
         torch.manual_seed(self.random_state)
         device = resolve_device(self.device)
         self.net_ = CharNet(len(self.vocab_), self.embedding_dim, self.hidden_size, self.num_layers, self.cell,
@@ -321,7 +322,7 @@ class CharTask:
 
 
 DEFAULT_EPOCHS = 10  # epochs=None without max_minutes
-BUDGET_EPOCHS = 1_000_000  # epochs=None with max_minutes: the budget ends the run long before
+BUDGET_EPOCHS = 100  # epochs=None with max_minutes: at most this many passes, fewer where the budget ends first
 
 
 def train_charlm(lm: CharLM, x: Tensor, y: Tensor, val_ids: Tensor | None) -> History:

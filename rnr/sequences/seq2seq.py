@@ -39,7 +39,8 @@ class Seq2Seq(Estimator):
         max_len: the longest output, in tokens, that decoding produces.
         epochs, batch_size, lr, weight_decay, clip_grad_norm, lr_schedule, patience: training (``rnr.TrainConfig``);
             with validation sentences and ``patience``, the best epoch by validation loss is kept.
-        max_minutes: a training time budget: no epoch starts that would end past it (judged by the longest one).
+        max_minutes: a training time budget (10 minutes by default; None: none): no epoch starts that would end
+            past it (judged by the longest one).
         on_nonfinite: a NaN or inf loss or gradient: "error" (stop) or "skip" (drop that batch).
         random_state: the same random_state gives the same model. device: "cpu", "cuda", "auto".
         progress, log_dir, checkpoint_dir, checkpoint_every, resume (keyword-only): the run options of
@@ -56,7 +57,7 @@ class Seq2Seq(Estimator):
                  lower: bool = True, min_count: int = 1, max_vocab: int | None = None, max_len: int = 80,
                  epochs: int = 10, batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 0.0,
                  clip_grad_norm: float | None = 1.0, lr_schedule: str | None = None, patience: int | None = None,
-                 max_minutes: float | None = None, on_nonfinite: str = "error", random_state: int = 0,
+                 max_minutes: float | None = 10.0, on_nonfinite: str = "error", random_state: int = 0,
                  device: str = "cpu", *, progress: bool | None = None, log_dir: str | None = None,
                  checkpoint_dir: str | None = None, checkpoint_every: int | None = None, resume: bool = False):
         for name, value in locals().items():

@@ -83,14 +83,19 @@ class CoreSettings:
 
 def cosine_over_run(total_updates: int, max_minutes: float | None = None):
     """A scheduler for ``TrainingCore`` (it calls ``make(optimizer, core)``): the rate falls on a cosine from the
-    optimizer's ``lr`` to 0 over ``total_updates``, or over the time budget ``max_minutes`` where that is further
-    along (so a run the budget ends still ends at a low rate; its result then depends on the machine's speed)."""
+    optimizer's ``lr`` to 0 over ``total_updates``; with a time budget ``max_minutes`` that the updates would not
+    fit in at the pace so far, over the budget instead, so that a run the budget ends still ends at a low rate. A run
+    that fits its budget follows the updates alone (the same seed, the same model); one that does not depends on the
+    machine's speed."""
+    warmup = max(1, min(20, total_updates // 100))  # the first updates (compilation, caches) do not set the pace
 
     def make(optimizer, core):
         def factor(updates: int) -> float:
             done = updates / max(total_updates, 1)
-            if max_minutes:
-                done = max(done, core.elapsed() / (60 * max_minutes))
+            if max_minutes and updates >= warmup:
+                elapsed, budget = core.elapsed(), 60 * max_minutes
+                if elapsed / updates * total_updates > budget:
+                    done = max(done, elapsed / budget)
             return 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
 
         return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
