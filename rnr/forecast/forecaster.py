@@ -10,7 +10,6 @@ Example:
     >>> f.predict().head()                                                # unique_id, ds, y_hat
 """
 import copy
-import math
 import os
 from types import SimpleNamespace
 
@@ -18,8 +17,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rnr.base import Estimator
-from rnr.core.checks import check_positive_int, check_probability, check_weights
+from rnr.base import RUN_OPTION_TABLE, Estimator, Option, check_options
+from rnr.core.cells import CELLS
+from rnr.core.checks import check_positive_int, check_weights
 from rnr.core.rnn import put_rows, take_rows
 from rnr.forecast import ensemble, files
 from rnr.forecast.defaults import choose
@@ -41,6 +41,21 @@ class RNNForecaster(Estimator):
     roles. Learned state: ``net_``, ``scaler_``, ``cov_scaler_``, ``state_`` (each series' encoder state),
     ``panel_info_`` (ids, columns, last times), ``history_`` (one row per epoch), ``interrupted_``.
     """
+
+    OPTIONS = {
+        "horizon": Option("int", 1), "strategy": Option("choice", choices=("direct", "recursive")),
+        "cell": Option("choice", choices=CELLS), "hidden_size": Option("int", 1), "num_layers": Option("int", 1),
+        "dilation": Option("any"), "dropout": Option("real", 0, 1, open_high=True), "head_size": Option("int", 1),
+        "quantiles": Option("any"), "loss": Option("choice", choices=("mae", "mse")),
+        "scaler": Option("choice", choices=("auto", "standard", "robust", "meanabs", None)),
+        "relative_to": Option("choice", choices=("auto", None, "last", "seasonal_naive", "smoothing")),
+        "base_input": Option("bool"), "season": Option("any"),  # its own message: what a season is
+        "extra_seasons": Option("any"), "chunk": Option("int", 1), "batch_size": Option("int", 1),
+        "epochs": Option("int", 0, none=True), "max_minutes": Option("real", 0, open_low=True, none=True),
+        "lr": Option("real", 0, open_low=True), "clip_grad_norm": Option("real", 0, open_low=True, none=True),
+        "random_state": Option("seed"), "ensemble": Option("int", 1), "snapshots": Option("int", 1),
+        "threads": Option("int", 1, none=True), "device": Option("any"),
+        "on_nonfinite": Option("choice", choices=("error", "skip")), **RUN_OPTION_TABLE}
 
     def __init__(
         self,
@@ -96,51 +111,18 @@ class RNNForecaster(Estimator):
 
     # validation ---------------------------------------------------------------------------------------------
     def _check_config(self) -> None:
+        check_options(self)  # each argument's type and range; then the rules between them
         c = self.config
-        check_positive_int(c.horizon, "horizon")
-        check_positive_int(c.chunk, "chunk")
-        check_positive_int(c.batch_size, "batch_size")
-        if c.epochs is not None:
-            check_positive_int(c.epochs, "epochs", minimum=0)
-        for name in ("hidden_size", "num_layers", "head_size"):
-            check_positive_int(getattr(c, name), name)
-        check_probability(c.dropout, "dropout")
         check_weights(c.hidden_size * c.head_size, f"hidden_size={c.hidden_size} with head_size={c.head_size}",
                       "lower hidden_size or head_size")
-        for name, value, rule in (("lr", c.lr, "a number > 0, e.g. 3e-3"),
-                                  ("clip_grad_norm", c.clip_grad_norm, "None or a number > 0, e.g. 1.0")):
-            if (value is None and name == "clip_grad_norm") or (not isinstance(value, bool) and isinstance(
-                    value, (int, float)) and math.isfinite(value) and value > 0):
-                continue
-            raise ValueError(f"{name} must be {rule}, got {value!r}")
-        m = c.max_minutes
-        if m is not None and (isinstance(m, bool) or not isinstance(m, (int, float)) or not m > 0):
-            raise ValueError(f"max_minutes must be a number > 0 or None, got {m!r}")
-        if c.threads is not None:
-            check_positive_int(c.threads, "threads")
-        check_positive_int(c.ensemble, "ensemble")
-        check_positive_int(c.snapshots, "snapshots")
-        if c.on_nonfinite not in ("error", "skip"):
-            raise ValueError(f"on_nonfinite must be 'error' or 'skip', got {c.on_nonfinite!r}")
-        if c.checkpoint_every is not None:
-            check_positive_int(c.checkpoint_every, "checkpoint_every")
         if (c.resume or c.checkpoint_every) and not c.checkpoint_dir:
             raise ValueError("resume and checkpoint_every need checkpoint_dir: pass checkpoint_dir='runs/ckpt'")
-        if c.strategy not in ("direct", "recursive"):
-            raise ValueError(f"strategy must be 'direct' or 'recursive', got {c.strategy!r}")
-        if c.loss not in ("mae", "mse"):
-            raise ValueError(f"loss must be 'mae' or 'mse', got {c.loss!r}")
         if c.season not in (None, "auto") and (isinstance(c.season, bool) or not isinstance(c.season, int)
                                                 or c.season < 2):
             raise ValueError(f"season must be 'auto' (from the data's frequency), None (no season) or a whole number "
                              f"of steps >= 2 (e.g. 24 for the daily cycle of hourly data), got {c.season!r}")
         for m in c.extra_seasons:
             check_positive_int(m, "extra_seasons", minimum=2)
-        if c.relative_to not in (None, "last", "seasonal_naive", "smoothing", "auto"):
-            raise ValueError(f"relative_to must be None, 'last', 'seasonal_naive', 'smoothing' or 'auto', got "
-                             f"{c.relative_to!r}")
-        if c.scaler not in ("auto", "standard", "robust", "meanabs", None):
-            raise ValueError(f"scaler must be 'auto', 'standard', 'robust', 'meanabs' or None, got {c.scaler!r}")
         if c.relative_to == "smoothing":
             if c.season is None:
                 raise ValueError("relative_to='smoothing' smooths seasons: it needs season='auto' or a period (e.g. "
@@ -161,10 +143,7 @@ class RNNForecaster(Estimator):
         if c.relative_to == "seasonal_naive" and c.season is None:
             raise ValueError("relative_to='seasonal_naive' needs the seasonal period: pass season=m (e.g. 24 for "
                              "hourly data with a daily cycle)")
-        try:
-            torch.device("cpu" if c.device == "auto" else c.device)
-        except (RuntimeError, TypeError):
-            raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {c.device!r}") from None
+        resolve_device(c.device)
         for q in c.quantiles:
             if not isinstance(q, (int, float)) or not 0 < q < 1:
                 raise ValueError(f"quantiles must lie strictly between 0 and 1, got {q!r} in {c.quantiles!r}")

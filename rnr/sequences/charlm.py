@@ -20,8 +20,9 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from rnr.base import Estimator, model_params
-from rnr.core.checks import check_positive_int, check_probability
+from rnr.base import RUN_OPTION_TABLE, Estimator, Option, check_options, model_params
+from rnr.core.cells import CELLS
+from rnr.core.checks import check_positive_int
 from rnr.core.rnn import RNN, detach_state, take_rows
 from rnr.training.core import CoreSettings, History, TrainingCore, cosine_over_run, resolve_device
 from rnr.weights import load_weights
@@ -80,6 +81,16 @@ class CharLM(Estimator):
     text is given, lr, seconds).
     """
 
+    OPTIONS = {
+        "hidden_size": Option("int", 1), "num_layers": Option("int", 1), "cell": Option("choice", choices=CELLS),
+        "embedding_dim": Option("int", 1), "dropout": Option("real", 0, 1, open_high=True),
+        "seq_len": Option("int", 1), "batch_size": Option("int", 1), "epochs": Option("int", 1, none=True),
+        "lr": Option("real", 0, open_low=True), "weight_decay": Option("real", 0),
+        "clip_grad_norm": Option("real", 0, open_low=True, none=True),
+        "max_minutes": Option("real", 0, open_low=True, none=True),
+        "unknown": Option("choice", choices=UNKNOWN), "on_nonfinite": Option("choice", choices=("error", "skip")),
+        "random_state": Option("seed"), "device": Option("any"), **RUN_OPTION_TABLE}
+
     def __init__(self, hidden_size: int = 512, num_layers: int = 1, cell: str = "lstm", embedding_dim: int = 64,
                  dropout: float = 0.2, seq_len: int = 128, batch_size: int = 64, epochs: int | None = None,
                  lr: float = 2e-3,
@@ -92,17 +103,8 @@ class CharLM(Estimator):
                 setattr(self, name, value)
 
     def _check_params(self) -> None:
-        for name in ("hidden_size", "num_layers", "embedding_dim", "seq_len", "batch_size"):
-            check_positive_int(getattr(self, name), name)
-        if self.epochs is not None:
-            check_positive_int(self.epochs, "epochs")
-        check_probability(self.dropout, "dropout")
-        if self.unknown not in UNKNOWN:
-            raise ValueError(f"unknown must be 'error' or 'map', got {self.unknown!r}")
-        for name in ("lr", "max_minutes"):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0):
-                raise ValueError(f"{name} must be a number > 0, got {v!r}")
+        check_options(self)
+        resolve_device(self.device)
 
     # learning -----------------------------------------------------------------------------------------------
     def fit(self, text, val_text=None) -> "CharLM":

@@ -13,7 +13,8 @@ import math
 import numpy as np
 import torch
 
-from rnr.base import Estimator, model_params
+from rnr.base import RUN_OPTION_TABLE, Estimator, Option, check_options, model_params
+from rnr.core.cells import CELLS
 from rnr.data.sequences import SequenceData
 from rnr.data.text import Tokenizer
 from rnr.nn.topologies import ManyToOne
@@ -86,6 +87,21 @@ class RNNClassifier(Estimator):
 
     _estimator_type = "classifier"
 
+    OPTIONS = {
+        "hidden_size": Option("int", 1), "cell": Option("choice", choices=CELLS), "num_layers": Option("int", 1),
+        "bidirectional": Option("bool"), "dropout": Option("real", 0, 1, open_high=True),
+        "pooling": Option("choice", choices=("last", "mean", "max")), "conv": Option("bool", none=True),
+        "stride": Option("int", 1), "epochs": Option("int", 1, none=True), "batch_size": Option("int", 1, none=True),
+        "lr": Option("real", 0, open_low=True), "weight_decay": Option("real", 0),
+        "clip_grad_norm": Option("real", 0, open_low=True, none=True),
+        "lr_schedule": Option("choice", choices=(None, "cosine", "step", "plateau")), "standardize": Option("bool"),
+        "tokenizer": Option("choice", choices=("word", "char", "space")), "min_count": Option("int", 1),
+        "embedding_dim": Option("int", 1), "embedding_dropout": Option("real", 0, 1, open_high=True),
+        "validation_fraction": Option("real", 0, 1, open_high=True, none=True, also=("auto",)),
+        "patience": Option("int", 1, none=True), "max_minutes": Option("real", 0, open_low=True, none=True),
+        "on_nonfinite": Option("choice", choices=("error", "skip")), "random_state": Option("seed"),
+        **RUN_OPTION_TABLE}
+
     def __init__(self, hidden_size: int = 64, cell: str = "gru", num_layers: int = 1, bidirectional: bool = True,
                  dropout: float = 0.0, pooling: str = "max", conv: bool | None = None,
                  stride: int = 1, epochs: int | None = None,
@@ -112,6 +128,7 @@ class RNNClassifier(Estimator):
     def fit(self, X, y, X_val=None, y_val=None) -> "RNNClassifier":
         """Learn from X (a list of (T_i, F) arrays, or one (N, T, F) array, or a list of strings) and labels y (N,);
         report the loss and accuracy on (X_val, y_val) after each epoch. Returns self."""
+        check_options(self)
         if (X_val is None) != (y_val is None):
             raise ValueError("give both X_val and y_val, or neither")
         texts = _is_text(X)

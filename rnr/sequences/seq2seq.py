@@ -14,11 +14,13 @@ Example:
 import numpy as np
 import torch
 
-from rnr.base import Estimator
+from rnr.base import RUN_OPTION_TABLE, Estimator, Option, check_options
+from rnr.core.cells import CELLS
 from rnr.data.sequences import SequenceData
 from rnr.data.text import Tokenizer
 from rnr.metrics import bleu
 from rnr.nn.topologies import EncoderDecoder
+from rnr.training.core import resolve_device
 from rnr.training.train import fit as train
 from rnr.weights import load_weights
 
@@ -50,6 +52,21 @@ class Seq2Seq(Estimator):
     the stop token), ``history_`` (``rnr.History``).
     """
 
+    OPTIONS = {
+        "hidden_size": Option("int", 1), "embedding_dim": Option("int", 1), "cell": Option("choice", choices=CELLS),
+        "num_layers": Option("int", 1), "bidirectional": Option("bool"),
+        "attention": Option("choice", choices=("additive", "dot", None)),
+        "dropout": Option("real", 0, 1, open_high=True), "embedding_dropout": Option("real", 0, 1, open_high=True),
+        "tie_embeddings": Option("bool"), "teacher_forcing": Option("real", 0, 1),
+        "tokenizer": Option("choice", choices=("word", "char", "space")), "lower": Option("bool"),
+        "min_count": Option("int", 1), "max_vocab": Option("int", 1, none=True), "max_len": Option("int", 1),
+        "epochs": Option("int", 1), "batch_size": Option("int", 1), "lr": Option("real", 0, open_low=True),
+        "weight_decay": Option("real", 0), "clip_grad_norm": Option("real", 0, open_low=True, none=True),
+        "lr_schedule": Option("choice", choices=(None, "cosine", "step", "plateau")),
+        "patience": Option("int", 1, none=True), "max_minutes": Option("real", 0, open_low=True, none=True),
+        "on_nonfinite": Option("choice", choices=("error", "skip")), "random_state": Option("seed"),
+        "device": Option("any"), **RUN_OPTION_TABLE}
+
     def __init__(self, hidden_size: int = 256, embedding_dim: int = 256, cell: str = "gru", num_layers: int = 1,
                  bidirectional: bool = True, attention: str | None = "additive", dropout: float = 0.0,
                  embedding_dropout: float = 0.3, tie_embeddings: bool = True, teacher_forcing: float = 1.0,
@@ -67,6 +84,8 @@ class Seq2Seq(Estimator):
     def fit(self, X, Y, X_val=None, Y_val=None) -> "Seq2Seq":
         """Learn to map each source sentence X[i] to its target Y[i] (lists of str); report the loss on
         (X_val, Y_val) after each epoch. Returns self."""
+        check_options(self)
+        resolve_device(self.device)
         _check_pairs(X, Y, "X", "Y")
         if (X_val is None) != (Y_val is None):
             raise ValueError("give both X_val and Y_val, or neither")

@@ -51,10 +51,25 @@ NONFINITE = ("error", "skip")
 
 
 def resolve_device(device) -> torch.device:
-    """``"auto"``: CUDA where torch has it, else the CPU; any other name or ``torch.device`` as torch reads it."""
+    """``"auto"``: CUDA where torch has it, else the CPU; "cpu", "cuda", "cuda:N" or a ``torch.device``; a device
+    this torch cannot use is a ValueError that says what it has."""
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        found = torch.device(device)
+    except (RuntimeError, TypeError):
+        found = None
+    if found is None or found.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}")
+    if found.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device={device!r}, but this torch ({torch.__version__}) sees no CUDA GPU; use "
+                             f"device='cpu', or 'auto' to take a GPU where there is one")
+        if found.index is not None and found.index >= count:
+            raise ValueError(f"device={device!r}, but this machine has {count} CUDA GPU(s): cuda:0 to "
+                             f"cuda:{count - 1}")
+    return found
 
 
 @dataclass

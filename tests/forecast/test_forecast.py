@@ -170,9 +170,9 @@ def test_quantiles_must_increase(panel):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(strategy="both"), r"strategy must be 'direct' or 'recursive', got 'both'"),
+    (dict(strategy="both"), r"strategy must be one of 'direct', 'recursive', got str 'both'"),
     (dict(quantiles=(0.5, 1.5)), r"quantiles must lie strictly between 0 and 1, got 1.5"),
-    (dict(loss="huber"), r"loss must be 'mae' or 'mse', got 'huber'"),
+    (dict(loss="huber"), r"loss must be one of 'mae', 'mse', got str 'huber'"),
     (dict(season=1), r"season"),
 ])
 def test_bad_settings_are_clear_errors(panel, kwargs, match):
@@ -359,7 +359,7 @@ def test_an_ensemble_averages_networks_trained_from_consecutive_seeds(panel, tmp
     a = RNNForecaster(random_state=3, **options).fit(panel.drop(tail.index)).update(tail).predict()
     b = RNNForecaster(random_state=4, **options).fit(panel.drop(tail.index)).update(tail).predict()
     np.testing.assert_allclose(f.predict()["y_hat"], (a["y_hat"] + b["y_hat"]) / 2, rtol=1e-5)
-    with pytest.raises(ValueError, match="ensemble must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="ensemble must be an int >= 1, got int 0; the default is ensemble=1"):
         RNNForecaster(horizon=7, ensemble=0).fit(panel)
 
 
@@ -413,5 +413,5 @@ def test_snapshots_average_the_forecasts_of_the_last_epochs(panel, tmp_path):
     a = RNNForecaster(snapshots=2, random_state=5, **options).fit(panel).predict()["y_hat"].to_numpy()
     b = RNNForecaster(snapshots=2, random_state=6, **options).fit(panel).predict()["y_hat"].to_numpy()
     np.testing.assert_allclose(g.predict()["y_hat"], (a + b) / 2, rtol=1e-5)
-    with pytest.raises(ValueError, match="snapshots must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="snapshots must be an int >= 1, got int 0; the default is snapshots=1"):
         RNNForecaster(horizon=7, snapshots=0).fit(panel)

@@ -74,7 +74,7 @@ def test_clipped_updates_are_counted(panel):
 
 
 def test_on_nonfinite_is_checked(panel):
-    with pytest.raises(ValueError, match=r"on_nonfinite must be 'error' or 'skip', got 'ignore'"):
+    with pytest.raises(ValueError, match=r"on_nonfinite must be one of 'error', 'skip', got str 'ignore'"):
         RNNForecaster(horizon=7, on_nonfinite="ignore").fit(panel)
 
 
@@ -82,7 +82,7 @@ def test_a_time_budget_stops_the_forecaster_inside_an_epoch(panel):
     f = RNNForecaster(**{**OPTIONS, "epochs": 50}, max_minutes=1e-6).fit(panel)
     assert len(f.history_) == 1 and f.history_[0]["steps"] == 1  # the budget ran out in the first batch
     assert len(f.predict()) == len(f.panel_info_["ids"]) * OPTIONS["horizon"]
-    with pytest.raises(ValueError, match="max_minutes must be a number > 0 or None, got 0"):
+    with pytest.raises(ValueError, match="max_minutes must be a finite number > 0 or None, got int 0"):
         RNNForecaster(**OPTIONS, max_minutes=0).fit(panel)
 
 

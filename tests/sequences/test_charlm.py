@@ -151,8 +151,8 @@ def test_a_time_budget_stops_the_run():
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(hidden_size=0), "hidden_size must be"),
-    (dict(unknown="skip"), "unknown must be 'error' or 'map', got 'skip'"),
-    (dict(max_minutes=-1), "max_minutes must be a number > 0, got -1"),
+    (dict(unknown="skip"), "unknown must be one of 'error', 'map', got str 'skip'"),
+    (dict(max_minutes=-1), "max_minutes must be a finite number > 0 or None, got int -1"),
     (dict(dropout=1.5), "dropout"),
 ])
 def test_bad_settings(kwargs, match):
