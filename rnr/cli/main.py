@@ -16,6 +16,7 @@ from pathlib import Path
 
 from rnr._version import __version__
 from rnr.cli import config as cfg
+from rnr.cli import folder
 from rnr.cli import forecast as cli_forecast
 from rnr.cli import sequences as cli_sequences
 from rnr.cli.common import (
@@ -201,9 +202,6 @@ def fit(args) -> dict:
     model folder, also when stopped (exit code 130, and ``--resume`` continues)."""
     run_config = config_from_args(args, args.task)
     out = writable(args.out, "--out", folder=True)  # before training, so no run is lost to a bad path
-    if (out / MODEL_FILE).exists() and not (args.force or args.resume):
-        raise UsageError(f"--out {str(out)!r} already holds a model; pass --force to replace it, --resume to continue "
-                         f"its run, or another folder")
     if args.nproc is not None:
         if args.nproc < 1:
             raise UsageError(f"--nproc must be >= 1, got {args.nproc}")
@@ -212,6 +210,20 @@ def fit(args) -> dict:
         if args.nproc > 1 and distributed.world_from_env() == 1:
             return _launch(args, out)
     rank = int(os.environ.get("RANK", "0"))
+    if rank != 0:  # the first process holds the folder
+        return _fit(args, run_config, out, None, rank)
+    with folder.locked(out):
+        identity = folder.begin(out, run_config, force=args.force, resume=args.resume)
+        try:
+            result = _fit(args, run_config, out, identity, rank)
+        except BaseException:
+            folder.rollback(out)
+            raise
+        folder.commit(out)
+        return result
+
+
+def _fit(args, run_config: dict, out: Path, identity: dict | None, rank: int) -> dict:
     trainer = {"forecast": cli_forecast.fit, "classify": cli_sequences.fit_classify,
                "text": cli_sequences.fit_text}[args.task]
     options = dict(progress=show_progress(args), log_dir=str(out), checkpoint_dir=str(out / "checkpoints"),
@@ -230,7 +242,8 @@ def fit(args) -> dict:
     info_dict = {"task": args.task, "class": type(model).__name__, "data": run_config["data"],
                  "model": run_config["model"], **facts, "epochs_done": len(history),
                  "train_loss": history[-1]["train_loss"] if history else None, "interrupted": interrupted,
-                 "fit_seconds": round(seconds, 3), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                 "fit_seconds": round(seconds, 3), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                 "run_id": identity["run_id"], "resumed": bool(args.resume)}
     (out / INFO_FILE).write_text(json.dumps(info_dict, indent=1, default=str), encoding="utf-8")
     text = f"fitted {model!r} ({facts['trained_on']}) in {seconds:.1f} s; saved to {out}/"
     result = {**info_dict, "out": str(out), "_text": text}

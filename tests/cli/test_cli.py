@@ -29,7 +29,7 @@ def folder(tmp_path_factory):
 
 def test_fit_writes_a_model_folder_that_predict_and_info_read(folder, capsys):
     assert sorted(p.name for p in (folder / "model").iterdir()) == ["checkpoints", "info.json", "metrics.csv",
-                                                                     "model.safetensors"]
+                                                                     "model.safetensors", "run.json"]
     assert len(pd.read_csv(folder / "model" / "metrics.csv")) == 1  # one row per epoch
     assert main(["predict", str(folder / "model"), "--out", str(folder / "fc.csv")]) == 0
     fc = pd.read_csv(folder / "fc.csv")
