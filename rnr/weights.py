@@ -62,6 +62,7 @@ def write_bytes(path, blob: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # see leftovers
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a file the user reads like any other they write
         with os.fdopen(fd, "wb") as f:
             f.write(blob)
             f.flush()
@@ -77,6 +78,12 @@ def write_bytes(path, blob: bytes) -> Path:
     except OSError:
         pass
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def leftovers(folder, pattern: str = "*") -> list[Path]:

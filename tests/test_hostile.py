@@ -367,6 +367,9 @@ CASES = [
       r"text holds 'Z' \(U\+005A\) at position 0, a character the training text never had"),
     C("cli-generate-unseen-prime", lambda e, t: ["generate", e.lmf, "--prime", "QED", "--length", "3"],
       r"prime holds 'Q' \(U\+0051\) at position 0"),
+    C("cli-generate-huge-length", lambda e, t: ["generate", e.lmf, "--length", "1000000000"],
+      r"--length must be between 1 and 1,000,000 characters, got 1,000,000,000; for a longer text, generate it in "
+      r"parts"),
     C("cli-fit-malformed-ts", lambda e, t: ["fit", "classify", "--data", _write(t, "b.ts", "@data\n1,x:a\n"), "--out",
                                             t / "c"], r"b.ts: line 2 is not a .ts case"),
     C("cli-fit-ts-not-utf8", lambda e, t: ["fit", "classify", "--data", _write(t, "l1.ts", b"@data\n1,2:caf\xe9\n"),

@@ -378,3 +378,19 @@ def test_weights_of_the_wrong_dtype_or_not_finite_and_files_without_a_digest_are
     same = rnr.load(unsigned, trust_unsigned=True)
     x = torch.randn(2, 4, 2)
     torch.testing.assert_close(same(x), model(x))
+
+
+def test_model_files_get_the_mode_of_any_file_the_user_writes(tmp_path):
+    """Written atomically through a temporary file (mode 0600), then given 0666 less the umask, as open() would."""
+    import os
+    import stat
+
+    import rnr
+
+    path = rnr.save(rnr.ManyToOne(1, 1, hidden_size=2), tmp_path / "m.safetensors")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)

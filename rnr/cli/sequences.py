@@ -147,14 +147,18 @@ def _charlm(path, command: str):
     return load_task_model(path, command, (CharLM,))[0]
 
 
+MAX_GENERATE = 1_000_000  # characters per rnr generate: about a minute on a laptop with the default model
+
+
 def generate(args) -> dict:
     model = _charlm(args.model, "generate")
-    if args.length < 1:
-        raise UsageError(f"--length must be >= 1, got {args.length}")
+    if not 1 <= args.length <= MAX_GENERATE:
+        raise UsageError(f"--length must be between 1 and {MAX_GENERATE:,} characters, got {args.length:,}; for a "
+                         f"longer text, generate it in parts, each primed (--prime) with the end of the last")
     if args.out:
         writable(args.out, "--out", reads={"the model": args.model})
     text = model.sample(length=args.length, prime=args.prime, temperature=args.temperature, top_k=args.top_k,
-                        top_p=args.top_p, seed=args.seed, progress=show_progress(args) and bool(args.out))
+                        top_p=args.top_p, seed=args.seed, progress=show_progress(args))
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
     return {"text": text, "length": len(text), "out": args.out,
