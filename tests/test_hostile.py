@@ -367,6 +367,15 @@ CASES = [
       r"text holds 'Z' \(U\+005A\) at position 0, a character the training text never had"),
     C("cli-generate-unseen-prime", lambda e, t: ["generate", e.lmf, "--prime", "QED", "--length", "3"],
       r"prime holds 'Q' \(U\+0051\) at position 0"),
+    C("cli-fit-duplicate-column", lambda e, t: ["fit", "forecast", "--data", _write(t, "dup.csv", "unique_id,ds,y,y\n"
+                                                 "a,2020-01-01,1,2\n"), "--horizon", "1", "--out", t / "o"],
+      r"names the column\(s\) \['y'\] more than once in its header"),
+    C("cli-fit-mixed-date-formats", lambda e, t: ["fit", "forecast", "--data", _write(
+        t, "mixed.csv", "unique_id,ds,y\na,2021-01-01,1\na,2021-01-02,2\na,01/03/2021,3\n"), "--horizon", "1", "--out",
+        t / "o"], r"row 4 holds '01/03/2021', not in the format of the first rows \('2021-01-01', '2021-01-02', read as "
+                  r"%Y-%m-%d\); write every date of the column in one format"),
+    C("cli-fit-huge-horizon", lambda e, t: ["fit", "forecast", "--data", e.sales, "--horizon", "1000000000", "--out",
+                                            t / "o"], r"horizon=1000000000 with head_size=128 needs 1.28e\+11 weights"),
     C("cli-generate-huge-length", lambda e, t: ["generate", e.lmf, "--length", "1000000000"],
       r"--length must be between 1 and 1,000,000 characters, got 1,000,000,000; for a longer text, generate it in "
       r"parts"),
@@ -463,7 +472,8 @@ CASES = [
     M("model-list-for-object", lambda e, t: _edit(e.m2o, t, lambda c: [c]),
       r"config must be a JSON object of constructor arguments, got a JSON array"),
     M("model-huge-hidden-size", lambda e, t: _edit(e.m2o, t, _set("hidden_size", 50_000)),
-      r"does not fit its ManyToOne: .*wrong shapes \['head.weight: file \(2, 4\) vs model \(2, 50000\)'"),
+      r"holds a ManyToOne that cannot be rebuilt \(ValueError: hidden_size=50000 .* needs 7.5e\+09 weights "
+      r"\(27.9 GiB of float32\), more than the limit"),
     M("model-unknown-class", lambda e, t: _edit(e.m2o, t, **{"class": "Transformer"}),
       r"holds a model of class 'Transformer', which this rnr does not know"),
     M("model-forecaster-list-for-params", lambda e, t: _edit(e.fc_file, t, _set("params", [])),
@@ -579,7 +589,7 @@ def test_load_refuses_unknown_keys_and_wrong_types_in_metadata(env, tmp_path, so
 
 def test_sizes_are_checked_against_the_file_before_allocation(env, tmp_path, monkeypatch):
     """A forged hidden_size is built on the meta device first: the real model is never allocated."""
-    path = _edit(env.m2o, tmp_path, _set("hidden_size", 50_000))  # 30 GB of weights if allocated
+    path = _edit(env.m2o, tmp_path, _set("hidden_size", 5_000))  # 300 MB of weights if allocated, under the limit
     made, real = [], rnr.ManyToOne.__init__
 
     @functools.wraps(real)

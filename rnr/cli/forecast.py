@@ -1,8 +1,10 @@
 """``rnr fit forecast``, ``predict``, ``evaluate``, ``backtest forecast`` and ``plot forecast``."""
+import csv
 import warnings
 from pathlib import Path
 
 import pandas as pd
+from pandas.tseries.api import guess_datetime_format
 
 from rnr import metrics
 from rnr.cli.common import UsageError, config_from_args, load_task_model, show_progress, writable
@@ -10,6 +12,24 @@ from rnr.forecast.backtest import backtest as run_backtest
 from rnr.forecast.defaults import season_of
 from rnr.forecast.forecaster import RNNForecaster
 from rnr.forecast.plots import save_forecast_plots
+
+
+def _date_trouble(values: pd.Series, time_col: str, path, error) -> str:
+    """Why a time column did not read as dates: the first value unlike the first rows' format, or pandas' reason."""
+    text = values.astype(str)
+    fmt = guess_datetime_format(text.iloc[0]) if len(text) else None
+    if fmt is not None:
+        parsed = pd.to_datetime(text, format=fmt, errors="coerce")
+        bad = parsed.isna().to_numpy().nonzero()[0]
+        if len(bad):
+            i = int(bad[0])
+            return (f"time column {time_col!r} of {str(path)!r}: row {i + 2} holds {text.iloc[i]!r}, not in the "
+                    f"format of the first rows ({', '.join(repr(v) for v in text.iloc[:2])}, read as {fmt}); write "
+                    f"every date of the column in one format (2021-01-31 is the safest), or pass the right column "
+                    f"with --time")
+    first = str(error).splitlines()[0]
+    return (f"time column {time_col!r} of {str(path)!r} holds neither integers nor dates ({first}); pass the right "
+            f"column with --time")
 
 
 def read_panel_csv(path, id_col: str, time_col: str, flag: str = "--data") -> pd.DataFrame:
@@ -24,6 +44,12 @@ def read_panel_csv(path, id_col: str, time_col: str, flag: str = "--data") -> pd
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise UsageError(f"data file {str(path)!r} is not a readable CSV ({e}); check its separator and quoting") \
             from None
+    with open(path, newline="", encoding="utf-8") as f:
+        header = next(csv.reader(f), [])
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:
+        raise UsageError(f"data file {str(path)!r} names the column(s) {twice} more than once in its header "
+                         f"{header}; give every column its own name")
     for role, col in (("--id", id_col), ("--time", time_col)):
         if col not in df.columns:
             raise UsageError(f"{role} column {col!r} is not in {str(path)!r}; its columns are {list(df.columns)}")
@@ -33,8 +59,7 @@ def read_panel_csv(path, id_col: str, time_col: str, flag: str = "--data") -> pd
                 warnings.simplefilter("ignore", UserWarning)
                 df[time_col] = pd.to_datetime(df[time_col])
         except (ValueError, TypeError) as e:
-            raise UsageError(f"time column {time_col!r} of {str(path)!r} holds neither integers nor dates ({e}); "
-                             f"pass the right column with --time") from None
+            raise UsageError(_date_trouble(df[time_col], time_col, path, e)) from None
     return df
 
 

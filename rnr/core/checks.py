@@ -133,7 +133,7 @@ def check_positive_int(value, name: str, minimum: int = 1) -> int:
     return value
 
 
-MAX_WEIGHTS = 2**34  # 64 GiB of float32 weights in one layer: more than a machine holds, so surely a typo
+MAX_WEIGHTS = 2**30  # 4 GiB of float32 weights in one layer: past what a CPU trains, so surely a typo
 
 
 def check_weights(n: int, what: str, fix: str) -> None:

@@ -115,6 +115,8 @@ class RNNForecaster(Estimator):
         c = self.config
         check_weights(c.hidden_size * c.head_size, f"hidden_size={c.hidden_size} with head_size={c.head_size}",
                       "lower hidden_size or head_size")
+        check_weights(c.head_size * c.horizon * (1 + len(c.quantiles)), f"horizon={c.horizon} with head_size="
+                      f"{c.head_size}", "lower horizon (forecast fewer steps ahead) or head_size")
         if (c.resume or c.checkpoint_every) and not c.checkpoint_dir:
             raise ValueError("resume and checkpoint_every need checkpoint_dir: pass checkpoint_dir='runs/ckpt'")
         if c.season not in (None, "auto") and (isinstance(c.season, bool) or not isinstance(c.season, int)
