@@ -34,6 +34,8 @@ def main(argv=None) -> int:
     p.add_argument("--patience", type=int, default=None, help="early stopping on the dev set (keeps the best epoch)")
     p.add_argument("--schedule", default="cosine")
     p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--defaults", action="store_true",
+                   help="RNNClassifier(tokenizer='word', random_state=seed) with nothing else set, as a user calls it")
     args = p.parse_args(argv)
     data = load_sst2()
     if data is None:
@@ -45,16 +47,19 @@ def main(argv=None) -> int:
     accs = []
     for seed in range(args.seeds):
         start = time.perf_counter()
-        clf = RNNClassifier(hidden_size=args.hidden, embedding_dim=args.emb, cell=args.cell, pooling=args.pooling,
-                            epochs=args.epochs, lr=args.lr, dropout=args.dropout, weight_decay=args.wd,
-                            min_count=args.min_count, batch_size=args.batch, embedding_dropout=args.emb_dropout,
-                            patience=args.patience, lr_schedule=args.schedule, random_state=seed)
-        clf.fit(Xtr, ytr, *((Xdev, ydev) if args.patience else ()))
+        if args.defaults:
+            clf = RNNClassifier(tokenizer="word", random_state=seed, progress=False).fit(Xtr, ytr)
+        else:
+            clf = RNNClassifier(hidden_size=args.hidden, embedding_dim=args.emb, cell=args.cell, pooling=args.pooling,
+                                epochs=args.epochs, lr=args.lr, dropout=args.dropout, weight_decay=args.wd,
+                                min_count=args.min_count, batch_size=args.batch, embedding_dropout=args.emb_dropout,
+                                patience=args.patience, lr_schedule=args.schedule, random_state=seed)
+            clf.fit(Xtr, ytr, *((Xdev, ydev) if args.patience else ()))
         secs = time.perf_counter() - start
         accs.append(100 * clf.score(Xte, yte))
-        best = clf.history_.best_epoch if args.patience else len(clf.history_)
+        best = clf.history_.best_epoch if (args.patience or args.defaults) else len(clf.history_)
         print(f"seed {seed}: dev {100 * clf.score(Xdev, ydev):.2f}%, test {accs[-1]:.2f}% ({secs:.0f} s to train, "
-              f"epoch {best} kept)", flush=True)
+              f"{len(clf.history_)} epochs, epoch {best} kept; {clf!r})", flush=True)
     print(f"test accuracy {np.mean(accs):.2f} +- {np.std(accs):.2f} % over {len(accs)} seeds")
     return 0
 

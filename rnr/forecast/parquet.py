@@ -119,6 +119,14 @@ class ParquetPanel:
                                       use_threads=False, batch_readahead=2, fragment_readahead=1)
         df = table.to_pandas()
         del table
+        time = df[self.time_col]
+        if pd.api.types.is_object_dtype(time) or pd.api.types.is_string_dtype(time):  # dates written as text
+            try:
+                df[self.time_col] = pd.to_datetime(time, format="ISO8601")
+            except (ValueError, TypeError):
+                raise ValueError(f"time column {self.time_col!r} of the Parquet data holds text that is not ISO "
+                                 f"dates, e.g. {time.iloc[0]!r}; store it as a timestamp column, or as dates like "
+                                 f"2021-01-31") from None
         pa.default_memory_pool().release_unused()  # hand Arrow's buffers back before the group is trained on
         position = pd.Series(np.arange(len(ids)), index=pd.Index(ids))
         df = df.iloc[np.argsort(position.loc[df[self.id_col]].to_numpy(), kind="stable")]

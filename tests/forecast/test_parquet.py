@@ -82,3 +82,16 @@ def test_rnr_fit_reads_parquet(files, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["series"] == 6
     assert main(["predict", str(tmp_path / "m"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["rows"] == 6 * 7
+
+
+def test_dates_stored_as_text_read_as_they_do_from_csv(files, tmp_path):
+    root, df = files
+    text = df.assign(ds=df["ds"].dt.strftime("%Y-%m-%d"))
+    text.to_parquet(tmp_path / "text.parquet", index=False)
+    ref = rnr.RNNForecaster(**OPTIONS).fit(str(root / "sales.parquet"))
+    got = rnr.RNNForecaster(**OPTIONS).fit(str(tmp_path / "text.parquet"))
+    pd.testing.assert_frame_equal(ref.predict(), got.predict())
+    text.assign(ds="someday").to_parquet(tmp_path / "bad.parquet", index=False)
+    with pytest.raises(ValueError, match="time column 'ds' of the Parquet data holds text that is not ISO dates, "
+                                         "e.g. 'someday'"):
+        rnr.RNNForecaster(**OPTIONS).fit(str(tmp_path / "bad.parquet"))
