@@ -210,6 +210,15 @@ def T(id, body, match, head=None, task="forecast"):
     return Case(id, "config", lambda e, t: _toml(e, t, body, task, head(e) if head else None), 2, match)
 
 
+def _info_edit(e, t, **changes):
+    """A copy of the fitted forecaster's model folder with info.json edited."""
+    copy = t / "edited"
+    shutil.copytree(e.fm, copy)
+    info = json.loads((copy / "info.json").read_text())
+    (copy / "info.json").write_text(json.dumps({**info, **changes}))
+    return copy
+
+
 def M(id, run, match, expect=ValueError):
     return Case(id, "model", run, expect, match)
 
@@ -376,6 +385,10 @@ CASES = [
                   r"%Y-%m-%d\); write every date of the column in one format"),
     C("cli-fit-huge-horizon", lambda e, t: ["fit", "forecast", "--data", e.sales, "--horizon", "1000000000", "--out",
                                             t / "o"], r"horizon=1000000000 with head_size=128 needs 1.28e\+11 weights"),
+    C("cli-info-json-data-null", lambda e, t: ["predict", _info_edit(e, t, data=None), "--out", t / "p.csv"],
+      r"info.json' must hold an object under 'data' \(the run's data settings\), got None"),
+    C("cli-info-json-wrong-task", lambda e, t: ["predict", _info_edit(e, t, task="classify"), "--out", t / "p.csv"],
+      r"info.json' says the task is 'classify', but model.safetensors holds a RNNForecaster \('forecast'\)"),
     C("cli-generate-huge-length", lambda e, t: ["generate", e.lmf, "--length", "1000000000"],
       r"--length must be between 1 and 1,000,000 characters, got 1,000,000,000; for a longer text, generate it in "
       r"parts"),

@@ -118,8 +118,17 @@ def load_model(path):
         if not isinstance(info_dict, dict):
             raise UsageError(f"{str(path / INFO_FILE)!r} must hold a JSON object, got {type(info_dict).__name__}")
     model = load(path / MODEL_FILE)
-    info_dict.setdefault("task", {"RNNForecaster": "forecast", "CharLM": "text"}.get(type(model).__name__,
-                                                                                     "classify"))
+    task = {"RNNForecaster": "forecast", "CharLM": "text"}.get(type(model).__name__, "classify")
+    info_dict.setdefault("task", task)
+    where = str(path / INFO_FILE)
+    if info_dict["task"] != task:
+        raise UsageError(f"{where!r} says the task is {info_dict['task']!r}, but {MODEL_FILE} holds a "
+                         f"{type(model).__name__} ({task!r}); the folder was edited or mixed: fit the model again, or "
+                         f"set \"task\": {task!r} there")
+    for key in ("data", "model"):
+        if key in info_dict and not isinstance(info_dict[key], dict):
+            raise UsageError(f"{where!r} must hold an object under {key!r} (the run's {key} settings), got "
+                             f"{info_dict[key]!r}; the file was edited: fit the model again")
     return model, info_dict
 
 
