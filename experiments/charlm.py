@@ -6,6 +6,7 @@ transformer on an A100; about 1.88 for its small configuration on a laptop CPU i
 
     python experiments/charlm.py                       # 15 minutes on this machine
     python experiments/charlm.py --minutes 2 --hidden 256
+    python experiments/charlm.py --defaults            # CharLM(max_minutes=15) and nothing else
 """
 import argparse
 import json
@@ -36,6 +37,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save", help="write the model here (rnr.save)")
     p.add_argument("--json", help="write the results here")
+    p.add_argument("--defaults", action="store_true",
+                   help="CharLM(max_minutes=MINUTES, random_state=SEED) with nothing else set, as a user calls it")
     args = p.parse_args(argv)
     data = load_tinyshakespeare()
     if data is None:
@@ -45,9 +48,13 @@ def main(argv=None) -> int:
     train, val = data
     print(f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch "
           f"{torch.__version__}; train {len(train):,} chars, val {len(val):,}; {vars(args)}", flush=True)
-    lm = CharLM(hidden_size=args.hidden, num_layers=args.layers, cell=args.cell, embedding_dim=args.emb,
-                dropout=args.dropout, seq_len=args.seq_len, batch_size=args.batch, epochs=args.epochs, lr=args.lr,
-                weight_decay=args.wd, max_minutes=args.minutes, random_state=args.seed, progress=False)
+    if args.defaults:
+        lm = CharLM(max_minutes=args.minutes, random_state=args.seed, progress=False)
+    else:
+        lm = CharLM(hidden_size=args.hidden, num_layers=args.layers, cell=args.cell, embedding_dim=args.emb,
+                    dropout=args.dropout, seq_len=args.seq_len, batch_size=args.batch, epochs=args.epochs,
+                    lr=args.lr, weight_decay=args.wd, max_minutes=args.minutes, random_state=args.seed,
+                    progress=False)
     start = time.perf_counter()
     lm.fit(train, val)
     seconds = time.perf_counter() - start
