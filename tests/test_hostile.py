@@ -389,6 +389,13 @@ CASES = [
       r"info.json' must hold an object under 'data' \(the run's data settings\), got None"),
     C("cli-info-json-wrong-task", lambda e, t: ["predict", _info_edit(e, t, task="classify"), "--out", t / "p.csv"],
       r"info.json' says the task is 'classify', but model.safetensors holds a RNNForecaster \('forecast'\)"),
+    C("cli-generate-seed-past-64-bits", lambda e, t: ["generate", e.lmf, "--length", "3", "--seed",
+                                                      "99999999999999999999999"],
+      r"--seed must be a whole number from 0 to 2\*\*63 - 1, got 99999999999999999999999"),
+    C("cli-generate-negative-seed", lambda e, t: ["generate", e.lmf, "--length", "3", "--seed=-1"],
+      r"--seed must be a whole number from 0 to 2\*\*63 - 1, got -1"),
+    A("api-sample-seed-not-an-int", lambda e, t: e.lm.sample(3, seed=2.5), TE,
+      r"CharLM.sample: seed must be an int in \[0, 2\*\*63\) or None, got float 2.5"),
     C("cli-generate-huge-length", lambda e, t: ["generate", e.lmf, "--length", "1000000000"],
       r"--length must be between 1 and 1,000,000 characters, got 1,000,000,000; for a longer text, generate it in "
       r"parts"),

@@ -155,6 +155,8 @@ def generate(args) -> dict:
     if not 1 <= args.length <= MAX_GENERATE:
         raise UsageError(f"--length must be between 1 and {MAX_GENERATE:,} characters, got {args.length:,}; for a "
                          f"longer text, generate it in parts, each primed (--prime) with the end of the last")
+    if args.seed is not None and not 0 <= args.seed < 2**63:
+        raise UsageError(f"--seed must be a whole number from 0 to 2**63 - 1, got {args.seed}")
     if args.out:
         writable(args.out, "--out", reads={"the model": args.model})
     text = model.sample(length=args.length, prime=args.prime, temperature=args.temperature, top_k=args.top_k,

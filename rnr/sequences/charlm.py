@@ -228,6 +228,7 @@ class CharLM(Estimator):
                                   or not 0 < top_p <= 1):
             raise ValueError(f"top_p must be in (0, 1], got {top_p!r}; 0.9 keeps the characters making up 90% "
                              f"of the probability")
+        Option("seed", none=True).check("seed", seed, "CharLM.sample")
         gen = torch.Generator().manual_seed(seed if seed is not None else int(torch.randint(2**31, ())))
         logits, state = self._prime(prime)
         out = []
