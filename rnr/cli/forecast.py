@@ -1,5 +1,6 @@
 """``rnr fit forecast``, ``predict``, ``evaluate``, ``backtest forecast`` and ``plot forecast``."""
 import csv
+import sys
 import warnings
 from pathlib import Path
 
@@ -12,6 +13,20 @@ from rnr.forecast.backtest import backtest as run_backtest
 from rnr.forecast.defaults import season_of
 from rnr.forecast.forecaster import RNNForecaster
 from rnr.forecast.plots import save_forecast_plots
+
+
+def _dates(values: pd.Series, time_col: str, path) -> pd.Series:
+    """Dates from text. Times written with UTC offsets (one series crossing a daylight-saving change, or series in
+    different time zones) are read as UTC times, on one regular grid, and the forecasts are dated in UTC (said on
+    standard error)."""
+    text = values.astype(str)
+    if text.str.contains(r"(?:[+-]\d\d:?\d\d|Z)$", regex=True).any():
+        dates = pd.to_datetime(text, utc=True).dt.tz_convert(None)
+        print(f"rnr: time column {time_col!r} of {str(path)!r} holds UTC offsets (e.g. {text.iloc[0]!r}); read as "
+              f"UTC times, so daylight-saving changes and time zones leave no gaps; the forecasts are dated in UTC",
+              file=sys.stderr)
+        return dates
+    return pd.to_datetime(values)
 
 
 def _date_trouble(values: pd.Series, time_col: str, path, error) -> str:
@@ -57,7 +72,7 @@ def read_panel_csv(path, id_col: str, time_col: str, flag: str = "--data") -> pd
         try:
             with warnings.catch_warnings():  # pandas' format-guessing notice; a failure gets the message below
                 warnings.simplefilter("ignore", UserWarning)
-                df[time_col] = pd.to_datetime(df[time_col])
+                df[time_col] = _dates(df[time_col], time_col, path)
         except (ValueError, TypeError) as e:
             raise UsageError(_date_trouble(df[time_col], time_col, path, e)) from None
     return df

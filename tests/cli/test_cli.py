@@ -168,3 +168,18 @@ def test_the_main_job_runs_end_to_end_small(tmp_path, capsys):
     for name in ("forecast.png", "error_by_horizon.png", "forecaster.safetensors"):
         assert (tmp_path / "out" / name).stat().st_size > 0
     assert isinstance(rnr.load(tmp_path / "out" / "forecaster.safetensors"), rnr.RNNForecaster)
+
+
+def test_times_with_utc_offsets_read_as_utc_across_daylight_saving_and_time_zones(tmp_path, capsys):
+    berlin = pd.date_range("2021-03-27 20:00", periods=30, freq="h", tz="Europe/Berlin")  # crosses 28 March 02:00
+    york = pd.date_range("2021-01-01", periods=30, freq="h", tz="America/New_York")
+    df = pd.concat([pd.DataFrame({"unique_id": uid, "ds": t.strftime("%Y-%m-%dT%H:%M:%S%z"), "y": range(1, 31)})
+                    for uid, t in (("berlin", berlin), ("york", york))])
+    df.to_csv(tmp_path / "tz.csv", index=False)
+    assert main(["fit", "forecast", "--data", str(tmp_path / "tz.csv"), "--horizon", "2", "--quiet", *FAST,
+                 "--out", str(tmp_path / "m")]) == 0
+    assert "holds UTC offsets (e.g. '2021-03-27T20:00:00+0100'); read as UTC times" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "m"), "--out", str(tmp_path / "p.csv"), "--quiet"]) == 0
+    out = pd.read_csv(tmp_path / "p.csv", parse_dates=["ds"]).set_index("unique_id")["ds"]
+    assert out["berlin"].iloc[0] == berlin[-1].tz_convert(None) + pd.Timedelta(hours=1)  # the next hour, in UTC
+    assert out["york"].iloc[0] == york[-1].tz_convert(None) + pd.Timedelta(hours=1)
