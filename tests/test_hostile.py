@@ -396,6 +396,12 @@ CASES = [
       r"--seed must be a whole number from 0 to 2\*\*63 - 1, got -1"),
     A("api-sample-seed-not-an-int", lambda e, t: e.lm.sample(3, seed=2.5), TE,
       r"CharLM.sample: seed must be an int in \[0, 2\*\*63\) or None, got float 2.5"),
+    C("cli-fit-dst-gap-names-the-flag", lambda e, t: ["fit", "forecast", "--data", _write(
+        t, "gap.csv", "unique_id,ds,y\na,2021-03-28 00:00,1\na,2021-03-28 01:00,2\na,2021-03-28 03:00,3\n"
+                      "a,2021-03-28 04:00,4\n"), "--horizon", "1", "--out", t / "o"],
+      r"'a' jumps from 2021-03-28 01:00:00 to 2021-03-28 03:00:00 \(1 missing\); pass --set data.fill_gaps=true to "
+      r"insert the missing steps as NaN \(with --set data.missing=mask, ffill or interpolate\), or pass the right "
+      r"--set data.freq="),
     C("cli-generate-huge-length", lambda e, t: ["generate", e.lmf, "--length", "1000000000"],
       r"--length must be between 1 and 1,000,000 characters, got 1,000,000,000; for a longer text, generate it in "
       r"parts"),

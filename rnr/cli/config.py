@@ -52,6 +52,7 @@ FORECAST_DATA = {
     "static": (list, [], "per-series columns, constant within a series"),
     "freq": (str, None, "the panel's frequency, e.g. 'D' or 'h' (inferred when absent)"),
     "missing": (str, "error", "missing targets: 'error', 'mask', 'ffill' or 'interpolate'"),
+    "fill_gaps": (bool, False, "insert the steps missing from each series' grid as missing targets (CSV only)"),
 }
 CLASSIFY_DATA = {
     "path": (str, None, "a CSV/TSV of labelled texts or of long-format sequences, or a UEA .ts file"),

@@ -83,6 +83,9 @@ def fit(run_config: dict, options: dict):
     data, model = run_config["data"], run_config["model"]
     path = Path(data["path"])
     if path.suffix.lower() == ".parquet" or path.is_dir():  # read a group of series at a time
+        if data["fill_gaps"]:
+            raise UsageError("data.fill_gaps=true applies to CSV data; a Parquet panel must have no gaps (fill them "
+                             "when writing it)")
         forecaster = RNNForecaster(**model, **options).fit_parquet(
             path, id_col=data["id"], time_col=data["time"], target=data["target"], past=data["past"],
             future=data["future"], static=data["static"], freq=data["freq"], missing=data["missing"],
@@ -93,7 +96,8 @@ def fit(run_config: dict, options: dict):
     df = read_panel_csv(data["path"], data["id"], data["time"])
     forecaster = RNNForecaster(**model, **options)
     forecaster.fit(df, id_col=data["id"], time_col=data["time"], target=data["target"], past=data["past"],
-                   future=data["future"], static=data["static"], freq=data["freq"], missing=data["missing"])
+                   future=data["future"], static=data["static"], freq=data["freq"], missing=data["missing"],
+                   fill_gaps=data["fill_gaps"])
     series = int(df[data["id"]].nunique())
     return forecaster, {"rows": len(df), "series": series, "trained_on": f"{series} series, {len(df)} rows",
                         "chosen": _chosen(forecaster)}

@@ -9,6 +9,7 @@ and the fix), 1 any other failure, 130 a Ctrl-C (during ``rnr fit``: after the m
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -159,6 +160,25 @@ def _common(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
 
+# the library's advice in the command's terms: one table for every message -------------------------------------
+API_TO_FLAGS = (
+    (r"\bpass fill_gaps=True\b", "pass --set data.fill_gaps=true"),
+    (r"\bmissing='(\w+)', '(\w+)' or '(\w+)'", r"--set data.missing=\1, \2 or \3"),
+    (r"\bpass missing='(\w+)'", r"pass --set data.missing=\1"),
+    (r"\bpass the right freq=", "pass the right --set data.freq="),
+    (r"\bpass predict\(future_df=\.\.\.\)", "pass them with --future"),
+    (r"\bcreate the model with unknown='map'", "fit the model with --set model.unknown=map"),
+)
+
+
+def in_command_terms(message: str) -> str:
+    """A library message with each API fix it offers (``fill_gaps=True``) replaced by the command's (``--set
+    data.fill_gaps=true``)."""
+    for pattern, flag in API_TO_FLAGS:
+        message = re.sub(pattern, flag, message)
+    return message
+
+
 # dispatch ---------------------------------------------------------------------------------------------------------
 def run(args) -> int:
     """Run a parsed command; returns the exit code."""
@@ -171,7 +191,7 @@ def run(args) -> int:
         result = commands[args.command](args)
     except (UsageError, cfg.ConfigError, ValueError, TypeError, FileNotFoundError, IsADirectoryError,
             NotADirectoryError, PermissionError, KeyError, ImportError) as e:  # about the paths and data given
-        print(f"rnr {args.command}: error: {e}", file=sys.stderr)
+        print(f"rnr {args.command}: error: {in_command_terms(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"rnr {args.command}: interrupted; nothing was written", file=sys.stderr)

@@ -155,15 +155,19 @@ class RNNForecaster(Estimator):
 
     # fitting ------------------------------------------------------------------------------------------------
     def fit(self, df, id_col: str = "unique_id", time_col: str = "ds", target="y", past=(), future=(), static=(),
-            freq=None, missing: str = "error") -> "RNNForecaster":
+            freq=None, missing: str = "error", fill_gaps: bool = False) -> "RNNForecaster":
         """Learn from every observed step of every series of ``df`` (long format; a path is read as Parquet with
-        ``fit_parquet``). Returns self."""
+        ``fit_parquet``). ``fill_gaps``: insert the steps missing from each series' grid as missing targets (read
+        as ``missing`` says). Returns self."""
         if isinstance(df, (str, os.PathLike)):
+            if fill_gaps:
+                raise ValueError("fill_gaps=True applies to a DataFrame; a Parquet panel must have no gaps (fill them "
+                                 "when writing it)")
             return self.fit_parquet(df, id_col=id_col, time_col=time_col, target=target, past=past, future=future,
                                     static=static, freq=freq, missing=missing)
         self._check_config()
         panel = Panel.from_frame(df, id_col=id_col, time_col=time_col, target=target, past=past, future=future,
-                                 static=static, freq=freq, missing=missing)
+                                 static=static, freq=freq, missing=missing, fill_gaps=fill_gaps)
         return self.fit_panel(panel)
 
     def fit_panel(self, panel: Panel) -> "RNNForecaster":

@@ -183,3 +183,14 @@ def test_times_with_utc_offsets_read_as_utc_across_daylight_saving_and_time_zone
     out = pd.read_csv(tmp_path / "p.csv", parse_dates=["ds"]).set_index("unique_id")["ds"]
     assert out["berlin"].iloc[0] == berlin[-1].tz_convert(None) + pd.Timedelta(hours=1)  # the next hour, in UTC
     assert out["york"].iloc[0] == york[-1].tz_convert(None) + pd.Timedelta(hours=1)
+
+
+def test_fill_gaps_from_the_command_and_the_api(tmp_path):
+    df = tasks.ice_cream(n_shops=2, days=40)
+    gappy = df.drop(index=df.index[[5, 6, 50]])
+    gappy.to_csv(tmp_path / "gappy.csv", index=False)
+    assert main(["fit", "forecast", "--data", str(tmp_path / "gappy.csv"), "--horizon", "3", "--quiet", *FAST,
+                 "--set", "data.fill_gaps=true", "--set", "data.missing=mask", "--out", str(tmp_path / "m")]) == 0
+    model = rnr.RNNForecaster(horizon=3, epochs=1, hidden_size=4, head_size=4)
+    model.fit(gappy, fill_gaps=True, missing="mask")
+    assert len(model.predict()) == 2 * 3
