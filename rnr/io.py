@@ -29,6 +29,7 @@ import torch
 
 from rnr import weights as _safefile
 from rnr._version import __version__
+from rnr.base import check_options
 from rnr.core.rnn import RNN
 from rnr.forecast.forecaster import RNNForecaster
 from rnr.forecast.net import ForecastNet
@@ -69,6 +70,8 @@ def save(model, path) -> Path:
         raise TypeError(f"model must be one of {sorted(classes)}, got {name}; for another nn.Module save its "
                         f"state_dict with safetensors.torch.save_file")
     if hasattr(model, "_to_file"):
+        if getattr(model, "OPTIONS", None):
+            check_options(model)  # what save writes, load reads back: a value set_params put there after fit too
         tensors, config = model._to_file()
     else:
         # only the constructor's arguments: a config may hold derived entries (OneToOne's bidirectional=False)
@@ -127,6 +130,9 @@ def _upgrade(config: dict) -> dict:
 def _build(cls, tensors: dict, config: dict, device, where: str, name: str):
     try:
         if hasattr(cls, "_from_file"):
+            if getattr(cls, "OPTIONS", None) and isinstance(config.get("params"), dict):
+                known = cls._param_names()
+                check_options(cls(**{k: v for k, v in config["params"].items() if k in known}))
             return cls._from_file(tensors, config, device=device)
         model = cls(**config)
         load_weights(model, tensors, where)

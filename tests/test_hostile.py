@@ -325,7 +325,8 @@ CASES = [
 
     # ---- the rnr command: every input error exits 2 with "rnr <command>: error: ..."
     C("cli-fit-nan-over-a-model", lambda e, t: _fit(e, t, "nan.csv", _with_nan(_sales(e), row=5)),
-      r"target column 'y' has missing values \(NaN\): 'shop_00' at 2023-\d\d-\d\d; pass missing='mask'"),
+      r"target column 'y' has missing values \(NaN\): 'shop_00' at 2023-\d\d-\d\d; pass --set data.missing=mask to "
+      r"skip them in the loss, --set data.missing=ffill or interpolate to fill them"),
     C("cli-fit-header-only", lambda e, t: _fit(e, t, "h.csv", content="unique_id,ds,y\n"), r"df is empty \(0 rows\)"),
     C("cli-fit-empty-file", lambda e, t: _fit(e, t, "empty.csv", content=""),
       r"data file '.*empty.csv' is not a readable CSV \(No columns to parse from file\)"),

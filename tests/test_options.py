@@ -107,3 +107,12 @@ def test_a_device_this_torch_cannot_use_is_named(device, message):
 def _panel() -> pd.DataFrame:
     return pd.DataFrame({"unique_id": "a", "ds": pd.date_range("2020", periods=30, freq="D"),
                          "y": np.arange(30.0) + 1})
+
+
+def test_save_refuses_an_option_set_after_fit_and_load_an_edited_one(tmp_path):
+    X = [np.ones((3, 1), np.float32), np.zeros((4, 1), np.float32)]
+    clf = rnr.RNNClassifier(hidden_size=2, epochs=1, conv=False).fit(X, [0, 1])
+    clf.set_params(bidirectional="no")
+    with pytest.raises(TypeError, match="RNNClassifier: bidirectional must be True or False, got str 'no'"):
+        rnr.save(clf, tmp_path / "c.safetensors")
+    assert not (tmp_path / "c.safetensors").exists()

@@ -165,6 +165,7 @@ API_TO_FLAGS = (
     (r"\bpass fill_gaps=True\b", "pass --set data.fill_gaps=true"),
     (r"\bmissing='(\w+)', '(\w+)' or '(\w+)'", r"--set data.missing=\1, \2 or \3"),
     (r"\bpass missing='(\w+)'", r"pass --set data.missing=\1"),
+    (r"\bmissing='(\w+)' or '(\w+)'", r"--set data.missing=\1 or \2"),
     (r"\bpass the right freq=", "pass the right --set data.freq="),
     (r"\bpass predict\(future_df=\.\.\.\)", "pass them with --future"),
     (r"\bcreate the model with unknown='map'", "fit the model with --set model.unknown=map"),
