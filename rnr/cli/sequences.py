@@ -152,7 +152,9 @@ MAX_GENERATE = 1_000_000  # characters per rnr generate: about a minute on a lap
 
 def generate(args) -> dict:
     model = _charlm(args.model, "generate")
-    if not 1 <= args.length <= MAX_GENERATE:
+    if args.length < 1:
+        raise UsageError(f"--length must be >= 1, got {args.length}")
+    if args.length > MAX_GENERATE:
         raise UsageError(f"--length must be between 1 and {MAX_GENERATE:,} characters, got {args.length:,}; for a "
                          f"longer text, generate it in parts, each primed (--prime) with the end of the last")
     if args.seed is not None and not 0 <= args.seed < 2**63:
