@@ -103,7 +103,7 @@ def begin(out: Path, run_config: dict, force: bool, resume: bool) -> dict:
     run_file = out / RUN_FILE
     ckpts = checkpoint.files(out / CHECKPOINTS)
     mine = run_file.is_file()
-    foreign = [name for name in OWN[:-1] if (out / name).exists()] if not mine else []
+    foreign = [] if mine else [name for name in OWN if name != RUN_FILE and (out / name).exists()]
     if foreign:
         raise UsageError(f"--out {str(out)!r} holds {foreign}, which rnr did not write there (no {RUN_FILE}); rnr "
                          f"does not write over them, even with --force. Pass another folder, or move them")
