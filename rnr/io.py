@@ -114,7 +114,7 @@ def load(path, device="cpu", trust_unsigned: bool = False):
 
 META_KEYS = ("format", "format_version", "class", "config", "rnr_version", "sha256")
 # keys of a model file's config that files written by earlier versions lack
-OPTIONAL_KEYS = ("chosen", "static_categories", "members")
+OPTIONAL_KEYS = ("chosen", "static_categories", "members", "n_models")
 # arguments renamed since files were first written: old name -> new name (estimators' "params")
 RENAMED = {"seed": "random_state"}
 
@@ -183,7 +183,8 @@ def _file_schema(name: str) -> dict:
                           "missing": str, "history": list[dict], "chosen": dict,
                           "static_categories": dict, "members": list},
         "RNNClassifier": {"params": classes["RNNClassifier"], "classes": list, "classes_dtype": "dtype",
-                          "n_features_in": int, "tokenizer": tokenizer | None, "chosen": dict},
+                          "n_features_in": int, "tokenizer": tokenizer | None, "chosen": dict,
+                          "n_models": int},
         "CharLM": {"params": classes["CharLM"], "vocab": list[str], "start": str, "history": list[dict],
                    "chosen": dict},
         "Seq2Seq": {"params": classes["Seq2Seq"], "source_tokenizer": tokenizer, "target_tokenizer": tokenizer},

@@ -30,6 +30,7 @@ from rnr.core.checks import (
 )
 from rnr.core.rnn import RNN, step_mask
 from rnr.data.sequences import Batch
+from rnr.nn.augment import Augment
 from rnr.nn.conv import ConvFront
 from rnr.nn.decoder import Decoder
 from rnr.nn.losses import check_loss, masked_loss
@@ -139,12 +140,15 @@ class ManyToOne(Topology):
     embeddings (with ``vocab_size``), in training.
     conv: convolutions read the sequence before the recurrence (``rnr.nn.conv.ConvFront``, LSTM-FCN's front end);
     stride: the recurrence then reads every stride-th of their steps.
+    augment: in training, each batch is seen through a random window, gain and noise (``rnr.nn.augment.Augment``);
+    numeric inputs only.
     """
 
     def __init__(self, input_size: int, output_size: int, hidden_size: int = 64, cell: str = "elman",
                  nonlinearity="tanh", num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0,
                  task: str = "regression", loss: str | None = None, vocab_size: int | None = None,
-                 pooling: str = "last", embedding_dropout: float = 0.0, conv: bool = False, stride: int = 1):
+                 pooling: str = "last", embedding_dropout: float = 0.0, conv: bool = False, stride: int = 1,
+                 augment: bool = False):
         super().__init__(locals())
         if pooling not in ("last", "mean", "max"):
             raise ValueError(f"pooling must be 'last', 'mean' or 'max', got {pooling!r}")
@@ -153,7 +157,11 @@ class ManyToOne(Topology):
         if stride != 1 and not conv:
             raise ValueError(f"stride applies to the convolutional front end: pass conv=True, or stride=1 (got "
                              f"{stride!r})")
+        if augment and vocab_size is not None:
+            raise ValueError("augment applies to numeric sequences, not to token ids (vocab_size is set): pass "
+                             "augment=False")
         self.pooling = pooling
+        self.augment = Augment() if augment else None
         self.front = ConvFront(input_size, stride=stride) if conv else None
         self.rnn = self._rnn(self.front.output_size if conv else None)
         self.pooled_dropout = nn.Dropout(dropout)
@@ -161,6 +169,8 @@ class ManyToOne(Topology):
 
     def forward(self, x: Tensor, lengths=None) -> Tensor:
         x, lengths = self.read(x, lengths)
+        if self.augment is not None:
+            x, lengths = self.augment(x, lengths)  # changes x in training only
         if self.front is not None:
             x, lengths = self.front(x, lengths)  # (B, T', C)
         out, h_n = self.rnn(x, lengths=lengths)  # (B, T, D*H)

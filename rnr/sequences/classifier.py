@@ -9,6 +9,7 @@ Example:
     >>> clf.score(X_test, y_test)
 """
 import math
+from time import perf_counter
 
 import numpy as np
 import torch
@@ -26,6 +27,8 @@ MIN_UPDATES = 1000  # epochs=None: at least this many optimizer updates ...
 MIN_EPOCHS = 20     # ... and at least this many passes over the training sequences
 VALIDATION_MIN = 1000  # validation_fraction="auto": hold out VALIDATION_FRACTION of the training sequences from
 VALIDATION_FRACTION = 0.2  # this many on, and stop early on them
+AUGMENT_BELOW = 100  # augment=None: numeric training sets of fewer sequences are augmented (rnr.nn.augment)
+ENSEMBLE_MAX = 3  # n_models="auto": up to this many networks, as many as the time budget holds
 
 
 def training_length(n: int, batch_size: int | None, epochs: int | None) -> dict:
@@ -67,8 +70,15 @@ class RNNClassifier(Estimator):
         tokenizer, min_count, embedding_dim: when X is a list of strings, a ``rnr.data.text.Tokenizer`` ("word",
             "char" or "space"; tokens seen at least ``min_count`` times) and a learned embedding of this width read
             them. embedding_dropout: zeroes embeddings with this probability in training.
-        max_minutes: a training time budget: no epoch starts that would end past it (judged by the longest one),
-            and the cosine schedule ends with the budget where that comes before the last epoch. None: no budget.
+        augment: see each batch of numeric sequences through a random window (90%), gain and noise in training
+            (``rnr.nn.augment.Augment``); None (the default): for numeric training sets under AUGMENT_BELOW sequences.
+        n_models: an ensemble of this many networks (seeds ``random_state``, +1, ...), whose probabilities are
+            averaged; "auto" (the default): after the first, another while the time it took still fits in
+            ``max_minutes``, up to ENSEMBLE_MAX (one without a budget); with validation data, the ensemble is kept
+            only where its validation loss is below the first network's.
+        max_minutes: a training time budget, for all networks together: no epoch starts that would end past it
+            (judged by the longest one), and the cosine schedule ends with the budget where that comes before the
+            last epoch. None: no budget.
         validation_fraction: without ``X_val``, hold out this share of the training sequences (stratified by
             label) for early stopping; "auto" (the default): VALIDATION_FRACTION from VALIDATION_MIN sequences on,
             else none; None or 0: none.
@@ -81,8 +91,9 @@ class RNNClassifier(Estimator):
             error is a terminal.
         log_dir, checkpoint_dir, resume: metrics.csv per epoch, checkpoints, resuming (see ``rnr.TrainConfig``).
 
-    Learned: ``classes_`` (sorted labels), ``n_features_in_``, ``model_`` (the ``ManyToOne``), ``mean_``,
-    ``scale_`` (per feature), ``tokenizer_`` (text only, else None), ``history_`` (``rnr.History``).
+    Learned: ``classes_`` (sorted labels), ``n_features_in_``, ``models_`` (the ``ManyToOne`` networks) and
+    ``model_`` (the first), ``mean_``, ``scale_`` (per feature), ``tokenizer_`` (text only, else None),
+    ``history_`` (the first network's ``rnr.History``), ``chosen_`` (what the defaults became).
     """
 
     _estimator_type = "classifier"
@@ -91,7 +102,9 @@ class RNNClassifier(Estimator):
         "hidden_size": Option("int", 1), "cell": Option("choice", choices=CELLS), "num_layers": Option("int", 1),
         "bidirectional": Option("bool"), "dropout": Option("real", 0, 1, open_high=True),
         "pooling": Option("choice", choices=("last", "mean", "max")), "conv": Option("bool", none=True),
-        "stride": Option("int", 1), "epochs": Option("int", 1, none=True), "batch_size": Option("int", 1, none=True),
+        "stride": Option("int", 1), "augment": Option("bool", none=True),
+        "n_models": Option("int", 1, also=("auto",)), "epochs": Option("int", 1, none=True),
+        "batch_size": Option("int", 1, none=True),
         "lr": Option("real", 0, open_low=True), "weight_decay": Option("real", 0),
         "clip_grad_norm": Option("real", 0, open_low=True, none=True),
         "lr_schedule": Option("choice", choices=(None, "cosine", "step", "plateau")), "standardize": Option("bool"),
@@ -104,7 +117,8 @@ class RNNClassifier(Estimator):
 
     def __init__(self, hidden_size: int = 64, cell: str = "gru", num_layers: int = 1, bidirectional: bool = True,
                  dropout: float = 0.0, pooling: str = "max", conv: bool | None = None,
-                 stride: int = 1, epochs: int | None = None,
+                 stride: int = 1, augment: bool | None = None, n_models: int | str = "auto",
+                 epochs: int | None = None,
                  batch_size: int | None = None,
                  lr: float = 3e-3, weight_decay: float = 0.0, clip_grad_norm: float | None = 1.0,
                  lr_schedule: str | None = "cosine", standardize: bool = True, tokenizer: str = "word",
@@ -171,25 +185,60 @@ class RNNClassifier(Estimator):
         self.chosen_ = training_length(len(inputs), self.batch_size, self.epochs)
         if self.conv is None:
             self.chosen_["conv"] = not texts
+        if self.augment is None:
+            self.chosen_["augment"] = not texts and len(inputs) < AUGMENT_BELOW
         if held is not None:
             self.chosen_["validation"] = int(held.sum())
         patience = self.patience
         if X_val is not None and patience is None:
             patience = self.chosen_["patience"] = max(10, self.chosen_.get("epochs", self.epochs or 0) // 4)
-        torch.manual_seed(self.random_state)
-        self.model_ = self._build()
         data = SequenceData(inputs, torch.from_numpy(codes))
         val = None if X_val is None else SequenceData(X_val, torch.from_numpy(val_codes))
-        epochs = self.chosen_.get("epochs", self.epochs)
-        batch_size = self.chosen_.get("batch_size", self.batch_size)
-        self.history_ = train(self.model_, data, val, epochs=epochs, batch_size=batch_size, lr=self.lr,
-                              weight_decay=self.weight_decay, clip_grad_norm=self.clip_grad_norm,
-                              lr_schedule=self.lr_schedule, patience=patience, max_minutes=self.max_minutes,
-                              seed=self.random_state,
-                              on_nonfinite=self.on_nonfinite, checkpoint_every=self.checkpoint_every,
-                              progress=self.progress, bucket=True, log_dir=self.log_dir,
-                              checkpoint_dir=self.checkpoint_dir, resume=self.resume)
+        start, budget = perf_counter(), None if self.max_minutes is None else 60 * self.max_minutes
+        self.models_, self.history_ = [], None
+        wanted = self.n_models if self.n_models != "auto" else ENSEMBLE_MAX if budget else 1
+        while len(self.models_) < wanted:
+            spent = perf_counter() - start
+            n = len(self.models_)
+            if n and self.n_models == "auto" and spent * (n + 1) / n > budget:
+                break  # another network as long as the mean one so far would end past the budget
+            left = None if budget is None else max(budget - spent, 1.0) / 60
+            model, history = self._train_one(data, val, patience, self.random_state + len(self.models_), left)
+            self.models_.append(model)
+            if self.history_ is None:
+                self.history_ = history
+        self.model_ = self.models_[0]
+        if self.n_models == "auto":
+            if val is not None and len(self.models_) > 1 and not self._ensemble_helps(val):
+                del self.models_[1:]
+            self.chosen_["n_models"] = len(self.models_)
         return self
+
+    def _train_one(self, data, val, patience, seed, max_minutes):
+        """One network of the ensemble, trained from seed ``seed`` within ``max_minutes``. The first writes the logs
+        and checkpoints (a resumed run resumes it); the others are trained again on resume."""
+        first = seed == self.random_state
+        torch.manual_seed(seed)
+        model = self._build()
+        history = train(model, data, val, epochs=self.chosen_.get("epochs", self.epochs),
+                        batch_size=self.chosen_.get("batch_size", self.batch_size), lr=self.lr,
+                        weight_decay=self.weight_decay, clip_grad_norm=self.clip_grad_norm,
+                        lr_schedule=self.lr_schedule, patience=patience, max_minutes=max_minutes, seed=seed,
+                        on_nonfinite=self.on_nonfinite, checkpoint_every=self.checkpoint_every,
+                        progress=self.progress, bucket=True, log_dir=self.log_dir if first else None,
+                        checkpoint_dir=self.checkpoint_dir if first else None, resume=self.resume and first)
+        model.eval()
+        return model, history
+
+    @torch.no_grad()
+    def _ensemble_helps(self, val: SequenceData) -> bool:
+        """Whether the averaged probabilities of all networks have a lower log loss on ``val`` than the first's."""
+        first = self._proba(val, self.models_[:1])
+        every = self._proba(val, self.models_)
+        target = torch.as_tensor(np.asarray([int(y) for y in val.Y]))
+        def nll(p):
+            return float(-torch.log(p[torch.arange(len(target)), target].clamp_min(1e-12)).mean())
+        return nll(every) < nll(first)
 
     def _codes(self, y) -> np.ndarray:
         """Class indices of labels y, every label one seen in fit."""
@@ -208,7 +257,8 @@ class RNNClassifier(Estimator):
                          bidirectional=self.bidirectional, dropout=self.dropout, task="classification",
                          pooling=self.pooling, vocab_size=len(self.tokenizer_) if text else None,
                          embedding_dropout=self.embedding_dropout,
-                         conv=self.chosen_.get("conv", self.conv) or False, stride=self.stride)
+                         conv=self.chosen_.get("conv", self.conv) or False, stride=self.stride,
+                         augment=self.chosen_.get("augment", self.augment) or False)
 
     def _inputs(self, X) -> list[torch.Tensor]:
         """Token id sequences (text) or standardised (T_i, F) float tensors."""
@@ -223,15 +273,20 @@ class RNNClassifier(Estimator):
         if not hasattr(self, "model_"):
             raise ValueError("this RNNClassifier is not fitted yet; call fit(X, y) first")
 
-    @torch.no_grad()
     def predict_proba(self, X) -> np.ndarray:
-        """(N, classes) probabilities, columns in the order of ``classes_``."""
+        """(N, classes) probabilities, columns in the order of ``classes_``; the mean over the ensemble's networks."""
         self._check_fitted()
         seqs = self._inputs(X)
-        data = SequenceData(seqs, torch.zeros(len(seqs), dtype=torch.int64))
-        self.model_.eval()
-        out = [torch.softmax(self.model_(b.x, b.x_lengths), -1) for b in data.batches(256)]
-        return torch.cat(out).numpy()
+        return self._proba(SequenceData(seqs, torch.zeros(len(seqs), dtype=torch.int64)), self.models_).numpy()
+
+    @staticmethod
+    @torch.no_grad()
+    def _proba(data: SequenceData, models) -> torch.Tensor:
+        total = 0
+        for model in models:
+            model.eval()
+            total = total + torch.cat([torch.softmax(model(b.x, b.x_lengths), -1) for b in data.batches(256)])
+        return total / len(models)
 
     def predict(self, X) -> np.ndarray:
         proba = self.predict_proba(X)
@@ -246,13 +301,13 @@ class RNNClassifier(Estimator):
         self._check_fitted()
         if self.classes_.dtype.kind not in "iufUSb":
             raise ValueError(f"cannot save labels of dtype {self.classes_.dtype}: use numbers or strings")
-        tensors = {f"model.{k}": v for k, v in self.model_.state_dict().items()}
+        tensors = {f"{_prefix(i)}{k}": v for i, m in enumerate(self.models_) for k, v in m.state_dict().items()}
         tensors.update(mean=torch.from_numpy(np.asarray(self.mean_, np.float32)),
                        scale=torch.from_numpy(np.asarray(self.scale_, np.float32)))
         config = {"params": model_params(self), "classes": self.classes_.tolist(),
                   "classes_dtype": self.classes_.dtype.str, "n_features_in": int(self.n_features_in_),
                   "tokenizer": None if self.tokenizer_ is None else self.tokenizer_.to_state(),
-                  "chosen": getattr(self, "chosen_", {})}
+                  "chosen": getattr(self, "chosen_", {}), "n_models": len(self.models_)}
         return tensors, config
 
     @classmethod
@@ -266,11 +321,19 @@ class RNNClassifier(Estimator):
             self.tokenizer_ = None
         else:
             self.tokenizer_ = Tokenizer.from_state(config["tokenizer"])
-        self.model_ = self._build()
-        load_weights(self.model_, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")},
-                     "the classifier file")
-        self.model_.eval()
+        self.models_ = []
+        for i in range(config.get("n_models", 1)):  # files from before ensembles hold one network
+            model, prefix = self._build(), _prefix(i)
+            load_weights(model, {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)},
+                         "the classifier file")
+            self.models_.append(model.eval())
+        self.model_ = self.models_[0]
         return self
+
+
+def _prefix(i: int) -> str:
+    """The model file's name for the tensors of the ensemble's i-th network ("model." for the first, as before)."""
+    return "model." if i == 0 else f"model{i}."
 
 
 def _is_text(X) -> bool:

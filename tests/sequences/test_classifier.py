@@ -167,13 +167,15 @@ def test_training_length_and_batch_size_follow_the_number_of_sequences(tmp_path)
     rng = np.random.default_rng(0)
     X = [rng.normal(size=(int(rng.integers(3, 9)), 2)).astype(np.float32) for _ in range(24)]
     y = np.arange(24) % 2
-    clf = RNNClassifier(hidden_size=4, conv=False, random_state=0).fit(X, y)
+    clf = RNNClassifier(hidden_size=4, conv=False, augment=False, n_models=1, random_state=0).fit(X, y)
     assert clf.chosen_ == {"batch_size": 8, "epochs": 334, "updates": 1002}
     assert len(clf.history_.rows) == 334 and clf.history_.rows[-1]["steps"] == 1002
-    assert repr(clf) == "RNNClassifier(hidden_size=4, conv=False; chose batch_size=8, epochs=334)"
+    assert repr(clf) == ("RNNClassifier(hidden_size=4, conv=False, augment=False, n_models=1; chose batch_size=8, "
+                         "epochs=334)")
     back = rnr.load(rnr.save(clf, tmp_path / "c.safetensors"))
     assert back.chosen_ == clf.chosen_ and repr(back) == repr(clf)
-    assert RNNClassifier(hidden_size=4, epochs=2, batch_size=16, conv=True).fit(X, y).chosen_ == {}
+    explicit = dict(epochs=2, batch_size=16, conv=True, augment=False, n_models=2)
+    assert RNNClassifier(hidden_size=4, **explicit).fit(X, y).chosen_ == {}  # explicit arguments win
 
 
 def test_the_holdout_is_stratified_and_keeps_a_member_of_every_class():
@@ -192,14 +194,16 @@ def test_numeric_sequences_get_the_conv_front_end_and_large_sets_a_validation_sp
     X = [rng.normal(size=(int(rng.integers(3, 9)), 2)).astype(np.float32) for _ in range(40)]
     y = np.array(["a", "b"] * 20)
     monkeypatch.setattr(classifier, "VALIDATION_MIN", 40)
-    clf = RNNClassifier(hidden_size=4, epochs=3, random_state=0).fit(X, y)
-    assert clf.chosen_ == {"batch_size": 8, "conv": True, "validation": 8, "patience": 10}
+    clf = RNNClassifier(hidden_size=4, epochs=3, n_models=1, random_state=0).fit(X, y)
+    assert clf.chosen_ == {"batch_size": 8, "conv": True, "augment": True, "validation": 8, "patience": 10}
     assert clf.model_.front is not None and "val_loss" in clf.history_.rows[0]
-    assert repr(clf) == "RNNClassifier(hidden_size=4, epochs=3; chose batch_size=8, conv=True, validation=8, patience=10)"
+    assert repr(clf) == ("RNNClassifier(hidden_size=4, n_models=1, epochs=3; chose batch_size=8, conv=True, "
+                         "augment=True, validation=8, patience=10)")
     back = rnr.load(rnr.save(clf, tmp_path / "c.safetensors"))
     assert (back.predict_proba(X) == clf.predict_proba(X)).all()
     # explicit arguments win: the user's validation data, no split, no front end
-    mine = RNNClassifier(hidden_size=4, epochs=3, conv=False, patience=2, random_state=0).fit(X, y, X[:6], y[:6])
+    mine = RNNClassifier(hidden_size=4, epochs=3, conv=False, augment=False, n_models=1, patience=2,
+                         random_state=0).fit(X, y, X[:6], y[:6])
     assert mine.chosen_ == {"batch_size": 8} and mine.model_.front is None
     none = RNNClassifier(hidden_size=4, epochs=2, validation_fraction=None, random_state=0).fit(X, y)
     assert "validation" not in none.chosen_ and "val_loss" not in none.history_.rows[0]
@@ -207,3 +211,84 @@ def test_numeric_sequences_get_the_conv_front_end_and_large_sets_a_validation_sp
     assert "validation" not in RNNClassifier(hidden_size=4, epochs=2, random_state=0).fit(X, y).chosen_
     text = RNNClassifier(hidden_size=4, epochs=2, random_state=0).fit(["good film", "bad film"] * 10, [1, 0] * 10)
     assert text.chosen_["conv"] is False and text.model_.front is None
+
+
+def _small_set(n=24, seed=0):
+    rng = np.random.default_rng(seed)
+    X = [rng.normal(size=(int(rng.integers(5, 12)), 2)).astype(np.float32) for _ in range(n)]
+    y = np.arange(n) % 2
+    for x, label in zip(X, y):
+        x[:, 0] += 1.5 * label  # learnable
+    return X, y
+
+
+def test_an_ensemble_averages_its_networks_and_survives_a_file(tmp_path):
+    X, y = _small_set()
+    clf = RNNClassifier(hidden_size=4, epochs=3, n_models=3, random_state=5).fit(X, y)
+    assert len(clf.models_) == 3 and clf.model_ is clf.models_[0]
+    one = [RNNClassifier(hidden_size=4, epochs=3, n_models=1, random_state=5 + i).fit(X, y) for i in range(3)]
+    for member, alone in zip(clf.models_, one):  # network i is the network of random_state + i
+        for a, b in zip(member.parameters(), alone.model_.parameters()):
+            assert torch.equal(a, b)
+    mean = np.mean([m.predict_proba(X) for m in one], axis=0)
+    np.testing.assert_allclose(clf.predict_proba(X), mean, rtol=1e-5, atol=1e-6)
+    back = rnr.load(rnr.save(clf, tmp_path / "e.safetensors"))
+    assert len(back.models_) == 3 and (back.predict_proba(X) == clf.predict_proba(X)).all()
+
+
+def test_auto_ensemble_follows_the_budget_and_the_validation_loss(monkeypatch):
+    from rnr.sequences import classifier
+
+    X, y = _small_set()
+    assert RNNClassifier(hidden_size=4, epochs=2, max_minutes=None).fit(X, y).chosen_["n_models"] == 1
+    assert RNNClassifier(hidden_size=4, epochs=2).fit(X, y).chosen_["n_models"] == classifier.ENSEMBLE_MAX
+    clock = iter([0.0, 0.0, 100.0, 250.0])  # the first network takes 100 s, the second 150: a third would not fit
+    monkeypatch.setattr(classifier, "perf_counter", lambda: next(clock))
+    assert RNNClassifier(hidden_size=4, epochs=2, max_minutes=5).fit(X, y).chosen_["n_models"] == 2
+    monkeypatch.undo()
+    monkeypatch.setattr(RNNClassifier, "_ensemble_helps", lambda self, val: False)
+    clf = RNNClassifier(hidden_size=4, epochs=2).fit(X[:16], y[:16], X[16:], y[16:])
+    assert len(clf.models_) == 1 and clf.chosen_["n_models"] == 1  # validation said no: the first network alone
+    monkeypatch.undo()
+    clf = RNNClassifier(hidden_size=4, epochs=2).fit(X[:16], y[:16], X[16:], y[16:])
+    val = classifier.SequenceData(clf._inputs(X[16:]), torch.as_tensor(y[16:]))
+    assert (len(clf.models_) > 1) == clf._ensemble_helps(val) or len(clf.models_) == 1
+
+
+def test_augmentation_is_chosen_for_small_numeric_sets_and_acts_in_training_only():
+    from rnr.nn.augment import Augment
+    from rnr.sequences import classifier
+
+    X, y = _small_set()
+    clf = RNNClassifier(hidden_size=4, epochs=2, n_models=1).fit(X, y)
+    assert clf.chosen_["augment"] is True and isinstance(clf.model_.augment, Augment)
+    x = torch.from_numpy(np.stack([s[:5] for s in X[:4]]))
+    clf.model_.eval()
+    assert torch.equal(clf.model_(x), clf.model_(x))  # evaluation sees the data unchanged
+    assert RNNClassifier(hidden_size=4, epochs=2, n_models=1).fit(["a b", "b c"] * 6, [0, 1] * 6).chosen_[
+        "augment"] is False  # text is never augmented
+    big = RNNClassifier(hidden_size=4, epochs=1, n_models=1)
+    Xb, yb = _small_set(classifier.AUGMENT_BELOW)
+    assert big.fit(Xb, yb).chosen_["augment"] is False and big.model_.augment is None
+    with pytest.raises(ValueError, match="augment applies to numeric sequences"):
+        rnr.ManyToOne(4, 2, vocab_size=10, augment=True)
+
+
+def test_augment_keeps_a_window_of_each_sequence_and_its_padding_zero():
+    from rnr.nn.augment import Augment
+
+    torch.manual_seed(0)
+    x = torch.arange(1, 101, dtype=torch.float32).repeat(3, 1)[..., None]  # steps numbered 1..100
+    lengths = torch.tensor([100, 50, 10])
+    x[1, 50:], x[2, 10:] = 0, 0
+    out, kept = Augment(window=0.9, scale=0.0, jitter=0.0).train()(x, lengths)
+    assert kept.tolist() == [90, 45, 9] and out.shape == (3, 90, 1)
+    for row, n, full in zip(out[..., 0], kept.tolist(), lengths.tolist()):
+        window = row[:n]
+        assert (window.diff() == 1).all() and window[0] >= 1 and window[-1] <= full  # consecutive steps of the sequence
+        assert (row[n:] == 0).all()
+    noisy, _ = Augment(window=1.0, scale=0.1, jitter=0.1).train()(x, lengths)
+    assert (noisy[2, 10:] == 0).all() and not torch.equal(noisy[0], x[0])
+    assert Augment().eval()(x, lengths)[0] is x
+    with pytest.raises(ValueError, match="window must be in"):
+        Augment(window=0)
