@@ -41,6 +41,7 @@ from rnr.sequences.seq2seq import Seq2Seq
 from rnr.weights import DRY_RUN, load_weights  # noqa: F401 (load_weights: rnr.io's public name before the move)
 
 FORMAT_VERSION = 1
+MODEL_FILE = "model.safetensors"  # the model file in a folder written by the rnr command (rnr fit --out)
 
 
 def _classes() -> dict:
@@ -86,7 +87,13 @@ def load(path, device="cpu", trust_unsigned: bool = False):
     """Rebuild the model written by ``rnr.save`` at ``path``, on ``device``, in eval mode.
 
     A file without the sha256 of its tensors that ``rnr.save`` writes is refused as damaged unless
-    ``trust_unsigned=True``; weights of the wrong dtype, or NaN or inf in them, are refused always."""
+    ``trust_unsigned=True``; weights of the wrong dtype, or NaN or inf in them, are refused always. ``path`` may
+    also be a folder holding ``MODEL_FILE`` (the ``--out`` folder of ``rnr fit``)."""
+    if Path(path).is_dir():
+        if not (Path(path) / MODEL_FILE).is_file():
+            raise FileNotFoundError(f"path {str(path)!r} is a folder without {MODEL_FILE}; pass a file written by "
+                                    f"rnr.save, or a model folder written by rnr fit")
+        path = Path(path) / MODEL_FILE
     tensors, meta = _safefile.read(path)
     where = repr(str(path))
     config = _check_metadata(meta, where)

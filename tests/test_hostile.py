@@ -320,8 +320,8 @@ CASES = [
       NotADirectoryError, r"cannot write .*: '.*a_file' is a file, not a folder"),
     A("api-load-missing-file", lambda e, t: rnr.load(t / "nope.safetensors"), FileNotFoundError,
       r"no such file: '.*nope.safetensors'"),
-    A("api-load-a-folder", lambda e, t: rnr.load(e.fm), IsADirectoryError,
-      r"'.*fm' is a folder, not a model file; pass the file in it"),
+    A("api-load-a-folder-without-a-model", lambda e, t: rnr.load(t), FileNotFoundError,
+      r"path '.*' is a folder without model.safetensors; pass a file written by rnr.save, or a model folder"),
 
     # ---- the rnr command: every input error exits 2 with "rnr <command>: error: ..."
     C("cli-fit-nan-over-a-model", lambda e, t: _fit(e, t, "nan.csv", _with_nan(_sales(e), row=5)),

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 from rnr.cli import config as cfg
-from rnr.io import load
+from rnr.io import MODEL_FILE, load
 
-MODEL_FILE, INFO_FILE = "model.safetensors", "info.json"
+INFO_FILE = "info.json"
 TASKS = ("forecast", "classify", "text")
 
 

@@ -48,8 +48,8 @@ def main(argv=None) -> int:
     seconds = time.perf_counter() - start
     print(f"\nbacktest: {args.windows} windows of 14 days, the RNN fitted once and carried forward with update(); "
           f"{seconds:.0f} s in all\n")
-    with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 120):
-        print(result.table().to_string())
+    with pd.option_context("display.width", 120):
+        print(result.table().to_string(float_format="{:.4f}".format))  # as rnr backtest and rnr evaluate print
     uids = sorted(result.last_forecast["unique_id"].unique())[:3]
     save_forecast_plots(out / "forecast.png", result.last_train, result.last_forecast, uids,
                         actual=result.last_test, last=8 * 7)

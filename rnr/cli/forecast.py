@@ -182,7 +182,7 @@ def backtest(args) -> dict:
     if args.out:
         result.scores.to_csv(args.out, index=False)
     return {"table": table.reset_index().to_dict(orient="records"), "windows": args.windows, "m": m,
-            "out": args.out, "_text": table.to_string()}
+            "out": args.out, "_text": table.to_string(float_format="{:.4f}".format)}
 
 
 def plot(args) -> dict:
