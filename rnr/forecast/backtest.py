@@ -7,6 +7,7 @@ carried forward with ``update`` (``refit=False``). Scores follow M4: sMAPE, MASE
 OWA against Naive2 on the same windows.
 """
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,8 @@ from rnr.core.checks import check_positive_int
 from rnr.forecast.baselines import LaggedRidge, Naive, Naive2, SeasonalNaive
 from rnr.forecast.forecaster import RNNForecaster
 from rnr.metrics import coverage, mae, mase, owa, rmse, smape
+
+RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0)  # the lagged baseline's penalties, chosen on each window's validation values
 
 
 @dataclass
@@ -74,6 +77,11 @@ def backtest(forecaster, df: pd.DataFrame, n_windows: int = 3, step: int | None 
         raise ValueError(f"n_windows={n_windows} windows of horizon {H} (step {step}) with m={m} need a series of at "
                          f"least {need} steps, but the longest in df has {longest}; use fewer windows, a shorter "
                          f"horizon, or longer series")
+    flat = _flat_series(df, id_col, target, m, [H + (n_windows - 1 - w) * step for w in range(n_windows)])
+    if flat:  # found before any fitting: said once, and those series are left out of MASE (and OWA's MASE)
+        warnings.warn(f"MASE is undefined for {len(flat)} series whose training values repeat exactly with period "
+                      f"m={m} (mean absolute seasonal difference 0) in some window: {_names(flat)}; their MASE is "
+                      f"left out of the mean (the other metrics keep them)", UserWarning, stacklevel=2)
     rows, frames, fitted, prev_cut = [], [], None, None
     bar = tqdm(range(n_windows), desc="backtest windows", unit="window", leave=False,
                disable=None if progress is None else not progress)
@@ -108,7 +116,8 @@ def backtest(forecaster, df: pd.DataFrame, n_windows: int = 3, step: int | None 
             ahead = [g[list(future)].to_numpy(np.float64) for _, g in test.groupby(id_col, sort=True)]
             cov = dict(past=past) if future else {}
             for name, model in [("naive", Naive()), ("seasonal_naive", SeasonalNaive(m)), ("naive2", Naive2(m)),
-                                ("lagged_ridge", LaggedRidge(lags=list(lags), covariates=bool(future), m=m))]:
+                                ("lagged_ridge", LaggedRidge(lags=list(lags), alpha=RIDGE_ALPHAS,
+                                                             covariates=bool(future), m=m))]:
                 start = time.perf_counter()
                 if name == "lagged_ridge":
                     model.fit(histories, val_horizon=H, **cov)
@@ -121,8 +130,10 @@ def backtest(forecaster, df: pd.DataFrame, n_windows: int = 3, step: int | None 
         for name, (fc, secs) in models.items():
             s = _scores(actuals, fc, histories, m)
             row = {"model": name, "window": w, **s, "fit_seconds": secs}
-            if n2_scores:
+            if n2_scores and np.isfinite(s["mase"]) and n2_scores["mase"] > 0:
                 row["owa"] = owa(s["smape"], s["mase"], n2_scores["smape"], n2_scores["mase"])
+            elif n2_scores:
+                row["owa"] = float("nan")  # MASE undefined for every series of the window
             if name == "rnr" and len(qcols) >= 2:
                 lo = np.concatenate([g[qcols[0]].to_numpy() for _, g in pred.groupby(id_col, sort=True)])
                 hi = np.concatenate([g[qcols[-1]].to_numpy() for _, g in pred.groupby(id_col, sort=True)])
@@ -135,7 +146,37 @@ def backtest(forecaster, df: pd.DataFrame, n_windows: int = 3, step: int | None 
 
 
 def _scores(actuals, forecasts, histories, m: int) -> dict:
-    """M4 averaging: each metric per series, then the mean over series."""
-    per = [(mae(a, f), rmse(a, f), smape(a, f), mase(a, f, h, m)) for a, f, h in zip(actuals, forecasts, histories)]
+    """M4 averaging: each metric per series, then the mean over series; a series whose MASE is undefined (a
+    training part that repeats exactly with period m) is left out of MASE's mean (``_flat_series`` warned)."""
+    per = [(mae(a, f), rmse(a, f), smape(a, f), _mase_or_nan(a, f, h, m))
+           for a, f, h in zip(actuals, forecasts, histories)]
     arr = np.array(per)
-    return dict(zip(["mae", "rmse", "smape", "mase"], arr.mean(0).tolist()))
+    scores = dict(zip(["mae", "rmse", "smape"], arr[:, :3].mean(0).tolist()))
+    defined = arr[:, 3][np.isfinite(arr[:, 3])]
+    scores["mase"] = float(defined.mean()) if len(defined) else float("nan")
+    return scores
+
+
+def _mase_or_nan(y, f, insample, m: int) -> float:
+    h = np.asarray(insample, np.float64)
+    if h.size > m and not np.any(h[m:] != h[:-m]):
+        return float("nan")
+    return mase(y, f, h, m)
+
+
+def _flat_series(df: pd.DataFrame, id_col: str, target: str, m: int, cuts: list[int]) -> list:
+    """The series whose training part repeats exactly with period m at some cut: MASE divides by zero there."""
+    flat = []
+    for uid, g in df.groupby(id_col, sort=True):
+        y = g[target].to_numpy(np.float64)
+        for cut in cuts:
+            h = y[: max(len(y) - cut, 0)]
+            if h.size > m and not np.any(h[m:] != h[:-m]):
+                flat.append(uid)
+                break
+    return flat
+
+
+def _names(ids: list, k: int = 8) -> str:
+    shown = ", ".join(str(i) for i in ids[:k])
+    return shown + (f" and {len(ids) - k} more" if len(ids) > k else "")

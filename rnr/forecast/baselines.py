@@ -249,8 +249,14 @@ class LaggedRidge(_Baseline):
         mean sMAPE of its forecasts of them; the fewest lags whose score is within one standard error (over
         series) of the best win (the one-standard-error rule: longer windows drop more observations and cost
         more), then it is refitted on everything. Without ``val_horizon`` the first candidate is used.
-    alpha : float
-        Ridge penalty on the normalised weights (the loss is a sum over windows, as scikit-learn's ``Ridge``).
+    alpha : float or sequence of float
+        Ridge penalty on the normalised weights (the loss is a sum over windows, as scikit-learn's ``Ridge``), or
+        candidates for it, chosen with L on the held-out values (``val_horizon``): among the (L, alpha) pairs
+        within one standard error of the best, the fewest lags, then the largest penalty.
+    clip : bool
+        Keep each series' forecasts within ``[lo - span, hi + span]`` of its training values (``span = hi - lo``;
+        the lower bound 0 for a series never below 0), at every step of the recursion: an unstable fitted AR
+        cannot run away to values the series never came near.
     horizon_strategy : {"recursive", "direct"}
         ``"recursive"``: one one-step model fed its own forecasts; ``"direct"``: one model per step 1..H
         (solved together, same windows), H = ``horizon`` (or ``val_horizon``) given to ``fit``.
@@ -267,6 +273,8 @@ class LaggedRidge(_Baseline):
     Attributes
     ----------
     chosen_lags_ : int
+    chosen_alpha_ : float
+    bounds_ : ndarray (S, 2); the range each series' forecasts are clipped to (``clip``)
     coef_ : ndarray (L,) recursive, (L, H) direct; ``coef_[k]`` multiplies lag k+1 (the newest value first)
     intercept_ : float or ndarray (H,)
     coef_cov_ : ndarray (K, L + H - 1, H) or None; covariate weights, oldest step first
@@ -276,10 +284,11 @@ class LaggedRidge(_Baseline):
     fallback_ : ndarray of int, series forecast by the fallback
     """
 
-    def __init__(self, lags=(24, 48, 168), alpha: float = 1.0, horizon_strategy: str = "recursive", m=None,
-                 covariates: bool = False, max_rows=None, random_state: int = 0):
+    def __init__(self, lags=(24, 48, 168), alpha=1.0, horizon_strategy: str = "recursive", m=None,
+                 covariates: bool = False, max_rows=None, random_state: int = 0, clip: bool = True):
         self.lags = lags
         self.alpha = alpha
+        self.clip = clip
         self.horizon_strategy = horizon_strategy
         self.m = m
         self.covariates = covariates
@@ -299,10 +308,14 @@ class LaggedRidge(_Baseline):
         ``horizon``: steps of the direct strategy (default ``val_horizon``); unused when recursive.
         """
         cands = self._candidates()
-        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)):
-            raise TypeError(f"alpha must be a float, got {type(self.alpha).__name__} {self.alpha!r}")
-        if not self.alpha >= 0:
-            raise ValueError(f"alpha must be >= 0 (0 is least squares), got {self.alpha}")
+        alphas = [self.alpha] if np.ndim(self.alpha) == 0 else list(self.alpha)
+        for a in alphas:
+            if isinstance(a, bool) or not isinstance(a, (int, float, np.floating, np.integer)):
+                raise TypeError(f"alpha must be a float or a list of floats, got {type(a).__name__} {a!r}")
+            if not a >= 0:
+                raise ValueError(f"alpha must be >= 0 (0 is least squares), got {a}")
+        if not alphas:
+            raise ValueError("alpha must be a float or a non-empty list of floats, got an empty sequence")
         if self.horizon_strategy not in ("recursive", "direct"):
             raise ValueError(f"horizon_strategy must be 'recursive' or 'direct', got {self.horizon_strategy!r}")
         if self.m is not None:
@@ -327,7 +340,8 @@ class LaggedRidge(_Baseline):
             allx = np.concatenate(xs)
             self.cov_mean_, self.cov_std_ = allx.mean(0), np.where(allx.std(0) > 0, allx.std(0), 1.0)
         self.val_scores_ = {}
-        if len(cands) > 1 and val_horizon is not None:
+        alpha = alphas[0]
+        if (len(cands) > 1 or len(alphas) > 1) and val_horizon is not None:
             keep = [i for i, y in enumerate(ys) if y.size > val_horizon]
             if not keep:
                 raise ValueError(f"val_horizon={val_horizon} leaves no series with data to fit; every series has "
@@ -336,21 +350,30 @@ class LaggedRidge(_Baseline):
             px = [xs[i][: ys[i].size - val_horizon] for i in keep] if xs is not None else None
             fx = [xs[i][ys[i].size - val_horizon:] for i in keep] if xs is not None else None
             Hv = val_horizon if self.horizon_strategy == "direct" else 1
-            per = {}  # L -> (S_val,) per-series validation sMAPE
+            per = {}  # (L, alpha) -> (S_val,) per-series validation sMAPE
             for L in cands:
-                self._fit_lags(tr, px, L, Hv)
-                fc = self._predict(val_horizon, fx)
-                per[L] = np.array([smape(ys[i][-val_horizon:], f) for i, f in zip(keep, fc)])
-                self.val_scores_[L] = float(per[L].mean())
-            best = min(self.val_scores_, key=self.val_scores_.get)
+                for a in alphas:
+                    try:
+                        self._fit_lags(tr, px, L, Hv, a)
+                    except ValueError:  # too few values for L lags once the held-out ones are set aside
+                        continue
+                    fc = self._predict(val_horizon, fx)
+                    per[L, a] = np.array([smape(ys[i][-val_horizon:], f) for i, f in zip(keep, fc)])
+            if not per:
+                raise ValueError(f"lags={cands} leave no training window once the last val_horizon={val_horizon} "
+                                 f"values are held out; use fewer lags or a smaller val_horizon")
+            score = {k: float(v.mean()) for k, v in per.items()}
+            best = min(score, key=score.get)
             se = per[best].std(ddof=1) / np.sqrt(len(keep)) if len(keep) > 1 else 0.0
-            L = min(c for c, v in self.val_scores_.items() if v <= self.val_scores_[best] + se)
+            L, alpha = min((k for k, v in score.items() if v <= score[best] + se), key=lambda k: (k[0], -k[1]))
+            self.val_scores_ = {c: v for (c, a), v in score.items() if a == alpha}  # by L, at the chosen penalty
         else:
             L = cands[0]
-        self._fit_lags(ys, xs, L, H)
+        self.chosen_alpha_ = float(alpha)
+        self._fit_lags(ys, xs, L, H, alpha)
         return self
 
-    def _fit_lags(self, ys, xs, L: int, H: int) -> None:
+    def _fit_lags(self, ys, xs, L: int, H: int, alpha: float) -> None:
         """Fit one L on (normalised) windows; sets every learned attribute."""
         K = 0 if xs is None else xs[0].shape[1]
         F = L + K * (L + H - 1) + 1  # features: L lags, covariate windows, intercept
@@ -377,9 +400,9 @@ class LaggedRidge(_Baseline):
             A = np.hstack(parts + [np.ones((len(parts[0]), 1))])  # (r_i, F)
             G += A.T @ A
             c += A.T @ win[:, L:]
-        P = np.eye(F) * float(self.alpha)
+        P = np.eye(F) * float(alpha)
         P[-1, -1] = 0.0  # the intercept is not penalised
-        if self.alpha > 0:  # positive definite: for positive data the intercept is collinear with the lags
+        if alpha > 0:  # positive definite: for positive data the intercept is collinear with the lags
             W = np.linalg.solve(G + P, c)  # (F, H)
         else:  # the minimum-norm least-squares solution
             W = np.linalg.lstsq(G, c, rcond=None)[0]
@@ -395,6 +418,8 @@ class LaggedRidge(_Baseline):
         self.fallback_ = np.array([i for i, y in enumerate(ys) if y.size < L], dtype=int)
         self.tail_ = [y[-max(L, self.m or 1):].copy() for y in ys]
         self.lengths_ = np.array([y.size for y in ys])
+        lo, hi = np.array([y.min() for y in ys]), np.array([y.max() for y in ys])
+        self.bounds_ = np.stack([np.where(lo >= 0, np.maximum(lo - (hi - lo), 0), lo - (hi - lo)), hi + (hi - lo)], 1)
         self.past_tail_ = None if xs is None else [x[: y.size][y.size - L + 1:] for x, y in zip(xs, ys)]
         self.n_series_ = len(ys)
 
@@ -433,6 +458,8 @@ class LaggedRidge(_Baseline):
             s = _window_scale(Z[:, :L])  # (S',)
             feats = [Z[:, :L] / s[:, None]] + ([C.transpose(0, 2, 1).reshape(ok.size, -1)] if C is not None else [])
             Z[:, L:] = (np.hstack(feats + [np.ones((ok.size, 1))]) @ W)[:, :h] * s[:, None]  # (S', h)
+            if self.clip:
+                Z[:, L:] = np.clip(Z[:, L:], self.bounds_[ok, :1], self.bounds_[ok, 1:])
         else:
             for j in range(h):
                 s = _window_scale(Z[:, j:j + L])  # (S',): each step rescales by its own window
@@ -440,6 +467,8 @@ class LaggedRidge(_Baseline):
                 if C is not None:
                     acc += C[:, j:j + L].transpose(0, 2, 1).reshape(ok.size, -1) @ W[L:-1, 0]
                 Z[:, L + j] = acc * s
+                if self.clip:  # inside the recursion: a clipped step is what the next steps read
+                    Z[:, L + j] = np.clip(Z[:, L + j], self.bounds_[ok, 0], self.bounds_[ok, 1])
         for r, i in enumerate(ok):
             out[i] = Z[r, L:].copy()
         return out

@@ -48,9 +48,10 @@ def seasonal_periods(freq) -> tuple[int, ...]:
     return tuple(m // n for m in periods if m % n == 0 and m // n >= 2)
 
 
-def choose(params: dict, freq, lengths: np.ndarray, positive: bool = False) -> dict:
+def choose(params: dict, freq, lengths: np.ndarray, positive: bool = False, nonnegative: bool = False) -> dict:
     """The settings left to the data: ``season``, ``extra_seasons``, ``relative_to`` and ``scaler`` where they are
-    "auto". ``positive``: every observed training target is > 0 (what multiplicative smoothing needs)."""
+    "auto", ``nonnegative`` where it is None. ``positive``: every observed training target is > 0 (what
+    multiplicative smoothing needs); ``nonnegative``: every one is >= 0."""
     chosen = {"freq": int(freq) if isinstance(freq, (int, np.integer)) else freq}
     if params["season"] == "auto":
         median = float(np.median(lengths)) if len(lengths) else 0.0
@@ -68,6 +69,8 @@ def choose(params: dict, freq, lengths: np.ndarray, positive: bool = False) -> d
     if params.get("scaler") == "auto":  # smoothing divides by a level: a scale alone keeps values positive
         relative = chosen.get("relative_to", params["relative_to"])
         chosen["scaler"] = "meanabs" if relative == "smoothing" else "standard"
+    if params.get("nonnegative", False) is None and nonnegative:  # shown only where it clips
+        chosen["nonnegative"] = True
     return chosen
 
 

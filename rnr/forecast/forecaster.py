@@ -25,7 +25,7 @@ from rnr.forecast import ensemble, files
 from rnr.forecast.defaults import choose
 from rnr.forecast.net import ForecastNet, SeriesArrays, as_periods, base_back, season_features
 from rnr.forecast.panel import Panel, next_times, time_index
-from rnr.forecast.panel_checks import _fmt, all_positive, first_nonpositive
+from rnr.forecast.panel_checks import _fmt, all_nonnegative, all_positive, first_nonpositive
 from rnr.forecast.parquet import fit_parquet
 from rnr.forecast.scaling import CovariateScaler, Scaler
 from rnr.forecast.smoothing import LOG_CLAMP
@@ -49,7 +49,7 @@ class RNNForecaster(Estimator):
         "quantiles": Option("any"), "loss": Option("choice", choices=("mae", "mse")),
         "scaler": Option("choice", choices=("auto", "standard", "robust", "meanabs", None)),
         "relative_to": Option("choice", choices=("auto", None, "last", "seasonal_naive", "smoothing")),
-        "base_input": Option("bool"), "season": Option("any"),  # its own message: what a season is
+        "base_input": Option("bool"), "nonnegative": Option("bool", none=True), "season": Option("any"),  # its own message: what a season is
         "extra_seasons": Option("any"), "chunk": Option("int", 1), "batch_size": Option("int", 1),
         "epochs": Option("int", 0, none=True), "max_minutes": Option("real", 0, open_low=True, none=True),
         "lr": Option("real", 0, open_low=True), "clip_grad_norm": Option("real", 0, open_low=True, none=True),
@@ -77,6 +77,8 @@ class RNNForecaster(Estimator):
                                               # relative to each of smoothing (positive data) and the seasonal
                                               # naive, averaged; else the seasonal naive
         base_input: bool = False,             # the head also reads the base values it corrects (needs relative_to)
+        nonnegative: bool | None = None,      # forecasts and quantiles clipped at 0; None: where every observed
+                                              # training target is >= 0 (sales, counts), shown in chosen_
         season: int | str | None = "auto",    # seasonal period m; adds sin/cos of the phase as inputs; None: none;
                                               # "auto": from the frequency (hourly: 24, and 168 as an extra season)
         extra_seasons: tuple = (),            # more periods whose phase is an input, e.g. (168,): weekly, in hours
@@ -171,7 +173,7 @@ class RNNForecaster(Estimator):
         return self.fit_panel(panel)
 
     def fit_panel(self, panel: Panel) -> "RNNForecaster":
-        self._choose(panel.freq, panel.lengths(), all_positive(panel))
+        self._choose(panel.freq, panel.lengths(), all_positive(panel), all_nonnegative(panel))
         c = self.config
         if c.relative_to == "smoothing" and not all_positive(panel):
             raise ValueError(f"relative_to='smoothing' is multiplicative: every observed target must be > 0, but "
@@ -200,11 +202,11 @@ class RNNForecaster(Estimator):
         return fit_parquet(self, source, id_col=id_col, time_col=time_col, target=target, past=past,
                            future=future, static=static, freq=freq, missing=missing, max_rows=max_rows)
 
-    def _choose(self, freq, lengths: np.ndarray, positive: bool = False) -> None:
+    def _choose(self, freq, lengths: np.ndarray, positive: bool = False, nonnegative: bool = False) -> None:
         """What the data decides (``rnr.forecast.defaults``), in ``chosen_``; then the settings are checked."""
         self.chosen_ = {}
         self._check_config()
-        self.chosen_ = choose(self.get_params(), freq, lengths, positive)
+        self.chosen_ = choose(self.get_params(), freq, lengths, positive, nonnegative)
         self._check_config()
 
     def _build(self, panel: Panel, arrays: SeriesArrays | None = None) -> None:
@@ -396,8 +398,12 @@ class RNNForecaster(Estimator):
         self._check_fitted()
         if df is not None:
             return self._for_history(df).predict(h, future_df)
-        return ensemble.predict(self, lambda member: member._predict_one(h, future_df),
-                                lambda member: member.predict(h, future_df))
+        frame = ensemble.predict(self, lambda member: member._predict_one(h, future_df),
+                                 lambda member: member.predict(h, future_df))
+        if self.config.nonnegative:  # data that is never negative (sales, counts) is not forecast below 0
+            columns = [c for c in frame.columns if c.startswith("y_hat")]
+            frame[columns] = frame[columns].clip(lower=0)
+        return frame
 
     @torch.no_grad()
     def _predict_one(self, h: int | None, future_df) -> pd.DataFrame:

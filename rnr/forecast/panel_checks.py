@@ -206,6 +206,12 @@ def all_positive(panel) -> bool:
     return bool(len(y)) and bool(np.all(y > 0))
 
 
+def all_nonnegative(panel) -> bool:
+    """Every observed target of the panel is >= 0 (sales, counts: data whose forecasts are clipped at 0)."""
+    y = panel.y if panel.observed is None else panel.y[panel.observed]
+    return bool(len(y)) and bool(np.all(y >= 0))
+
+
 def first_nonpositive(panel) -> str:
     """Where the panel's first observed target <= 0 is, in words: series, value and time."""
     seen = np.ones_like(panel.y, dtype=bool) if panel.observed is None else panel.observed
