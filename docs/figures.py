@@ -2,7 +2,8 @@
 
 unrolled.png    the Elman network folded and unrolled over four steps, with its shared weights
 topologies.png  the five input/output arrangements
-memory.gif      a character model's hidden state filling as it reads a line (rnr.sequences.hidden.animate)
+memory.gif      a character model's hidden state filling as it reads a line, each step under its character
+                (rnr.sequences.hidden.animate)
 heatmap.png     the same state as units x steps (rnr.sequences.hidden.plot_heatmap)
 forecast.png    forecasts with an 80% interval for two shops of the generated ice-cream panel
 """
@@ -15,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 
 import rnr  # noqa: E402
+from rnr.sequences.hidden import animate, hidden_states, plot_heatmap  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent
 COLOURS = {"x": "#f4a6a6", "h": "#a6d8a6", "y": "#a6c8f4"}
@@ -94,14 +96,12 @@ def topologies(path):
 
 
 def memory(gif, heatmap):
-    from rnr.sequences.hidden import animate, hidden_states, plot_heatmap
-
     text = 'He said "to be or not to be" (twice), then left.\n'
     lm = rnr.CharLM(hidden_size=24, embedding_dim=8, seq_len=48, batch_size=8, epochs=30, progress=False)
     lm.fit(text * 40)
     line = 'He said "not to be" (twice).'
     states = hidden_states(lm, line)
-    animate(states, gif, cell=10)
+    animate(states, gif, labels=list(line), dpi=110, title="a character model's hidden state as it reads a line")
     ax = plot_heatmap(states, labels=list(line))
     ax.figure.savefig(heatmap, dpi=100, bbox_inches="tight")
     plt.close(ax.figure)

@@ -52,6 +52,39 @@ def _scale(states: np.ndarray) -> float:
     return top if top > 0 else 1.0
 
 
+def _step_label(c: str) -> str:
+    """A character as a tick label, the invisible ones as symbols: space, newline, tab."""
+    return {" ": "\u2423", "\n": "\u21b5", "\t": "\u21e5"}.get(c, c if c.isprintable() else repr(c)[1:-1])
+
+
+MAX_LABELS = 120  # steps named by their characters up to this many; longer texts get step numbers
+
+
+def _draw_states(ax, states: np.ndarray, labels=None, title: str = "hidden state h_t"):
+    """Units (rows) over steps 1..T (columns) on ``ax``, red positive, blue negative; the image and its scale.
+
+    ``labels`` (one per step, the characters read) name the columns when there are at most ``MAX_LABELS`` of them;
+    otherwise the columns carry step numbers."""
+    from matplotlib.ticker import MaxNLocator  # heavy: loaded only to draw
+
+    T, H = states.shape
+    scale = _scale(states)
+    image = ax.imshow(states.T, aspect="auto", cmap="RdBu_r", vmin=-scale, vmax=scale, interpolation="nearest",
+                      extent=(0.5, T + 0.5, H - 0.5, -0.5))  # column t is step t, row u is unit u
+    ax.set_ylabel("hidden unit")
+    ax.set_title(title)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if labels is not None and len(labels) <= MAX_LABELS:
+        ax.set_xticks(range(1, T + 1), [_step_label(c) for c in labels], fontsize=8, family="monospace")
+        ax.tick_params(axis="x", length=0)
+        ax.set_xlabel("step t: the character read")
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("step t")
+    ax.figure.colorbar(image, ax=ax, fraction=0.03, pad=0.01, label="activation")
+    return image
+
+
 def plot_heatmap(states: np.ndarray, path=None, labels=None, ax=None):
     """Units (rows) over steps (columns), red positive, blue negative; ``labels`` name the steps (characters)."""
     if ax is None:
@@ -59,34 +92,92 @@ def plot_heatmap(states: np.ndarray, path=None, labels=None, ax=None):
 
         T, H = states.shape
         _, ax = plt.subplots(figsize=(min(16, 2 + T * 0.12), min(10, 1.5 + H * 0.08)))
-    scale = _scale(states)
-    image = ax.imshow(states.T, aspect="auto", cmap="RdBu_r", vmin=-scale, vmax=scale, interpolation="nearest")
-    ax.set_xlabel("step t")
-    ax.set_ylabel("unit")
-    ax.set_title("hidden state h_t")
-    if labels is not None and len(labels) <= 120:
-        ax.set_xticks(range(len(labels)))
-        ax.set_xticklabels([repr(c)[1:-1] for c in labels], fontsize=7, family="monospace")
-    ax.figure.colorbar(image, ax=ax, fraction=0.03)
+    _draw_states(ax, states, labels)
     if path is not None:
         ax.figure.savefig(path, dpi=100, bbox_inches="tight")
     return ax
 
 
-def animate(states: np.ndarray, path, cell: int = 8, ms_per_step: int = 80) -> Path:
-    """A GIF of the state filling step by step: frame t shows h_0 .. h_t, the columns still to come blank."""
+def _rgb(fig) -> np.ndarray:
+    """The figure as drawn by Agg, (height, width, 3) uint8."""
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+
+def animation_figure(states: np.ndarray, labels=None, title: str | None = None, dpi: int = 80):
+    """The picture ``animate`` cuts its frames from: a matplotlib Figure (on an Agg canvas) of every state, steps as
+    columns labelled with the characters read (``labels``) or step numbers, hidden units as rows, a title and a
+    colour scale."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # heavy: loaded only to draw
+    from matplotlib.figure import Figure  # heavy: loaded only to draw
+
+    states = np.asarray(states, dtype=float)
+    if states.ndim != 2 or 0 in states.shape:
+        raise ValueError(f"states must be (T, units) with T, units >= 1, got shape {states.shape}; pass "
+                         f"hidden_states(model, x)")
+    T, H = states.shape
+    if labels is not None and len(labels) != T:
+        raise ValueError(f"labels must name each of the {T} steps, got {len(labels)}; pass list(text) for the text "
+                         f"that gave the states, or labels=None for step numbers")
+    fig = Figure(figsize=(min(14, max(5.0, 2.4 + T * 0.11)), min(8, max(2.6, 2.2 + H * 0.05))), dpi=dpi)
+    FigureCanvasAgg(fig)
+    _draw_states(fig.subplots(), states, labels, title or f"hidden state h_t of {H} units, step by step")
+    fig.tight_layout()
+    return fig
+
+
+def animate(states: np.ndarray, path, labels=None, ms_per_step: int = 120, max_frames: int = 120, dpi: int = 80,
+            title: str | None = None) -> Path:
+    """A GIF of the state filling step by step: frame t shows h_1 .. h_t, step t boxed, the steps to come blank.
+
+    Columns are steps, labelled with the character read (``labels``, for text) or the step number, rows are hidden
+    units, with a title, axis labels and a colour scale (``animation_figure``). Texts longer than ``max_frames``
+    steps advance several steps a frame; the last frame stays two seconds.
+
+    The picture is drawn once by matplotlib with every state and once with none; frame t takes the columns up to
+    step t from the first and the rest from the second, all in one 256-colour palette, so consecutive frames differ
+    in one column, which Pillow's GIF writer stores alone: a line of text (80 characters, 64 to 1024 units) is
+    under 500 kB (one matplotlib figure a frame with a per-frame palette would be several MB).
+    """
     from PIL import Image  # heavy: Pillow (through matplotlib) only to write the GIF
 
-    T, H = states.shape
-    rgb = _colours(states.T, _scale(states))  # (H, T, 3)
+    if max_frames < 1:
+        raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+    fig = animation_figure(states, labels, title, dpi)
+    ax = fig.axes[0]
+    image = ax.images[0]
+    H, T = image.get_array().shape
+    full = _rgb(fig)
+    image.set_data(np.full((H, T), np.nan))  # the same picture without states: the steps still to come
+    blank = _rgb(fig)
+    # column edges and the box around a step, in pixels from the top left
+    height = full.shape[0]
+    edges = np.round(ax.transData.transform(np.c_[np.arange(T + 1) + 0.5, np.zeros(T + 1)])[:, 0]).astype(int)
+    box = ax.get_window_extent()
+    named = labels is not None and T <= MAX_LABELS  # then the box holds the character too
+    ticks = [t.get_window_extent() for t in ax.get_xticklabels()] if named else []
+    top = round(height - box.y1)
+    bottom = round(height - min([box.y0] + [t.y0 for t in ticks])) + 1
+    both = Image.fromarray(np.concatenate([full, blank])).quantize(256, dither=Image.Dither.NONE)
+    index = np.asarray(both)  # (2 * height, width): palette entries
+    palette = both.getpalette()
+    dark = int(np.argmin(np.reshape(palette, (-1, 3)).sum(1)))  # the box's colour: the darkest in the picture
+    full, blank = index[:height], index[height:]
+    stride = -(-T // max_frames)
+    steps = list(range(stride, T, stride)) + [T]
     frames = []
-    for t in range(T):
-        frame = np.full_like(rgb, 240)
-        frame[:, : t + 1] = rgb[:, : t + 1]
-        frame = frame.repeat(cell, axis=0).repeat(cell, axis=1)
-        frames.append(Image.fromarray(frame))
+    for t in steps:
+        frame = blank.copy()
+        frame[:, : edges[t]] = full[:, : edges[t]]
+        left, right = edges[t - 1] - 2, edges[t] + 1  # the box sits just outside the column
+        frame[top:bottom, [left, left + 1, right - 1, right]] = dark
+        frame[[top, top + 1, bottom - 2, bottom - 1], left:right + 1] = dark
+        im = Image.fromarray(frame)
+        im.putpalette(palette)
+        frames.append(im)
     path = Path(path)
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=ms_per_step, loop=0)
+    durations = [ms_per_step * stride] * (len(frames) - 1) + [2000]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=durations, loop=0, optimize=False)
     return path
 
 
@@ -174,7 +265,7 @@ def write_view(model, x, folder, units=None, k: int = 4) -> dict[str, Path]:
 
     ax = plot_heatmap(states, folder / "heatmap.png", labels=labels)
     plt.close(ax.figure)
-    paths = {"heatmap": folder / "heatmap.png", "gif": animate(states, folder / "hidden.gif")}
+    paths = {"heatmap": folder / "heatmap.png", "gif": animate(states, folder / "hidden.gif", labels=labels)}
     if isinstance(x, str):
         (folder / "hidden.html").write_text(char_html(x, states, units, k), encoding="utf-8")
         paths["html"] = folder / "hidden.html"

@@ -1,4 +1,5 @@
 """The hidden-state view: states, heatmap, GIF, interpretable units, and the HTML page in a headless browser."""
+import itertools
 import json
 import shutil
 import subprocess
@@ -10,7 +11,15 @@ from PIL import Image
 
 from rnr.core.rnn import RNN
 from rnr.sequences.charlm import CharLM
-from rnr.sequences.hidden import animate, char_html, hidden_states, interpretable_units, text_features, write_view
+from rnr.sequences.hidden import (
+    animate,
+    animation_figure,
+    char_html,
+    hidden_states,
+    interpretable_units,
+    text_features,
+    write_view,
+)
 
 TEXT = 'To be, or not to be: "that" is\nthe question (whether tis nobler).\n' * 3
 
@@ -51,14 +60,55 @@ def test_write_view_makes_heatmap_gif_and_html(lm, tmp_path):
     assert page.count("<section>") == 3 and page.count("<span") == 3 * 60 and ">&quot;</span>" in page  # characters are escaped
 
 
+def _frames(path) -> list[np.ndarray]:
+    gif = Image.open(path)
+    frames = []
+    for i in range(gif.n_frames):
+        gif.seek(i)
+        frames.append(np.array(gif.convert("RGB")).astype(int))
+    return frames
+
+
 def test_gif_frames_fill_step_by_step(tmp_path):
-    states = np.linspace(-1, 1, 12).reshape(4, 3)
-    gif = Image.open(animate(states, tmp_path / "a.gif", cell=2))
-    gif.seek(0)
-    first = np.array(gif.convert("RGB"))
-    gif.seek(3)
-    last = np.array(gif.convert("RGB"))
-    assert (first[:, 2:] == 240).all() and not (last[:, 2:] == 240).all()  # steps to come are blank, then filled
+    states = np.linspace(-1, 1, 60).reshape(20, 3)
+    frames = _frames(animate(states, tmp_path / "a.gif"))
+    assert len(frames) == 20
+    changed = [np.flatnonzero((a != b).any(axis=(0, 2))) for a, b in itertools.pairwise(frames)]
+    assert all(c.size for c in changed)  # every frame adds a step
+    assert [c.min() for c in changed] == sorted(c.min() for c in changed)  # from left to right
+    width = frames[0].shape[1]
+    assert all(c.max() - c.min() < width / 8 for c in changed)  # one step's column (and its box) at a time
+
+
+def test_animation_figure_names_steps_units_and_the_scale():
+    fig = animation_figure(np.zeros((5, 3)), labels=list("a b\n\t"))
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "\u2423", "b", "\u21b5", "\u21e5"]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("step t: the character read", "hidden unit")
+    assert ax.get_title() == "hidden state h_t of 3 units, step by step"
+    assert fig.axes[1].get_ylabel() == "activation"  # the colour bar
+    numeric = animation_figure(np.zeros((30, 3)), title="an RNN's state").axes[0]
+    numeric.figure.canvas.draw()
+    assert numeric.get_xlabel() == "step t" and numeric.get_title() == "an RNN's state"
+    steps = [t for t in numeric.get_xticks() if 0.5 <= t <= 30.5]  # the step numbers shown, whole
+    assert numeric.get_xlim() == (0.5, 30.5) and len(steps) > 3 and all(t == int(t) for t in steps)
+    long = animation_figure(np.zeros((200, 3)), labels=["x"] * 200).axes[0]
+    assert long.get_xlabel() == "step t"  # too many steps to name each by its character
+
+
+def test_animate_arguments(tmp_path):
+    states = np.random.default_rng(0).normal(size=(250, 4))
+    gif = Image.open(animate(states, tmp_path / "a.gif", max_frames=50, ms_per_step=20, dpi=60))
+    assert gif.n_frames == 50 and gif.info["duration"] == 100  # five steps a frame
+    assert gif.size == (14 * 60, int(2.6 * 60))  # 14 inches wide at most, at dpi 60
+    gif.seek(49)
+    assert gif.info["duration"] == 2000  # the last frame stays
+    with pytest.raises(ValueError, match=r"labels must name each of the 250 steps, got 3; pass list\(text\)"):
+        animate(states, tmp_path / "b.gif", labels="abc")
+    with pytest.raises(ValueError, match=r"states must be \(T, units\) with T, units >= 1, got shape \(0, 4\)"):
+        animate(np.zeros((0, 4)), tmp_path / "b.gif")
+    with pytest.raises(ValueError, match="max_frames must be >= 1, got 0"):
+        animate(states, tmp_path / "b.gif", max_frames=0)
 
 
 BROWSER = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
