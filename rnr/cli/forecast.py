@@ -12,7 +12,7 @@ from rnr.cli.common import UsageError, config_from_args, load_task_model, show_p
 from rnr.forecast.backtest import backtest as run_backtest
 from rnr.forecast.defaults import season_of
 from rnr.forecast.forecaster import RNNForecaster
-from rnr.forecast.plots import save_forecast_plots
+from rnr.forecast.plots import save_forecast_plots, split_at_forecast
 
 
 def _dates(values: pd.Series, time_col: str, path) -> pd.Series:
@@ -186,7 +186,9 @@ def backtest(args) -> dict:
 
 
 def plot(args) -> dict:
-    """``rnr plot forecast``: a PNG with, for each chosen series, its last steps and the forecast (with interval)."""
+    """``rnr plot forecast``: a PNG with, for each chosen series, its last steps and the forecast (with interval).
+
+    Rows of --data at the forecast times (after the model's training data) are drawn dotted, as what happened."""
 
     forecaster, info_dict = load_task_model(args.model, "plot forecast", (RNNForecaster,))
     if not args.data:
@@ -215,5 +217,9 @@ def plot(args) -> dict:
     if out.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise UsageError(f"--out must name a .png, .pdf or .svg file, got {str(out)!r}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_forecast_plots(out, history, frame, uids, last=args.last, id_col=id_col, time_col=time_col, target=target)
-    return {"out": str(out), "series": [str(u) for u in uids], "_text": f"wrote {out} ({len(uids)} series)"}
+    history, actual = split_at_forecast(history, frame, id_col, time_col)
+    save_forecast_plots(out, history, frame, uids, actual=actual, last=args.last, id_col=id_col, time_col=time_col,
+                        target=target)
+    against = f", against {len(actual)} actual values from --data" if actual is not None else ""
+    return {"out": str(out), "series": [str(u) for u in uids], "actual_rows": 0 if actual is None else len(actual),
+            "_text": f"wrote {out} ({len(uids)} series{against})"}

@@ -11,7 +11,7 @@ def _axes(ax, n: int = 1, figsize=(10, 3)):
 
     if ax is not None:
         return ax
-    fig, axes = plt.subplots(n, 1, figsize=(figsize[0], figsize[1] * n), squeeze=False)
+    _, axes = plt.subplots(n, 1, figsize=(figsize[0], figsize[1] * n), squeeze=False)
     return axes[:, 0] if n > 1 else axes[0, 0]
 
 
@@ -19,8 +19,11 @@ def plot_forecast(history: pd.DataFrame, forecast: pd.DataFrame, uid, ax=None, i
                   time_col: str = "ds", target: str = "y", last: int | None = None, actual: pd.DataFrame | None = None):
     """One series: its history (the ``last`` steps), the forecast ``y_hat`` and the widest quantile interval.
 
-    ``actual`` (optional) holds what really happened over the forecast window, drawn for comparison.
+    ``actual`` (optional) holds what really happened over the forecast window, drawn dotted for comparison
+    (``split_at_forecast`` takes it from a frame that runs past the training data). The y axis is named after
+    ``target``, the x axis after ``time_col``; the legend sits to the right of the axes, off the data.
     """
+    own = ax is None
     ax = _axes(ax)
     h = history[history[id_col] == uid].sort_values(time_col)
     if last:
@@ -32,18 +35,40 @@ def plot_forecast(history: pd.DataFrame, forecast: pd.DataFrame, uid, ax=None, i
     ax.plot(h[time_col], h[target], color="0.2", lw=1, label="history")
     if actual is not None:
         a = actual[actual[id_col] == uid].sort_values(time_col)
-        ax.plot(a[time_col], a[target], color="0.2", lw=1, ls=":", label="actual")
+        if not a.empty:
+            ax.plot(a[time_col], a[target], color="0.2", lw=1.2, ls=":", label="actual")
     ax.plot(f[time_col], f["y_hat"], color="C0", lw=1.5, label="forecast")
     q = sorted(c for c in f.columns if c.startswith("y_hat_q"))
     if len(q) >= 2:
         ax.fill_between(f[time_col], f[q[0]], f[q[-1]], color="C0", alpha=0.2,
                         label=f"{q[0][7:]}-{q[-1][7:]}% interval")
     ax.set_title(str(uid))
-    ax.legend(loc="upper left", fontsize=8)
+    ax.set_xlabel(time_col)
+    ax.set_ylabel(target)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, fontsize=8, frameon=False)
+    if own:
+        ax.figure.tight_layout()  # room for the legend beside the axes
     return ax
 
 
-def plot_error_by_horizon(errors: pd.DataFrame, ax=None, ylabel: str = "mean absolute error"):
+def split_at_forecast(data: pd.DataFrame, forecast: pd.DataFrame, id_col: str = "unique_id", time_col: str = "ds"):
+    """``data`` cut where each series' forecast starts: (history, actual).
+
+    history holds the rows before the series' first forecast time (all rows of a series with no forecast), actual
+    the rows at the forecast times (from the first to the last), None where there are none; rows past the forecast
+    window are left out.
+    """
+    times = forecast.groupby(id_col)[time_col]
+    start, end = data[id_col].map(times.min()), data[id_col].map(times.max())
+    t = data[time_col]
+    before = start.isna() | (t < start)
+    within = start.notna() & (t >= start) & (t <= end)
+    actual = data[within.to_numpy(bool)]
+    return data[before.to_numpy(bool)], (actual if len(actual) else None)
+
+
+def plot_error_by_horizon(errors: pd.DataFrame, ax=None, ylabel: str = "mean absolute error",
+                          title: str = "forecast error by steps ahead"):
     """Lines of error against steps ahead, one per model: ``errors`` indexed by step, a column per model."""
     ax = _axes(ax, figsize=(7, 4))
     for i, model in enumerate(errors.columns):
@@ -51,12 +76,13 @@ def plot_error_by_horizon(errors: pd.DataFrame, ax=None, ylabel: str = "mean abs
                 color=f"C{i}")
     ax.set_xlabel("steps ahead")
     ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.legend(fontsize=8)
     return ax
 
 
-def save_forecast_plots(path, history, forecast, uids, actual=None, last: int | None = None, **kw) -> None:
-    """A PNG with one panel per id in ``uids``."""
+def save_forecast_plots(path, history, forecast, uids, actual=None, last: int | None = None, **kw):
+    """A PNG with one panel per id in ``uids`` (``plot_forecast`` each); returns the figure, closed."""
     axes = np.atleast_1d(_axes(None, n=len(uids)))
     for ax, uid in zip(axes, uids):
         plot_forecast(history, forecast, uid, ax=ax, actual=actual, last=last, **kw)
@@ -66,3 +92,4 @@ def save_forecast_plots(path, history, forecast, uids, actual=None, last: int | 
     import matplotlib.pyplot as plt  # heavy: loaded only to draw
 
     plt.close(fig)
+    return fig
