@@ -428,18 +428,20 @@ CASES = [
     Case("config-not-utf8", "config", lambda e, t: ["fit", "forecast", "--config", _write(t, "l1.toml", b"x = '\xe9'"),
                                                      "--out", e.fm], 2, r"config file '.*l1.toml' is not UTF-8 text"),
     T("config-unknown-table", "[modle]\nhorizon = 3\n",
-      r"--config .*run.toml has unknown table\(s\) \['modle'\]; known tables: \['data', 'model'\]"),
+      r"unknown table 'modle' \(.*run.toml:3\), did you mean 'model'\? The tables are \['data', 'model'\]"),
     T("config-unknown-key", "[model]\nhorizon = 3\nhiden_size = 4\n",
-      r"has unknown key\(s\) \['model.hiden_size'\]; known keys of \[model\]: \[.*'hidden_size'"),
+      r"unknown key 'model.hiden_size' \(.*run.toml:5\), did you mean 'model.hidden_size'\? The keys of \[model\] "
+      r"are \[.*'hidden_size'"),
     T("config-string-for-int", '[model]\nhorizon = 3\nhidden_size = "big"\n',
-      r"model.hidden_size in --config .*run.toml must be an integer, got 'big'; write e.g. 28"),
-    T("config-bool-for-int", "[model]\nhorizon = 3\nepochs = true\n", r"model.epochs in --config .* must be an "
+      r"model.hidden_size \(.*run.toml:5\) must be an integer, got 'big'; write e.g. 28"),
+    T("config-bool-for-int", "[model]\nhorizon = 3\nepochs = true\n", r"model.epochs \(.*run.toml:5\) must be an "
                                                                       r"integer, got True"),
-    T("config-value-for-table", "", r"model must be a table \(\[model\]\), got 3", head=lambda e: "model = 3\n"),
+    T("config-value-for-table", "", r"model \(.*run.toml:1\) must be a table \(\[model\]\), got 3",
+      head=lambda e: "model = 3\n"),
     T("config-scalar-for-list", "[model]\nhorizon = 3\nquantiles = 0.5\n",
-      r"model.quantiles in --config .* must be a list, got 0.5; write e.g. \[0.1, 0.9\]"),
+      r"model.quantiles \(.*run.toml:5\) must be a list, got 0.5; write e.g. \[0.1, 0.9\]"),
     T("config-string-for-list", "future = \"temperature\"\n[model]\nhorizon = 3\n",
-      r"data.future in --config .* must be a list, got 'temperature'"),
+      r"data.future \(.*run.toml:3\) must be a list, got 'temperature'"),
     T("config-quantile-out-of-range", "[model]\nhorizon = 3\nquantiles = [1.5]\n",
       r"quantiles must lie strictly between 0 and 1, got 1.5"),
     T("config-no-data-path", "[model]\nhorizon = 3\n", r"does not set data.path, the file to learn from; pass --data",
@@ -455,8 +457,8 @@ CASES = [
       r"hidden_size=1000000000000 with head_size=128 needs 1.28e\+14 weights .*lower hidden_size"),
     T("config-unknown-missing-policy", 'missing = "drop"\n[model]\nhorizon = 3\n',
       r"missing must be one of \['error', 'mask', 'ffill', 'interpolate'\], got 'drop'"),
-    T("config-key-of-another-task", "[model]\nhorizon = 3\n", r"unknown key\(s\) \['model.horizon'\]; known keys of "
-                                                              r"\[model\]: \[.*'seq_len'",
+    T("config-key-of-another-task", "[model]\nhorizon = 3\n", r"unknown key 'model.horizon' \(.*run.toml:4\), a key of "
+                                                              r"rnr fit forecast. The keys of \[model\] are \[.*'seq_len'",
       head=lambda e: f'[data]\npath = "{e.text.as_posix()}"\n', task="text"),
 
     # ---- model files: damaged copies of real ones, read with rnr.load

@@ -6,8 +6,11 @@ state), ``info.json`` (the task, the run's configuration, what it was trained on
 epoch) and ``checkpoints/`` (for ``--resume``).
 """
 import json
+import logging
 import os
+import shutil
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from rnr.cli import config as cfg
@@ -26,25 +29,59 @@ def show_progress(args) -> bool:
     return not (args.quiet or args.json) and sys.stderr.isatty()
 
 
+@contextmanager
+def epoch_lines(args):
+    """Inside the block, where no progress bar shows (the output is not a terminal) and not --quiet, each epoch's
+    line of the training loop (the ``rnr.training`` logger) goes to standard error: ``rnr fit: epoch 3/60:
+    train_loss 0.1234; 12.3 s``."""
+    if args.quiet or show_progress(args):
+        yield
+        return
+    logger, handler = logging.getLogger("rnr.training"), logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"rnr {args.command}: %(message)s"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+@contextmanager
+def removed_on_failure(path):
+    """Inside the block, a failure removes the folders that the block made at ``path`` and above it (those that did
+    not exist before), with what was written in them; never a folder that existed."""
+    path = Path(path)
+    new = [p for p in (path, *path.parents) if not p.exists() and not p.is_symlink()]
+    try:
+        yield
+    except BaseException:
+        if new and new[-1].is_dir() and not new[-1].is_symlink():
+            shutil.rmtree(new[-1], ignore_errors=True)  # the topmost folder made here: all of it is this run's
+        raise
+
+
 def config_from_args(args, task: str) -> dict:
-    """The run's {"data", "model"} configuration: the --config file, then the flags, then each --set."""
+    """The run's {"data", "model"} configuration: the --config file, then the flags, then each --set. Where each key
+    came from (``args.origins``: the file and line, the flag or the --set item) is named in every message about it."""
     config = cfg.load_toml(args.config) if args.config else {}
+    origins = cfg.file_origins(args.config) if args.config else {}
     source = f"--config {args.config}" if args.config else "the command line"
-    flags = {"data": {"path": args.data, "id": args.id, "time": args.time, "target": args.target,
-                      "label": getattr(args, "label", None), "text": getattr(args, "text", None),
-                      "val_path": getattr(args, "val", None)},
-             "model": {"horizon": args.horizon}}
     keys = cfg.schema(task)
-    for table, values in flags.items():
-        for key, value in values.items():
-            if value is None:
-                continue
-            if key not in keys[table]:
-                flag = {"path": "--data", "val_path": "--val"}.get(key, f"--{key}")
-                raise UsageError(f"{flag} does not apply to rnr fit {task}; it applies to "
-                                 f"{[t for t in TASKS if key in cfg.schema(t)[table]]}")
-            config.setdefault(table, {})[key] = value
-    return cfg.validate(cfg.merge(config, args.set), source, task)
+    for (table, key), flag in cfg.FLAGS.items():
+        value = getattr(args, flag[2:], None)
+        if value is None:
+            continue
+        if key not in keys[table]:
+            raise UsageError(f"{flag} does not apply to rnr fit {task}; it applies to "
+                             f"{[t for t in TASKS if key in cfg.schema(t)[table]]}")
+        config.setdefault(table, {})[key] = value
+        origins[table, key] = flag
+    merged = cfg.merge(config, args.set)
+    args.origins = {**origins, **cfg.set_origins(args.set)}
+    return cfg.validate(merged, source, task, args.origins)
 
 
 # what rnr fit writes into a model folder; no other command writes over them

@@ -10,9 +10,11 @@ import argparse
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from rnr._version import __version__
@@ -26,6 +28,7 @@ from rnr.cli.common import (
     TASKS,
     UsageError,
     config_from_args,
+    epoch_lines,
     load_model,
     show_progress,
     writable,
@@ -44,7 +47,8 @@ FIT_EXAMPLES = """examples:
   rnr fit classify --data gestures.csv --id gesture --time t --label kind --out clf/
   rnr fit classify --data JapaneseVowels_TRAIN.ts --out vowels/
   rnr fit text --data shakespeare.txt --set model.hidden_size=256 --out lm/
-  rnr fit forecast ... --out model/ --resume      (continue a run stopped by Ctrl-C)"""
+  rnr fit forecast ... --out model/ --resume      (continue a run stopped by Ctrl-C)
+  rnr fit forecast --help-keys     (every [data] and [model] key of a task: its default and what it means)"""
 PREDICT_EXAMPLES = """examples:
   rnr predict model/ --out forecast.csv
   rnr predict model/ --future prices.csv --json
@@ -72,15 +76,21 @@ def add_commands(sub) -> None:
     fit = _parser(sub, "fit", "train a model on a file and save it to a folder", FIT_EXAMPLES)
     fit.add_argument("task", choices=TASKS, help="forecast (a panel of time series), classify (labelled sequences or "
                                                   "texts), text (a character language model)")
-    _run_options(fit)
-    fit.add_argument("--label", help="classify: the column of labels (data.label, default label)")
-    fit.add_argument("--text", help="classify: the column of texts (data.text)")
-    fit.add_argument("--val", help="classify, text: a file to report on after each epoch (data.val_path)")
-    fit.add_argument("--out", required=True, help="the model folder to write")
-    fit.add_argument("--force", action="store_true", help="replace a model already in --out")
-    fit.add_argument("--resume", action="store_true", help="continue the run whose checkpoints are in --out")
-    fit.add_argument("--nproc", type=int, help="forecast: train with N processes on this machine (torchrun, DDP; "
-                                               "model.batch_size is the global batch)")
+    every = fit.add_argument_group("every task")  # one parser for three tasks: the groups say which flag is whose
+    columns = fit.add_argument_group("rnr fit forecast and classify")
+    forecast = fit.add_argument_group("rnr fit forecast only")
+    _run_options(every, columns, forecast)
+    forecast.add_argument("--nproc", type=int, help="train with N processes on this machine (torchrun, DDP; "
+                                                    "model.batch_size is the global batch)")
+    classify = fit.add_argument_group("rnr fit classify only")
+    classify.add_argument("--label", help="the column of labels (data.label, default label)")
+    classify.add_argument("--text", help="the column of texts (data.text)")
+    fit.add_argument_group("rnr fit classify and text").add_argument(
+        "--val", help="a file to report on after each epoch (data.val_path)")
+    every.add_argument("--out", required=True, help="the model folder to write")
+    every.add_argument("--force", action="store_true", help="replace a model already in --out")
+    every.add_argument("--resume", action="store_true", help="continue the run whose checkpoints are in --out")
+    every.add_argument("--help-keys", action=HelpKeys)
     _common(fit)
     bt = _parser(sub, "backtest", "score a model and the baselines on rolling origins of a file", BACKTEST_EXAMPLES)
     bt.add_argument("task", choices=["forecast"], help="what to score: forecast")
@@ -88,6 +98,7 @@ def add_commands(sub) -> None:
     bt.add_argument("--windows", type=int, default=3, help="rolling origins, each one horizon long (default 3)")
     bt.add_argument("--m", type=int, help="seasonal period for MASE and the seasonal baselines (default: model.season)")
     bt.add_argument("--out", help="also write every model's score per window to this CSV")
+    bt.add_argument("--help-keys", action=HelpKeys)
     _common(bt)
     ev = _parser(sub, "evaluate", "score a saved model on data it has not seen", EVALUATE_EXAMPLES)
     ev.add_argument("model", help="the model folder written by rnr fit")
@@ -144,15 +155,31 @@ def _parser(sub, name: str, help: str, examples: str | None):
                           formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
-def _run_options(parser) -> None:
-    parser.add_argument("--config", help="a TOML file with [data] and [model] tables")
-    parser.add_argument("--data", help="the file to learn from (data.path)")
-    parser.add_argument("--id", help="the series or sequence column (data.id)")
-    parser.add_argument("--time", help="the time column (data.time)")
-    parser.add_argument("--target", help="forecast: the column to forecast (data.target, default y)")
-    parser.add_argument("--horizon", type=int, help="forecast: steps to forecast (model.horizon)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any key, e.g. --set model.cell=lstm (repeatable)")
+def _run_options(every, columns=None, forecast=None) -> None:
+    """The flags of a run's configuration, on a parser or, for rnr fit, on the groups of the tasks they apply to."""
+    columns, forecast = columns or every, forecast or every
+    every.add_argument("--config", help="a TOML file with [data] and [model] tables")
+    every.add_argument("--data", help="the file to learn from (data.path)")
+    columns.add_argument("--id", help="the series or sequence column (data.id)")
+    columns.add_argument("--time", help="the time column (data.time)")
+    forecast.add_argument("--target", help="the column to forecast (data.target, default y)")
+    forecast.add_argument("--horizon", type=int, help="steps to forecast (model.horizon)")
+    every.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override any key, e.g. --set model.cell=lstm (repeatable; the keys: --help-keys)")
+
+
+class HelpKeys(argparse.Action):
+    """``rnr fit TASK --help-keys``: print the task's [data] and [model] keys (every task's without one) and exit."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="list the task's [data] and [model] keys (for --config and --set) with their defaults "
+                              "and meanings, and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        task = getattr(namespace, "task", None)
+        print("\n\n".join(cfg.describe(t) for t in ([task] if task else TASKS)))
+        parser.exit()
 
 
 def _common(parser) -> None:
@@ -180,6 +207,17 @@ def in_command_terms(message: str) -> str:
     return message
 
 
+def attributed(message: str, origins: dict) -> str:
+    """A library message about a setting the user gave (it starts with the argument: ``RNNForecaster: lr must ...``,
+    ``season must ...``) with where it was given: ``... (model.lr came from run.toml:3)``; ``origins`` as
+    ``config_from_args`` leaves them in ``args.origins``."""
+    first = re.match(r"(?:[A-Z]\w*: )?(\w+)\b", message)
+    for table in ("model", "data"):
+        if first and (table, first[1]) in origins:
+            return f"{message} ({table}.{first[1]} came from {origins[table, first[1]]})"
+    return message
+
+
 # dispatch ---------------------------------------------------------------------------------------------------------
 def run(args) -> int:
     """Run a parsed command; returns the exit code."""
@@ -189,10 +227,12 @@ def run(args) -> int:
                 "plot": lambda a: (cli_forecast.plot if a.what == "forecast" else cli_sequences.plot_hidden)(a),
                 "export": cli_sequences.export}
     try:
-        result = commands[args.command](args)
+        with epoch_lines(args):
+            result = commands[args.command](args)
     except (UsageError, cfg.ConfigError, ValueError, TypeError, FileNotFoundError, IsADirectoryError,
             NotADirectoryError, PermissionError, KeyError, ImportError) as e:  # about the paths and data given
-        print(f"rnr {args.command}: error: {in_command_terms(str(e))}", file=sys.stderr)
+        message = attributed(in_command_terms(str(e)), getattr(args, "origins", {}))
+        print(f"rnr {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"rnr {args.command}: interrupted; nothing was written", file=sys.stderr)
@@ -267,19 +307,24 @@ def _fit(args, run_config: dict, out: Path, identity: dict | None, rank: int) ->
                  "run_id": identity["run_id"], "resumed": bool(args.resume)}
     (out / INFO_FILE).write_text(json.dumps(info_dict, indent=1, default=str), encoding="utf-8")
     text = f"fitted {model!r} ({facts['trained_on']}) in {seconds:.1f} s; saved to {out}/"
-    result = {**info_dict, "out": str(out), "_text": text}
     stopped_member = getattr(model, "stopped_member_", None)
     if interrupted and stopped_member:  # a later network of an ensemble: the ones before it are complete
-        print(f"rnr fit: stopped by Ctrl-C while training network {stopped_member + 1} of the ensemble; "
-              f"saved the {stopped_member} complete network(s) to {out}/ (rnr predict averages them); run the same "
-              f"command with --force to train the whole ensemble", file=sys.stderr)
-        result["_exit"] = 130
-    elif interrupted:
-        again = "; run the same command with --resume to continue"
-        print(f"rnr fit: stopped by Ctrl-C after {len(history)} of {run_config['model'].get('epochs')} epochs; saved "
-              f"the model trained so far to {out}/ (rnr predict reads it){again}", file=sys.stderr)
-        result["_exit"] = 130
-    return result
+        text = (f"stopped by Ctrl-C while training network {stopped_member + 1} of the ensemble; saved the "
+                f"{stopped_member} complete network(s) to {out}/ (rnr predict averages them); "
+                f"`{_again(args, '--force')}` trains the whole ensemble")
+    elif interrupted:  # the open epoch is in the checkpoint: --resume finishes it
+        epochs = run_config["model"].get("epochs")
+        of = f" of {epochs}" if isinstance(epochs, int) else ""
+        reader = "rnr generate" if args.task == "text" else "rnr predict"
+        text = (f"stopped by Ctrl-C after {len(history)}{of} epochs; saved the model trained so far to {out}/ "
+                f"({reader} reads it); `{_again(args, '--resume')}` continues the run")
+    return {**info_dict, "out": str(out), "_text": text, **({"_exit": 130} if interrupted else {})}
+
+
+def _again(args, flag: str) -> str:
+    """This rnr fit command as typed, with ``flag`` (--resume or --force) in place of either."""
+    argv = [a for a in args.argv if a not in ("--resume", "--force")]
+    return shlex.join(["rnr", *argv, flag])
 
 
 def _launch(args, out: Path) -> dict:
@@ -322,6 +367,31 @@ def info(args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``rnr`` command; returns the exit code. Python warnings read ``rnr: warning: <message>``, and a reader
+    that leaves early (``rnr predict m/ | head -3``) ends the command quietly."""
+    previous = warnings.formatwarning
+    warnings.formatwarning = _format_warning
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # inside the try: a closed pipe is met here, not at exit
+        return code
+    except BrokenPipeError:
+        try:  # what is still buffered goes nowhere, so Python's exit does not complain
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # stdout is not a file (a test's capture)
+            pass
+        return 141  # 128 + SIGPIPE, as a tool killed by the closed pipe would
+    finally:
+        warnings.formatwarning = previous
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning as the command says it: its message, in the command's terms, without Python's source line."""
+    kind = "" if category in (UserWarning, RuntimeWarning) else f"{category.__name__}: "
+    return f"rnr: warning: {kind}{in_command_terms(str(message))}\n"
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(
         prog="rnr",
         description="Recurrent neural networks for every kind of sequence.",

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rnr.cli.common import UsageError, load_task_model, show_progress, writable
+from rnr.cli.common import UsageError, load_task_model, removed_on_failure, show_progress, writable
 from rnr.cli.config import CLASSIFY_DATA
 from rnr.data.datasets import load_ts
 from rnr.export import export_onnx
@@ -193,7 +193,8 @@ def plot_hidden(args) -> dict:
         if bad:
             raise UsageError(f"--units must lie in [0, {model.hidden_size}) (the model's hidden units), got {bad}")
     writable(args.out, "--out", folder=True, reads={"the model": args.model, "--text-file": args.text_file})
-    paths = write_view(model, text, args.out, units=units, k=args.k)
+    with removed_on_failure(args.out):  # a failed view leaves no empty folder behind
+        paths = write_view(model, text, args.out, units=units, k=args.k)
     text_out = "wrote " + ", ".join(str(p) for p in paths.values())
     return {"files": {k: str(v) for k, v in paths.items()}, "characters": len(text), "_text": text_out}
 

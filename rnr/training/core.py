@@ -33,6 +33,7 @@ tensors, the position (epoch, batch of the epoch, updates) and the running sums 
 reaches the same weights, bitwise, as one never interrupted.
 """
 import csv
+import logging
 import math
 import time
 import warnings
@@ -48,6 +49,7 @@ from rnr.training import checkpoint, distributed
 from rnr.training.logs import MetricsLog, stop_requested
 
 NONFINITE = ("error", "skip")
+epoch_log = logging.getLogger("rnr.training")  # a line per epoch at INFO: silent unless a handler asks (rnr fit)
 
 
 def resolve_device(device) -> torch.device:
@@ -267,6 +269,10 @@ class TrainingCore:
             row = self._end_epoch()
             if log is not None:
                 log.write(row)
+            if self.main:  # rnr fit shows it where there is no progress bar
+                losses = ", ".join(f"{k} {v:.4g}" for k, v in row.items()
+                                   if (k == "train_loss" or k.startswith("val_")) and isinstance(v, (int, float)))
+                epoch_log.info("epoch %d/%d: %s; %.1f s", row["epoch"], s.epochs, losses, self.elapsed())
         if self.best_state is not None and (s.keep_best or self.history.stopped_early):
             self.module.load_state_dict(self.best_state)  # the best epoch's weights
         if log is not None:

@@ -64,9 +64,10 @@ ERRORS = [  # (argv after "rnr", message pattern); every one exits with 2 and na
     (["fit", "forecast", "--data", "{d}/nope.csv", "--horizon", "7", "--out", "{t}/m"], r"data file .*nope.csv' does not exist"),
     (["fit", "forecast", "--data", "{d}/sales.csv", "--out", "{t}/m"], r"does not set model.horizon, .* pass --horizon N"),
     (["fit", "forecast", "--data", "{d}/sales.csv", "--horizon", "7", "--set", "model.hiden=3", "--out", "{t}/m"],
-     r"unknown key\(s\) \['model.hiden'\]; known keys of \[model\]: \[.*'hidden_size'"),
+     r"unknown key 'model.hiden' \(--set model.hiden=3\), did you mean 'model.hidden_size'\? The keys of \[model\] "
+     r"are \[.*'hidden_size'"),
     (["fit", "forecast", "--data", "{d}/sales.csv", "--horizon", "7", "--set", "model.epochs=many", "--out", "{t}/m"],
-     r"model.epochs in the command line must be an integer, got 'many'"),
+     r"model.epochs \(--set model.epochs=many\) must be an integer, got 'many'"),
     (["fit", "forecast", "--data", "{d}/sales.csv", "--horizon", "7", "--set", "epochs=3", "--out", "{t}/m"],
      r"--set key must be table.key .* got 'epochs'"),
     (["fit", "forecast", "--data", "{d}/sales.csv", "--horizon", "7", "--id", "store", "--out", "{t}/m"],
@@ -107,9 +108,10 @@ def test_bad_toml_and_types_in_config(tmp_path):
         from rnr.cli.config import load_toml
 
         load_toml(tmp_path / "bad.toml")
-    with pytest.raises(ConfigError, match=r"unknown table\(s\) \['modle'\]; known tables: \['data', 'model'\]"):
+    with pytest.raises(ConfigError, match=r"unknown table 'modle' \(in run.toml\), did you mean 'model'\? The tables "
+                                          r"are \['data', 'model'\]"):
         validate({"modle": {}}, "run.toml")
-    with pytest.raises(ConfigError, match=r"model.quantiles in run.toml must be a list, got 0.5"):
+    with pytest.raises(ConfigError, match=r"model.quantiles \(in run.toml\) must be a list, got 0.5"):
         validate({"data": {"path": "x.csv"}, "model": {"horizon": 3, "quantiles": 0.5}}, "run.toml")
     assert parse_set("model.lr=0.01") == (["model", "lr"], 0.01)
     assert parse_set("model.cell=lstm") == (["model", "cell"], "lstm")
