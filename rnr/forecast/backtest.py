@@ -19,7 +19,8 @@ from rnr.forecast.baselines import LaggedRidge, Naive, Naive2, SeasonalNaive
 from rnr.forecast.forecaster import RNNForecaster
 from rnr.metrics import coverage, mae, mase, owa, rmse, smape
 
-RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0)  # the lagged baseline's penalties, chosen on each window's validation values
+RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)  # the lagged baseline's penalties and scale floors, chosen with its
+RIDGE_FLOORS = (0.0, 0.5, 1.0)  # lags on each window's last horizon of training values
 
 
 @dataclass
@@ -116,7 +117,7 @@ def backtest(forecaster, df: pd.DataFrame, n_windows: int = 3, step: int | None 
             ahead = [g[list(future)].to_numpy(np.float64) for _, g in test.groupby(id_col, sort=True)]
             cov = dict(past=past) if future else {}
             for name, model in [("naive", Naive()), ("seasonal_naive", SeasonalNaive(m)), ("naive2", Naive2(m)),
-                                ("lagged_ridge", LaggedRidge(lags=list(lags), alpha=RIDGE_ALPHAS,
+                                ("lagged_ridge", LaggedRidge(lags=list(lags), alpha=RIDGE_ALPHAS, floor=RIDGE_FLOORS,
                                                              covariates=bool(future), m=m))]:
                 start = time.perf_counter()
                 if name == "lagged_ridge":

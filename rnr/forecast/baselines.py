@@ -192,9 +192,10 @@ class Naive2(_Baseline):
         return [lvl * idx[(n + np.arange(h)) % self.m] for lvl, idx, n in zip(self.level_, self.indices_, self.n_)]
 
 
-def _window_scale(win: np.ndarray) -> np.ndarray:
-    """Mean absolute value of each window row ``(r, L) -> (r,)``, 1 where it is 0 (an all-zero window)."""
-    s = np.mean(np.abs(win), axis=1)
+def _window_scale(win: np.ndarray, floor=0.0) -> np.ndarray:
+    """Mean absolute value of each window row ``(r, L) -> (r,)``, at least ``floor`` (a number or one per row),
+    and 1 where both are 0 (an all-zero window of an all-zero series)."""
+    s = np.maximum(np.mean(np.abs(win), axis=1), floor)
     return np.where(s > 0, s, 1.0)
 
 
@@ -253,6 +254,10 @@ class LaggedRidge(_Baseline):
         Ridge penalty on the normalised weights (the loss is a sum over windows, as scikit-learn's ``Ridge``), or
         candidates for it, chosen with L on the held-out values (``val_horizon``): among the (L, alpha) pairs
         within one standard error of the best, the fewest lags, then the largest penalty.
+    floor : float or sequence of float
+        A window's scale is at least this share of its series' mean absolute value (0: its own scale always), or
+        candidates for it, chosen with L and alpha: near-zero windows of series that start from nothing (new
+        products) would otherwise give targets many times their scale. All-zero windows never serve as targets.
     clip : bool
         Keep each series' forecasts within ``[lo - span, hi + span]`` of its training values (``span = hi - lo``;
         the lower bound 0 for a series never below 0), at every step of the recursion: an unstable fitted AR
@@ -285,10 +290,11 @@ class LaggedRidge(_Baseline):
     """
 
     def __init__(self, lags=(24, 48, 168), alpha=1.0, horizon_strategy: str = "recursive", m=None,
-                 covariates: bool = False, max_rows=None, random_state: int = 0, clip: bool = True):
+                 covariates: bool = False, max_rows=None, random_state: int = 0, clip: bool = True, floor=0.0):
         self.lags = lags
         self.alpha = alpha
         self.clip = clip
+        self.floor = floor
         self.horizon_strategy = horizon_strategy
         self.m = m
         self.covariates = covariates
@@ -339,9 +345,12 @@ class LaggedRidge(_Baseline):
         if xs is not None:
             allx = np.concatenate(xs)
             self.cov_mean_, self.cov_std_ = allx.mean(0), np.where(allx.std(0) > 0, allx.std(0), 1.0)
+        floors = [self.floor] if np.ndim(self.floor) == 0 else list(self.floor)
+        if not floors or any(not 0 <= f for f in floors):
+            raise ValueError(f"floor must be a number >= 0 or a non-empty list of them, got {self.floor!r}")
         self.val_scores_ = {}
-        alpha = alphas[0]
-        if (len(cands) > 1 or len(alphas) > 1) and val_horizon is not None:
+        alpha, floor = alphas[0], floors[0]
+        if (len(cands) > 1 or len(alphas) > 1 or len(floors) > 1) and val_horizon is not None:
             keep = [i for i, y in enumerate(ys) if y.size > val_horizon]
             if not keep:
                 raise ValueError(f"val_horizon={val_horizon} leaves no series with data to fit; every series has "
@@ -350,30 +359,31 @@ class LaggedRidge(_Baseline):
             px = [xs[i][: ys[i].size - val_horizon] for i in keep] if xs is not None else None
             fx = [xs[i][ys[i].size - val_horizon:] for i in keep] if xs is not None else None
             Hv = val_horizon if self.horizon_strategy == "direct" else 1
-            per = {}  # (L, alpha) -> (S_val,) per-series validation sMAPE
+            per = {}  # (L, alpha, floor) -> (S_val,) per-series validation sMAPE
             for L in cands:
+                if max(y.size for y in tr) < L + Hv:  # too few values for L lags once the held-out ones are aside
+                    continue
                 for a in alphas:
-                    try:
-                        self._fit_lags(tr, px, L, Hv, a)
-                    except ValueError:  # too few values for L lags once the held-out ones are set aside
-                        continue
-                    fc = self._predict(val_horizon, fx)
-                    per[L, a] = np.array([smape(ys[i][-val_horizon:], f) for i, f in zip(keep, fc)])
+                    for fl in floors:
+                        self._fit_lags(tr, px, L, Hv, a, fl)
+                        fc = self._predict(val_horizon, fx)
+                        per[L, a, fl] = np.array([smape(ys[i][-val_horizon:], f) for i, f in zip(keep, fc)])
             if not per:
                 raise ValueError(f"lags={cands} leave no training window once the last val_horizon={val_horizon} "
                                  f"values are held out; use fewer lags or a smaller val_horizon")
             score = {k: float(v.mean()) for k, v in per.items()}
             best = min(score, key=score.get)
             se = per[best].std(ddof=1) / np.sqrt(len(keep)) if len(keep) > 1 else 0.0
-            L, alpha = min((k for k, v in score.items() if v <= score[best] + se), key=lambda k: (k[0], -k[1]))
-            self.val_scores_ = {c: v for (c, a), v in score.items() if a == alpha}  # by L, at the chosen penalty
+            L, alpha, floor = min((k for k, v in score.items() if v <= score[best] + se),
+                                  key=lambda k: (k[0], -k[1], -k[2]))
+            self.val_scores_ = {c: v for (c, a, f), v in score.items() if (a, f) == (alpha, floor)}  # by L
         else:
             L = cands[0]
-        self.chosen_alpha_ = float(alpha)
-        self._fit_lags(ys, xs, L, H, alpha)
+        self.chosen_alpha_, self.chosen_floor_ = float(alpha), float(floor)
+        self._fit_lags(ys, xs, L, H, alpha, floor)
         return self
 
-    def _fit_lags(self, ys, xs, L: int, H: int, alpha: float) -> None:
+    def _fit_lags(self, ys, xs, L: int, H: int, alpha: float, floor: float = 0.0) -> None:
         """Fit one L on (normalised) windows; sets every learned attribute."""
         K = 0 if xs is None else xs[0].shape[1]
         F = L + K * (L + H - 1) + 1  # features: L lags, covariate windows, intercept
@@ -392,11 +402,14 @@ class LaggedRidge(_Baseline):
                 continue
             sel = slice(None) if pick is None else pick[(pick >= offsets[i]) & (pick < offsets[i + 1])] - offsets[i]
             win = sliding_window_view(y, L + H)[sel]  # (r_i, L + H): inputs then targets (a view when sel is :)
-            win = win / _window_scale(win[:, :L])[:, None]  # normalised copy
+            informative = np.abs(win[:, :L]).sum(1) > 0  # an all-zero window has no scale: its target, in data
+            win = win[informative]  # units, would outweigh every normalised one (series of sales that start at 0)
+            # near-zero windows are scaled by a share of the series' level, so that their targets do not either
+            win = win / _window_scale(win[:, :L], floor * np.mean(np.abs(y)))[:, None]  # normalised copy
             parts = [win[:, :L]]
             if K:
                 xw = sliding_window_view((xs[i][: y.size] - self.cov_mean_) / self.cov_std_, L + H, axis=0)
-                parts.append(xw[sel, :, 1:].reshape(len(parts[0]), -1))  # (r_i, K * (L + H - 1))
+                parts.append(xw[sel, :, 1:][informative].reshape(len(parts[0]), K * (L + H - 1)))
             A = np.hstack(parts + [np.ones((len(parts[0]), 1))])  # (r_i, F)
             G += A.T @ A
             c += A.T @ win[:, L:]
@@ -418,6 +431,7 @@ class LaggedRidge(_Baseline):
         self.fallback_ = np.array([i for i, y in enumerate(ys) if y.size < L], dtype=int)
         self.tail_ = [y[-max(L, self.m or 1):].copy() for y in ys]
         self.lengths_ = np.array([y.size for y in ys])
+        self.floor_ = np.array([floor * np.mean(np.abs(y)) for y in ys])
         lo, hi = np.array([y.min() for y in ys]), np.array([y.max() for y in ys])
         self.bounds_ = np.stack([np.where(lo >= 0, np.maximum(lo - (hi - lo), 0), lo - (hi - lo)), hi + (hi - lo)], 1)
         self.past_tail_ = None if xs is None else [x[: y.size][y.size - L + 1:] for x, y in zip(xs, ys)]
@@ -455,14 +469,14 @@ class LaggedRidge(_Baseline):
             C = np.stack([np.vstack([self.past_tail_[i], future[i][:steps]]) for i in ok])
             C = (C - self.cov_mean_) / self.cov_std_
         if self.horizon_strategy == "direct":
-            s = _window_scale(Z[:, :L])  # (S',)
+            s = _window_scale(Z[:, :L], self.floor_[ok])  # (S',)
             feats = [Z[:, :L] / s[:, None]] + ([C.transpose(0, 2, 1).reshape(ok.size, -1)] if C is not None else [])
             Z[:, L:] = (np.hstack(feats + [np.ones((ok.size, 1))]) @ W)[:, :h] * s[:, None]  # (S', h)
             if self.clip:
                 Z[:, L:] = np.clip(Z[:, L:], self.bounds_[ok, :1], self.bounds_[ok, 1:])
         else:
             for j in range(h):
-                s = _window_scale(Z[:, j:j + L])  # (S',): each step rescales by its own window
+                s = _window_scale(Z[:, j:j + L], self.floor_[ok])  # (S',): each step rescales by its own window
                 acc = Z[:, j:j + L] / s[:, None] @ W[:L, 0] + W[-1, 0]  # (S',)
                 if C is not None:
                     acc += C[:, j:j + L].transpose(0, 2, 1).reshape(ok.size, -1) @ W[L:-1, 0]
