@@ -457,8 +457,9 @@ CASES = [
       r"hidden_size=1000000000000 with head_size=128 needs 1.28e\+14 weights .*lower hidden_size"),
     T("config-unknown-missing-policy", 'missing = "drop"\n[model]\nhorizon = 3\n',
       r"missing must be one of \['error', 'mask', 'ffill', 'interpolate'\], got 'drop'"),
-    T("config-key-of-another-task", "[model]\nhorizon = 3\n", r"unknown key 'model.horizon' \(.*run.toml:4\), a key of "
-                                                              r"rnr fit forecast. The keys of \[model\] are \[.*'seq_len'",
+    T("config-key-of-another-task", "[model]\nhorizon = 3\n",
+      r"unknown key 'model.horizon' \(.*run.toml:4\), a key of rnr fit forecast. The keys of \[model\] are "
+      r"\[.*'seq_len'",
       head=lambda e: f'[data]\npath = "{e.text.as_posix()}"\n', task="text"),
 
     # ---- model files: damaged copies of real ones, read with rnr.load

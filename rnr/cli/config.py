@@ -307,7 +307,8 @@ def _check_type(value, kind, where: str):
     return value
 
 
-def validate(config: dict, source: str = "the configuration", task: str = "forecast", origins: dict | None = None) -> dict:
+def validate(config: dict, source: str = "the configuration", task: str = "forecast",
+             origins: dict | None = None) -> dict:
     """Defaults filled in, types checked, unknown tables and keys refused. Returns {"data": {...}, "model": {...}}.
 
     ``origins``: (table, key) -> where its value came from (``"--horizon"``, ``"--set model.season=twelve"``,
