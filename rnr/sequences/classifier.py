@@ -27,7 +27,6 @@ MIN_UPDATES = 1000  # epochs=None: at least this many optimizer updates ...
 MIN_EPOCHS = 20     # ... and at least this many passes over the training sequences
 VALIDATION_MIN = 1000  # validation_fraction="auto": hold out VALIDATION_FRACTION of the training sequences from
 VALIDATION_FRACTION = 0.2  # this many on, and stop early on them
-AUGMENT_BELOW = 100  # augment=None: numeric training sets of fewer sequences are augmented (rnr.nn.augment)
 ENSEMBLE_MAX = 3  # n_models="auto": up to this many networks, as many as the time budget holds
 
 
@@ -71,7 +70,7 @@ class RNNClassifier(Estimator):
             "char" or "space"; tokens seen at least ``min_count`` times) and a learned embedding of this width read
             them. embedding_dropout: zeroes embeddings with this probability in training.
         augment: see each batch of numeric sequences through a random window (90%), gain and noise in training
-            (``rnr.nn.augment.Augment``); None (the default): for numeric training sets under AUGMENT_BELOW sequences.
+            (``rnr.nn.augment.Augment``). Off by default: on ArrowHead it cost 7 points (docs/sequences.md).
         n_models: an ensemble of this many networks (seeds ``random_state``, +1, ...), whose probabilities are
             averaged; "auto" (the default): after the first, another while the time it took still fits in
             ``max_minutes``, up to ENSEMBLE_MAX (one without a budget); with validation data, the ensemble is kept
@@ -102,7 +101,7 @@ class RNNClassifier(Estimator):
         "hidden_size": Option("int", 1), "cell": Option("choice", choices=CELLS), "num_layers": Option("int", 1),
         "bidirectional": Option("bool"), "dropout": Option("real", 0, 1, open_high=True),
         "pooling": Option("choice", choices=("last", "mean", "max")), "conv": Option("bool", none=True),
-        "stride": Option("int", 1), "augment": Option("bool", none=True),
+        "stride": Option("int", 1), "augment": Option("bool"),
         "n_models": Option("int", 1, also=("auto",)), "epochs": Option("int", 1, none=True),
         "batch_size": Option("int", 1, none=True),
         "lr": Option("real", 0, open_low=True), "weight_decay": Option("real", 0),
@@ -117,7 +116,7 @@ class RNNClassifier(Estimator):
 
     def __init__(self, hidden_size: int = 64, cell: str = "gru", num_layers: int = 1, bidirectional: bool = True,
                  dropout: float = 0.0, pooling: str = "max", conv: bool | None = None,
-                 stride: int = 1, augment: bool | None = None, n_models: int | str = "auto",
+                 stride: int = 1, augment: bool = False, n_models: int | str = "auto",
                  epochs: int | None = None,
                  batch_size: int | None = None,
                  lr: float = 3e-3, weight_decay: float = 0.0, clip_grad_norm: float | None = 1.0,
@@ -185,8 +184,8 @@ class RNNClassifier(Estimator):
         self.chosen_ = training_length(len(inputs), self.batch_size, self.epochs)
         if self.conv is None:
             self.chosen_["conv"] = not texts
-        if self.augment is None:
-            self.chosen_["augment"] = not texts and len(inputs) < AUGMENT_BELOW
+        if self.augment and texts:
+            raise ValueError("augment=True applies to numeric sequences; X holds texts: pass augment=False")
         if held is not None:
             self.chosen_["validation"] = int(held.sum())
         patience = self.patience
@@ -258,7 +257,7 @@ class RNNClassifier(Estimator):
                          pooling=self.pooling, vocab_size=len(self.tokenizer_) if text else None,
                          embedding_dropout=self.embedding_dropout,
                          conv=self.chosen_.get("conv", self.conv) or False, stride=self.stride,
-                         augment=self.chosen_.get("augment", self.augment) or False)
+                         augment=self.augment)
 
     def _inputs(self, X) -> list[torch.Tensor]:
         """Token id sequences (text) or standardised (T_i, F) float tensors."""

@@ -167,14 +167,13 @@ def test_training_length_and_batch_size_follow_the_number_of_sequences(tmp_path)
     rng = np.random.default_rng(0)
     X = [rng.normal(size=(int(rng.integers(3, 9)), 2)).astype(np.float32) for _ in range(24)]
     y = np.arange(24) % 2
-    clf = RNNClassifier(hidden_size=4, conv=False, augment=False, n_models=1, random_state=0).fit(X, y)
+    clf = RNNClassifier(hidden_size=4, conv=False, n_models=1, random_state=0).fit(X, y)
     assert clf.chosen_ == {"batch_size": 8, "epochs": 334, "updates": 1002}
     assert len(clf.history_.rows) == 334 and clf.history_.rows[-1]["steps"] == 1002
-    assert repr(clf) == ("RNNClassifier(hidden_size=4, conv=False, augment=False, n_models=1; chose batch_size=8, "
-                         "epochs=334)")
+    assert repr(clf) == "RNNClassifier(hidden_size=4, conv=False, n_models=1; chose batch_size=8, epochs=334)"
     back = rnr.load(rnr.save(clf, tmp_path / "c.safetensors"))
     assert back.chosen_ == clf.chosen_ and repr(back) == repr(clf)
-    explicit = dict(epochs=2, batch_size=16, conv=True, augment=False, n_models=2)
+    explicit = dict(epochs=2, batch_size=16, conv=True, n_models=2)
     assert RNNClassifier(hidden_size=4, **explicit).fit(X, y).chosen_ == {}  # explicit arguments win
 
 
@@ -195,14 +194,14 @@ def test_numeric_sequences_get_the_conv_front_end_and_large_sets_a_validation_sp
     y = np.array(["a", "b"] * 20)
     monkeypatch.setattr(classifier, "VALIDATION_MIN", 40)
     clf = RNNClassifier(hidden_size=4, epochs=3, n_models=1, random_state=0).fit(X, y)
-    assert clf.chosen_ == {"batch_size": 8, "conv": True, "augment": True, "validation": 8, "patience": 10}
+    assert clf.chosen_ == {"batch_size": 8, "conv": True, "validation": 8, "patience": 10}
     assert clf.model_.front is not None and "val_loss" in clf.history_.rows[0]
     assert repr(clf) == ("RNNClassifier(hidden_size=4, n_models=1, epochs=3; chose batch_size=8, conv=True, "
-                         "augment=True, validation=8, patience=10)")
+                         "validation=8, patience=10)")
     back = rnr.load(rnr.save(clf, tmp_path / "c.safetensors"))
     assert (back.predict_proba(X) == clf.predict_proba(X)).all()
     # explicit arguments win: the user's validation data, no split, no front end
-    mine = RNNClassifier(hidden_size=4, epochs=3, conv=False, augment=False, n_models=1, patience=2,
+    mine = RNNClassifier(hidden_size=4, epochs=3, conv=False, n_models=1, patience=2,
                          random_state=0).fit(X, y, X[:6], y[:6])
     assert mine.chosen_ == {"batch_size": 8} and mine.model_.front is None
     none = RNNClassifier(hidden_size=4, epochs=2, validation_fraction=None, random_state=0).fit(X, y)
@@ -255,21 +254,18 @@ def test_auto_ensemble_follows_the_budget_and_the_validation_loss(monkeypatch):
     assert (len(clf.models_) > 1) == clf._ensemble_helps(val) or len(clf.models_) == 1
 
 
-def test_augmentation_is_chosen_for_small_numeric_sets_and_acts_in_training_only():
+def test_augmentation_acts_in_training_only_and_on_numbers_only():
     from rnr.nn.augment import Augment
-    from rnr.sequences import classifier
 
     X, y = _small_set()
-    clf = RNNClassifier(hidden_size=4, epochs=2, n_models=1).fit(X, y)
-    assert clf.chosen_["augment"] is True and isinstance(clf.model_.augment, Augment)
+    clf = RNNClassifier(hidden_size=4, epochs=2, n_models=1, augment=True).fit(X, y)
+    assert isinstance(clf.model_.augment, Augment)
+    assert RNNClassifier(hidden_size=4, epochs=1, n_models=1).fit(X, y).model_.augment is None  # off by default
     x = torch.from_numpy(np.stack([s[:5] for s in X[:4]]))
     clf.model_.eval()
     assert torch.equal(clf.model_(x), clf.model_(x))  # evaluation sees the data unchanged
-    assert RNNClassifier(hidden_size=4, epochs=2, n_models=1).fit(["a b", "b c"] * 6, [0, 1] * 6).chosen_[
-        "augment"] is False  # text is never augmented
-    big = RNNClassifier(hidden_size=4, epochs=1, n_models=1)
-    Xb, yb = _small_set(classifier.AUGMENT_BELOW)
-    assert big.fit(Xb, yb).chosen_["augment"] is False and big.model_.augment is None
+    with pytest.raises(ValueError, match="augment=True applies to numeric sequences"):
+        RNNClassifier(hidden_size=4, epochs=1, augment=True).fit(["a b", "b c"] * 6, [0, 1] * 6)
     with pytest.raises(ValueError, match="augment applies to numeric sequences"):
         rnr.ManyToOne(4, 2, vocab_size=10, augment=True)
 
