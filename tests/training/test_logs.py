@@ -178,4 +178,4 @@ def test_model_files_leave_out_where_the_run_wrote(panel, tmp_path):
     clf.fit([x.numpy() for x in X], (Y[:, 0] > 0).numpy())
     again = rnr.load(rnr.save(clf, tmp_path / "c.safetensors"))
     assert again.log_dir is None and again.checkpoint_dir is None
-    assert repr(again) == "RNNClassifier(hidden_size=4, epochs=1; chose batch_size=8, conv=True)"
+    assert repr(again) == "RNNClassifier(hidden_size=4, epochs=1; chose batch_size=8, conv=True, n_models=3)"
