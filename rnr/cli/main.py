@@ -196,6 +196,7 @@ API_TO_FLAGS = (
     (r"\bpass the right freq=", "pass the right --set data.freq="),
     (r"\bpass predict\(future_df=\.\.\.\)", "pass them with --future"),
     (r"\bcreate the model with unknown='map'", "fit the model with --set model.unknown=map"),
+    (r"\bconvert it with pd\.to_numeric", "write it as plain numbers (for 1,234 pass --set data.thousands=',')"),
 )
 
 

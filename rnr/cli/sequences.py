@@ -89,9 +89,13 @@ def predict(args, clf, info_dict) -> dict:
         raise UsageError("rnr predict with a classify model needs --data, the sequences or texts to label")
     if args.out:
         writable(args.out, "--out", reads={"the model": args.model, "--data": args.data})
-    X, _, ids = read_labelled(info_dict.get("data", _default_data()), args.data, need_label=False)
+    data = info_dict.get("data", _default_data())
+    X, _, ids = read_labelled(data, args.data, need_label=False)
     proba = clf.predict_proba(X)
-    frame = pd.DataFrame({"id": ids, "label": clf.classes_[proba.argmax(1)]})
+    id_name, label_name = data.get("id") or "id", data.get("label") or "label"  # the user's own column names
+    if id_name == label_name:
+        id_name = "id"
+    frame = pd.DataFrame({id_name: ids, label_name: clf.classes_[proba.argmax(1)]})
     for k, c in enumerate(clf.classes_):
         frame[f"p_{c}"] = proba[:, k]
     if args.out:

@@ -43,7 +43,7 @@ def test_fit_classify_texts_then_predict_evaluate_and_info(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "clf"), "--data", str(tmp_path / "new.csv"), "--out",
                  str(tmp_path / "labels.csv")]) == 0
     labels = pd.read_csv(tmp_path / "labels.csv")
-    assert list(labels.columns) == ["id", "label", "p_neg", "p_pos"] and len(labels) == 6
+    assert list(labels.columns) == ["id", "sentiment", "p_neg", "p_pos"] and len(labels) == 6  # the user's names
     assert np.allclose(labels[["p_neg", "p_pos"]].sum(axis=1), 1, atol=1e-5)
     capsys.readouterr()
     assert main(["info", str(tmp_path / "clf"), "--json"]) == 0

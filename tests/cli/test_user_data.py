@@ -134,3 +134,25 @@ def test_nonnegative_is_inferred_and_can_be_turned_off():
     assert "nonnegative" not in RNNForecaster(**kw, nonnegative=False).fit(panel).chosen_
     signed = panel.assign(y=panel["y"] - 100)
     assert "nonnegative" not in RNNForecaster(**kw).fit(signed).chosen_
+
+
+def test_classify_labels_come_back_under_the_users_column_names(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = [{"gesture": g, "t": t, "x": float(rng.normal() + (g % 2) * 2), "kind": "up" if g % 2 else "down"}
+            for g in range(16) for t in range(5)]
+    pd.DataFrame(rows).to_csv(tmp_path / "g.csv", index=False)
+    assert main(["fit", "classify", "--data", str(tmp_path / "g.csv"), "--id", "gesture", "--time", "t", "--label",
+                 "kind", "--set", "model.epochs=2", "--set", "model.hidden_size=4", "--set", "model.n_models=1",
+                 "--out", str(tmp_path / "c"), "--quiet"]) == 0
+    assert main(["predict", str(tmp_path / "c"), "--data", str(tmp_path / "g.csv"), "--out",
+                 str(tmp_path / "labels.csv")]) == 0
+    labels = pd.read_csv(tmp_path / "labels.csv")
+    assert list(labels.columns) == ["gesture", "kind", "p_down", "p_up"] and len(labels) == 16
+
+
+def test_a_library_fix_reaches_the_command_in_its_own_terms():
+    from rnr.cli.main import in_command_terms
+
+    said = in_command_terms("target column 'y' must be numeric, got dtype str; convert it with pd.to_numeric, or "
+                            "pass a categorical column as static")
+    assert "pd.to_numeric" not in said and "--set data.thousands=','" in said
