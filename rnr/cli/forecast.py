@@ -158,8 +158,8 @@ def read_panel_csv(path, id_col: str, time_col: str, flag: str = "--data", readi
         raise UsageError(f"--time column {time_col!r} is not in {str(path)!r}; its columns are {list(df.columns)}")
     ids, key = id_columns(id_col, df.columns, path), id_key(id_col)
     df.attrs["id_columns"] = ids  # the file's own: none for one series
-    if not ids:
-        df.insert(0, key, path.stem)
+    if not ids:  # one series, named after its target wherever it is read (training, future or actual values)
+        df.insert(0, key, reading.get("target") or "series")
     elif len(ids) > 1:
         text = df[ids].astype(str)
         holds = [c for c in ids if text[c].str.contains(SEPARATOR, regex=False).any()]

@@ -44,7 +44,14 @@ def test_a_single_series_needs_no_id_and_keeps_its_own_column_names(tmp_path, ca
     assert main(["predict", str(tmp_path / "m"), "--out", str(tmp_path / "fc.csv")]) == 0
     fc = pd.read_csv(tmp_path / "fc.csv")
     assert list(fc.columns) == ["Month", "y_hat"] and len(fc) == 12 and fc["Month"].iloc[0] == "1961-01-01"
+    actual = pd.read_csv(air).iloc[-12:]
+    actual.to_csv(tmp_path / "test.csv", index=False)
     assert _fit(air, tmp_path / "m2", "--id", "") == 0  # --id '' says the same
+    pd.read_csv(air).iloc[:-12].to_csv(tmp_path / "train.csv", index=False)
+    assert _fit(tmp_path / "train.csv", tmp_path / "m4") == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "m4"), "--data", str(tmp_path / "test.csv")]) == 0  # another file, one series
+    assert "12 forecasts of 1 series" in capsys.readouterr().out
     capsys.readouterr()
     assert main(["fit", "forecast", "--data", str(air), "--id", "airline", "--time", "Month", "--horizon", "12",
                  "--out", str(tmp_path / "m3"), *FAST]) == 2
