@@ -38,7 +38,7 @@ from rnr.nn.losses import check_loss, masked_loss
 _DEFAULTS = dict(hidden_size=64, cell="elman", nonlinearity="tanh", num_layers=1, bidirectional=False, dropout=0.0,
                  task="regression", loss=None, vocab_size=None, pooling="last", steps=None, eos=None,
                  teacher_forcing=1.0, max_steps=100, attention=None, embedding_dropout=0.0,
-                 tie_embeddings=False, conv=False, stride=1)
+                 tie_embeddings=False, conv=False, stride=1, augment=False)
 
 
 class Topology(nn.Module):

@@ -266,13 +266,14 @@ class TrainingCore:
                 break
             if self.batch_in_epoch < n_batches and not self.history.out_of_time:  # max_steps inside the epoch
                 break
+            ended_at = start + self.partial["seconds"]  # no second reading of the clock
             row = self._end_epoch()
             if log is not None:
                 log.write(row)
             if self.main:  # rnr fit shows it where there is no progress bar
                 losses = ", ".join(f"{k} {v:.4g}" for k, v in row.items()
                                    if (k == "train_loss" or k.startswith("val_")) and isinstance(v, (int, float)))
-                epoch_log.info("epoch %d/%d: %s; %.1f s", row["epoch"], s.epochs, losses, self.elapsed())
+                epoch_log.info("epoch %d/%d: %s; %.1f s", row["epoch"], s.epochs, losses, ended_at - self.began)
         if self.best_state is not None and (s.keep_best or self.history.stopped_early):
             self.module.load_state_dict(self.best_state)  # the best epoch's weights
         if log is not None:
