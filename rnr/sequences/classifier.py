@@ -28,6 +28,10 @@ MIN_EPOCHS = 20     # ... and at least this many passes over the training sequen
 VALIDATION_MIN = 1000  # validation_fraction="auto": hold out VALIDATION_FRACTION of the training sequences from
 VALIDATION_FRACTION = 0.2  # this many on, and stop early on them
 ENSEMBLE_MAX = 3  # n_models="auto": up to this many networks, as many as the time budget holds
+# what the settings left at None become: for numbers (as before, not shown), and for text (shown in chosen_);
+# measured on SST-2 (docs/sequences.md)
+FOR_NUMBERS = {"pooling": "max", "dropout": 0.0, "embedding_dim": 64, "embedding_dropout": 0.0, "min_count": 1}
+FOR_TEXT = {"pooling": "mean", "dropout": 0.5, "embedding_dim": 256, "embedding_dropout": 0.5, "min_count": 2}
 
 
 def training_length(n: int, batch_size: int | None, epochs: int | None) -> dict:
@@ -62,6 +66,8 @@ class RNNClassifier(Estimator):
     Args:
         hidden_size, cell, num_layers, bidirectional, dropout, pooling, conv, stride: the ``ManyToOne`` model;
             ``conv=None`` (the default): the convolutional front end reads numeric sequences, not text.
+            ``pooling``, ``dropout``, ``embedding_dim``, ``embedding_dropout`` and ``min_count`` left at None
+            become FOR_NUMBERS's values for numbers and FOR_TEXT's for text (shown in ``chosen_``).
         epochs, batch_size, lr, weight_decay, clip_grad_norm, lr_schedule: training (see ``rnr.TrainConfig``);
             ``epochs=None`` and ``batch_size=None`` (the defaults) are chosen from the number of training sequences
             (``training_length``), and shown in ``chosen_`` and the ``repr``.
@@ -99,29 +105,31 @@ class RNNClassifier(Estimator):
 
     OPTIONS = {
         "hidden_size": Option("int", 1), "cell": Option("choice", choices=CELLS), "num_layers": Option("int", 1),
-        "bidirectional": Option("bool"), "dropout": Option("real", 0, 1, open_high=True),
-        "pooling": Option("choice", choices=("last", "mean", "max")), "conv": Option("bool", none=True),
+        "bidirectional": Option("bool"), "dropout": Option("real", 0, 1, open_high=True, none=True),
+        "pooling": Option("choice", choices=("last", "mean", "max", None)), "conv": Option("bool", none=True),
         "stride": Option("int", 1), "augment": Option("bool"),
         "n_models": Option("int", 1, also=("auto",)), "epochs": Option("int", 1, none=True),
         "batch_size": Option("int", 1, none=True),
         "lr": Option("real", 0, open_low=True), "weight_decay": Option("real", 0),
         "clip_grad_norm": Option("real", 0, open_low=True, none=True),
         "lr_schedule": Option("choice", choices=(None, "cosine", "step", "plateau")), "standardize": Option("bool"),
-        "tokenizer": Option("choice", choices=("word", "char", "space")), "min_count": Option("int", 1),
-        "embedding_dim": Option("int", 1), "embedding_dropout": Option("real", 0, 1, open_high=True),
+        "tokenizer": Option("choice", choices=("word", "char", "space")), "min_count": Option("int", 1, none=True),
+        "embedding_dim": Option("int", 1, none=True),
+        "embedding_dropout": Option("real", 0, 1, open_high=True, none=True),
         "validation_fraction": Option("real", 0, 1, open_high=True, none=True, also=("auto",)),
         "patience": Option("int", 1, none=True), "max_minutes": Option("real", 0, open_low=True, none=True),
         "on_nonfinite": Option("choice", choices=("error", "skip")), "random_state": Option("seed"),
         **RUN_OPTION_TABLE}
 
     def __init__(self, hidden_size: int = 64, cell: str = "gru", num_layers: int = 1, bidirectional: bool = True,
-                 dropout: float = 0.0, pooling: str = "max", conv: bool | None = None,
+                 dropout: float | None = None, pooling: str | None = None, conv: bool | None = None,
                  stride: int = 1, augment: bool = False, n_models: int | str = "auto",
                  epochs: int | None = None,
                  batch_size: int | None = None,
                  lr: float = 3e-3, weight_decay: float = 0.0, clip_grad_norm: float | None = 1.0,
                  lr_schedule: str | None = "cosine", standardize: bool = True, tokenizer: str = "word",
-                 min_count: int = 1, embedding_dim: int = 64, embedding_dropout: float = 0.0,
+                 min_count: int | None = None, embedding_dim: int | None = None,
+                 embedding_dropout: float | None = None,
                  validation_fraction: float | str | None = "auto", patience: int | None = None,
                  max_minutes: float | None = 5.0, on_nonfinite: str = "error",
                  random_state: int = 0, *,
@@ -145,8 +153,9 @@ class RNNClassifier(Estimator):
         if (X_val is None) != (y_val is None):
             raise ValueError("give both X_val and y_val, or neither")
         texts = _is_text(X)
+        self.chosen_ = {k: v for k, v in FOR_TEXT.items() if getattr(self, k) is None} if texts else {}
         if texts:
-            self.tokenizer_ = Tokenizer(self.tokenizer, min_count=self.min_count).fit(X)
+            self.tokenizer_ = Tokenizer(self.tokenizer, min_count=self._setting("min_count")).fit(X)
             self.n_features_in_ = 1
             self.mean_, self.scale_ = np.zeros(1, np.float32), np.ones(1, np.float32)
         else:
@@ -181,7 +190,7 @@ class RNNClassifier(Estimator):
             inputs, codes = [inputs[i] for i in np.flatnonzero(~held)], codes[~held]
         elif X_val is not None:
             X_val, val_codes = self._inputs(X_val), self._codes(y_val)
-        self.chosen_ = training_length(len(inputs), self.batch_size, self.epochs)
+        self.chosen_.update(training_length(len(inputs), self.batch_size, self.epochs))
         if self.conv is None:
             self.chosen_["conv"] = not texts
         if self.augment and texts:
@@ -249,13 +258,18 @@ class RNNClassifier(Estimator):
                              f"{self.classes_.tolist()}")
         return codes.astype(np.int64)
 
+    def _setting(self, name: str):
+        """A setting as the model uses it: given, chosen for the data (``chosen_``), or as for numbers."""
+        value = getattr(self, name)
+        return value if value is not None else self.chosen_.get(name, FOR_NUMBERS[name])
+
     def _build(self) -> ManyToOne:
         text = self.tokenizer_ is not None
-        return ManyToOne(self.embedding_dim if text else self.n_features_in_, len(self.classes_),
+        return ManyToOne(self._setting("embedding_dim") if text else self.n_features_in_, len(self.classes_),
                          hidden_size=self.hidden_size, cell=self.cell, num_layers=self.num_layers,
-                         bidirectional=self.bidirectional, dropout=self.dropout, task="classification",
-                         pooling=self.pooling, vocab_size=len(self.tokenizer_) if text else None,
-                         embedding_dropout=self.embedding_dropout,
+                         bidirectional=self.bidirectional, dropout=self._setting("dropout"), task="classification",
+                         pooling=self._setting("pooling"), vocab_size=len(self.tokenizer_) if text else None,
+                         embedding_dropout=self._setting("embedding_dropout"),
                          conv=self.chosen_.get("conv", self.conv) or False, stride=self.stride,
                          augment=self.augment)
 

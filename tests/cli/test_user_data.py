@@ -163,3 +163,44 @@ def test_a_library_fix_reaches_the_command_in_its_own_terms():
     said = in_command_terms("target column 'y' must be numeric, got dtype str; convert it with pd.to_numeric, or "
                             "pass a categorical column as static")
     assert "pd.to_numeric" not in said and "--set data.thousands=','" in said
+
+
+def _shared(*parts):
+    root = data_dir()
+    path = None if root is None else root.joinpath(*parts)
+    if path is None or not path.is_file():
+        pytest.skip(f"{'/'.join(parts)} absent: set RNR_DATA or place the data at ../shared/data")
+    return path
+
+
+def test_the_stallion_panel_as_it_comes(tmp_path, capsys):
+    """Two id columns, covariates, volumes never below 0: fit, predict, evaluate with nothing but --data."""
+    df = pd.read_csv(_shared("stallion", "Stallion.csv"))[["agency", "sku", "date", "volume", "price_regular"]]
+    df[df.date < "2017-07-01"].to_csv(tmp_path / "train.csv", index=False)
+    df[df.date >= "2017-07-01"].to_csv(tmp_path / "test.csv", index=False)
+    common = ["--id", "agency,sku", "--time", "date", "--target", "volume", "--set", "data.future=['price_regular']"]
+    assert main(["fit", "forecast", "--data", str(tmp_path / "train.csv"), "--horizon", "6", *common,
+                 "--out", str(tmp_path / "m"), "--set", "model.epochs=1", "--set", "model.hidden_size=8"]) == 0
+    assert "(350 series, 18900 rows, 2013-01-01 to 2017-06-01, frequency MS)" in capsys.readouterr().out
+    assert main(["predict", str(tmp_path / "m"), "--future", str(tmp_path / "test.csv"), "--out",
+                 str(tmp_path / "fc.csv")]) == 0
+    fc = pd.read_csv(tmp_path / "fc.csv")
+    assert list(fc.columns) == ["agency", "sku", "date", "y_hat"] and len(fc) == 2100 and (fc.y_hat >= 0).all()
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "m"), "--data", str(tmp_path / "test.csv")]) == 0
+    assert "2100 forecasts of 350 series" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("parts, column", [(("sunspots", "monthly-sunspots.csv"), "Sunspots"),
+                                           (("lynx", "Lynx.csv"), "0")])
+def test_the_lagged_baseline_stays_in_the_range_of_the_data(parts, column):
+    from rnr.forecast.backtest import RIDGE_ALPHAS, RIDGE_FLOORS
+    from rnr.forecast.baselines import LaggedRidge, Naive
+    from rnr.metrics import mae
+
+    y = pd.read_csv(_shared(*parts))[column].to_numpy(float)
+    h = 12
+    ridge = LaggedRidge(lags=[1, 2, 3, 7, 14, 28], alpha=RIDGE_ALPHAS, floor=RIDGE_FLOORS, m=1)
+    forecast = ridge.fit([y[:-h]], val_horizon=h).predict(h)[0]
+    assert forecast.min() >= 0 and forecast.max() <= 2 * y[:-h].max()  # within the data's own range
+    assert mae(y[-h:], forecast) < 2 * mae(y[-h:], Naive().fit([y[:-h]]).predict(h)[0])  # a fair baseline
