@@ -14,10 +14,15 @@ References: Makridakis, Spiliotis & Assimakopoulos (2020), "The M4 Competition: 
 forecasting methods", International Journal of Forecasting 36(1):54-74 (sMAPE, MASE, OWA, the Naive2 benchmark);
 Hyndman & Koehler (2006), "Another look at measures of forecast accuracy", IJF 22(4):679-688 (MASE);
 Koenker & Bassett (1978), "Regression quantiles", Econometrica 46(1):33-50 (the pinball loss).
+
+Text: ``bleu``, and ``edit_distance`` / ``error_rate`` for transcripts (the word error rate over lists of words, the
+character error rate over strings); Levenshtein (1966), "Binary codes capable of correcting deletions, insertions,
+and reversals", Soviet Physics Doklady 10(8):707-710.
 """
 import numpy as np
 
-__all__ = ["mae", "rmse", "smape", "mase", "owa", "coverage", "pinball", "evaluate_panel"]
+__all__ = ["mae", "rmse", "smape", "mase", "owa", "coverage", "pinball", "evaluate_panel", "edit_distance",
+           "error_rate"]
 
 
 def _as_1d(x, name: str) -> np.ndarray:
@@ -261,3 +266,88 @@ def bleu(hypotheses, references, tokenize: str = "13a", lowercase: bool = False)
     # force: tokenised text is what tokenize="none" is for, so sacrebleu's warning about it does not apply
     return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)], tokenize=tokenize,
                                        lowercase=lowercase, force=tokenize == "none").score)
+
+
+def _check_text(x, name: str) -> None:
+    """A transcript: a str (a sequence of characters) or a list/tuple of tokens."""
+    if not isinstance(x, (str, list, tuple)):
+        raise TypeError(
+            f"{name} must be a str (compared character by character) or a list of tokens (e.g. text.split() for "
+            f"words), got {type(x).__name__}; convert it with list(...)"
+        )
+
+
+def edit_distance(reference, hypothesis) -> int:
+    """Levenshtein distance: the fewest substitutions, insertions and deletions (each costing 1) that turn
+    ``reference`` into ``hypothesis``.
+
+    Items are compared with ``==``: a str is a sequence of characters, a list a sequence of tokens (words, class
+    ids). The dynamic programme keeps one row, ``d[j]`` = distance between the reference read so far and
+    ``hypothesis[:j]``, so memory is ``O(len(hypothesis))``; time is ``O(len(reference) len(hypothesis))`` after
+    the common prefix and suffix are dropped.
+
+    Examples
+    --------
+    >>> edit_distance("kitten", "sitting")  # k -> s, e -> i, + g
+    3
+    >>> edit_distance("the cat sat".split(), "the cat sat down".split())
+    1
+    """
+    _check_text(reference, "reference")
+    _check_text(hypothesis, "hypothesis")
+    ref, hyp = list(reference), list(hypothesis)
+    while ref and hyp and ref[-1] == hyp[-1]:  # a common suffix costs nothing
+        ref.pop()
+        hyp.pop()
+    start = 0
+    while start < min(len(ref), len(hyp)) and ref[start] == hyp[start]:  # nor does a common prefix
+        start += 1
+    ref, hyp = ref[start:], hyp[start:]
+    d = list(range(len(hyp) + 1))  # distance from the empty reference to hyp[:j]: j insertions
+    for i, r in enumerate(ref, start=1):
+        diagonal, d[0] = d[0], i  # d[0]: i deletions; diagonal: d[i-1][j-1]
+        for j, h in enumerate(hyp, start=1):
+            substitute = diagonal + (r != h)  # free when r == h
+            diagonal = d[j]
+            d[j] = min(d[j] + 1, d[j - 1] + 1, substitute)  # delete r, insert h, or substitute
+    return d[-1]
+
+
+def error_rate(references, hypotheses) -> float:
+    """Total edit distance over total reference length: the word error rate (WER) when each transcript is a list of
+    words, the character error rate (CER) when each is a str.
+
+    ``sum_i edit_distance(references[i], hypotheses[i]) / sum_i len(references[i])``: a corpus rate, so long
+    utterances weigh more than short ones. It can exceed 1 when hypotheses insert many items.
+
+    Parameters
+    ----------
+    references, hypotheses : list of str or of lists of tokens
+        One transcript each per utterance, in the same order.
+
+    Examples
+    --------
+    >>> error_rate(["kitten", "abc"], ["sitting", "abc"])  # (3 + 0) / (6 + 3)
+    0.3333333333333333
+    """
+    for name, texts in (("references", references), ("hypotheses", hypotheses)):
+        if isinstance(texts, str) or not isinstance(texts, (list, tuple)):
+            raise TypeError(
+                f"{name} must be a list of transcripts (one str or token list per utterance), got "
+                f"{type(texts).__name__}; wrap a single transcript in a list: [{name[:-1]}]"
+            )
+    if len(references) != len(hypotheses):
+        raise ValueError(
+            f"hypotheses must hold one transcript per reference, got {len(hypotheses)} hypotheses for "
+            f"{len(references)} references; align the two lists utterance by utterance"
+        )
+    for i, (ref, hyp) in enumerate(zip(references, hypotheses)):
+        _check_text(ref, f"references[{i}]")
+        _check_text(hyp, f"hypotheses[{i}]")
+    total = sum(len(ref) for ref in references)
+    if total == 0:
+        raise ValueError(
+            f"references must hold at least one item in all, got {len(references)} references, all empty; an error "
+            f"rate divides by the reference length, so score utterances that have a transcript (or use edit_distance)"
+        )
+    return sum(edit_distance(ref, hyp) for ref, hyp in zip(references, hypotheses)) / total
