@@ -17,7 +17,7 @@ from rnr.data import Batch, SequenceData, Tokenizer, datasets, pad, tasks
 from rnr.forecast import BacktestResult, Panel, RNNForecaster, Scaler, backtest, baselines
 from rnr.io import load, save
 from rnr.nn import EncoderDecoder, ManyToManySync, ManyToOne, OneToMany, OneToOne, masked_loss
-from rnr.sequences import CharLM, RNNClassifier, Seq2Seq
+from rnr.sequences import CharLM, RNNClassifier, Seq2Seq, Transcriber
 from rnr.training import History, TrainConfig, checkpoint, evaluate, fit, logs
 
 __all__ = [
@@ -26,6 +26,6 @@ __all__ = [
     "SequenceData", "Batch", "pad", "masked_loss",
     "fit", "evaluate", "TrainConfig", "History", "save", "load",
     "Panel", "Scaler", "RNNForecaster", "backtest", "BacktestResult",
-    "RNNClassifier", "Tokenizer", "CharLM", "Seq2Seq",
+    "RNNClassifier", "Tokenizer", "CharLM", "Seq2Seq", "Transcriber",
     "tasks", "metrics", "baselines", "datasets",
 ]

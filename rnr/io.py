@@ -31,6 +31,7 @@ from rnr import weights as _safefile
 from rnr._version import __version__
 from rnr.base import check_options
 from rnr.core.rnn import RNN
+from rnr.data.audio import Features
 from rnr.forecast.forecaster import RNNForecaster
 from rnr.forecast.net import ForecastNet
 from rnr.forecast.panel import PanelColumns
@@ -38,6 +39,7 @@ from rnr.nn.topologies import TOPOLOGIES
 from rnr.sequences.charlm import CharLM
 from rnr.sequences.classifier import RNNClassifier
 from rnr.sequences.seq2seq import Seq2Seq
+from rnr.sequences.transcriber import Transcriber
 from rnr.weights import DRY_RUN, load_weights  # noqa: F401 (load_weights: rnr.io's public name before the move)
 
 FORMAT_VERSION = 1
@@ -46,7 +48,7 @@ MODEL_FILE = "model.safetensors"  # the model file in a folder written by the rn
 
 def _classes() -> dict:
     return {**TOPOLOGIES, "RNN": RNN, "RNNForecaster": RNNForecaster, "RNNClassifier": RNNClassifier,
-            "CharLM": CharLM, "Seq2Seq": Seq2Seq}
+            "CharLM": CharLM, "Seq2Seq": Seq2Seq, "Transcriber": Transcriber}
 
 
 def _check_config_json(config: dict, cls_name: str) -> str:
@@ -195,6 +197,8 @@ def _file_schema(name: str) -> dict:
         "CharLM": {"params": classes["CharLM"], "vocab": list[str], "start": str, "history": list[dict],
                    "chosen": dict},
         "Seq2Seq": {"params": classes["Seq2Seq"], "source_tokenizer": tokenizer, "target_tokenizer": tokenizer},
+        "Transcriber": {"params": classes["Transcriber"], "tokens": list[str], "separator": str, "input_kind": str,
+                        "n_features_in": int, "features": Features | None, "chosen": dict},
     }.get(name)
 
 

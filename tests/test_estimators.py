@@ -25,6 +25,7 @@ ESTIMATORS = [
     (rnr.RNNClassifier, {}, True),
     (rnr.CharLM, {}, True),
     (rnr.Seq2Seq, {}, True),
+    (rnr.Transcriber, {}, True),
     (Naive, {}, False),
     (SeasonalNaive, dict(m=7), False),
     (Naive2, dict(m=7), False),

@@ -12,7 +12,8 @@ import pytest
 import rnr
 from rnr.base import Option, check_options
 
-ESTIMATORS = {rnr.RNNClassifier: {}, rnr.CharLM: {}, rnr.Seq2Seq: {}, rnr.RNNForecaster: {"horizon": 2}}
+ESTIMATORS = {rnr.RNNClassifier: {}, rnr.CharLM: {}, rnr.Seq2Seq: {}, rnr.RNNForecaster: {"horizon": 2},
+              rnr.Transcriber: {}}
 
 
 def bad_values(option: Option) -> list:
