@@ -17,7 +17,8 @@ from rnr.cli import config as cfg
 from rnr.io import MODEL_FILE, load
 
 INFO_FILE = "info.json"
-TASKS = ("forecast", "classify", "text")
+TASKS = ("forecast", "classify", "text", "transcribe")
+TASK_OF_CLASS = {"RNNForecaster": "forecast", "CharLM": "text", "Transcriber": "transcribe"}  # others: classify
 
 
 class UsageError(ValueError):
@@ -138,8 +139,7 @@ def load_model(path):
     path = Path(path)
     if path.is_file():
         model = load(path)
-        return model, {"task": {"RNNForecaster": "forecast", "CharLM": "text"}.get(type(model).__name__,
-                                                                                     "classify")}
+        return model, {"task": TASK_OF_CLASS.get(type(model).__name__, "classify")}
     if not path.exists():
         raise UsageError(f"{str(path)!r} does not exist; pass the --out folder of rnr fit (or a file written by "
                          f"rnr.save)")
@@ -155,7 +155,7 @@ def load_model(path):
         if not isinstance(info_dict, dict):
             raise UsageError(f"{str(path / INFO_FILE)!r} must hold a JSON object, got {type(info_dict).__name__}")
     model = load(path / MODEL_FILE)
-    task = {"RNNForecaster": "forecast", "CharLM": "text"}.get(type(model).__name__, "classify")
+    task = TASK_OF_CLASS.get(type(model).__name__, "classify")
     info_dict.setdefault("task", task)
     where = str(path / INFO_FILE)
     if info_dict["task"] != task:

@@ -2,7 +2,8 @@
 
 A configuration has two tables. ``[data]`` says where the data is and which column plays which role; ``[model]``
 holds the estimator's arguments: those of ``rnr.RNNForecaster`` for ``forecast``, of ``rnr.RNNClassifier`` for
-``classify`` and of ``rnr.CharLM`` for ``text`` (without the run options, which the command sets)::
+``classify``, of ``rnr.CharLM`` for ``text`` and of ``rnr.Transcriber`` for ``transcribe`` (without the run options,
+which the command sets)::
 
     [data]
     path = "sales.csv"
@@ -39,6 +40,7 @@ from rnr.base import RUN_OPTIONS
 from rnr.forecast.forecaster import RNNForecaster
 from rnr.sequences.charlm import CharLM
 from rnr.sequences.classifier import RNNClassifier
+from rnr.sequences.transcriber import Transcriber
 
 
 class ConfigError(ValueError):
@@ -76,6 +78,15 @@ TEXT_DATA = {
     "path": (str, None, "the UTF-8 text file to learn from"),
     "val_path": (str, None, "a UTF-8 text file to report bits per character on after each epoch"),
 }
+TRANSCRIBE_DATA = {
+    "path": (str, None, "a folder of WAV files (each transcript read from the file's name by data.name_pattern), or a "
+                        "CSV of WAV paths and transcripts (data.path_column, data.text_column)"),
+    "name_pattern": (str, "(?P<text>[^_]+)_", "a folder: the regular expression searched for in each file name, whose "
+                                             "group text is the transcript (the default reads 3_george_12.wav as 3)"),
+    "path_column": (str, "path", "a CSV: the column of WAV paths (relative to the CSV's folder, or absolute)"),
+    "text_column": (str, "text", "a CSV: the column of transcripts"),
+    "val_path": (str, None, "a folder or CSV like data.path to report on after each epoch (and stop early on)"),
+}
 # set by the rnr command itself, so not keys of [model]
 _COMMAND_OWNED = set(RUN_OPTIONS)
 # the keys that have a flag of their own: (table, key) -> the flag
@@ -83,7 +94,7 @@ FLAGS = {("data", "path"): "--data", ("data", "id"): "--id", ("data", "time"): "
          ("data", "target"): "--target", ("data", "label"): "--label", ("data", "text"): "--text",
          ("data", "val_path"): "--val", ("model", "horizon"): "--horizon"}
 REQUIRED = (("data", "path"), ("model", "horizon"))  # no default: validate says how to give them
-ESTIMATORS = {"forecast": RNNForecaster, "classify": RNNClassifier, "text": CharLM}
+ESTIMATORS = {"forecast": RNNForecaster, "classify": RNNClassifier, "text": CharLM, "transcribe": Transcriber}
 
 
 def _model_keys(kind) -> dict:
@@ -136,9 +147,10 @@ def _meanings(kind) -> dict:
 
 
 def schema(task: str) -> dict:
-    """{"data": keys, "model": keys} of a task: "forecast", "classify" or "text"."""
+    """{"data": keys, "model": keys} of a task: "forecast", "classify", "text" or "transcribe"."""
 
-    data = {"forecast": FORECAST_DATA, "classify": CLASSIFY_DATA, "text": TEXT_DATA}[task]
+    data = {"forecast": FORECAST_DATA, "classify": CLASSIFY_DATA, "text": TEXT_DATA,
+            "transcribe": TRANSCRIBE_DATA}[task]
     return {"data": data, "model": _model_keys(ESTIMATORS[task])}
 
 

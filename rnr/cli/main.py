@@ -1,7 +1,8 @@
 """The ``rnr`` command: its parsers, the dispatch, ``rnr fit`` and ``rnr info``.
 
-The commands of each task live in ``rnr.cli.forecast`` (forecast) and ``rnr.cli.sequences`` (classify, text,
-export); what they share (model folders, output paths, configuration) in ``rnr.cli.common``.
+The commands of each task live in ``rnr.cli.forecast`` (forecast), ``rnr.cli.sequences`` (classify, text, export)
+and ``rnr.cli.transcribe`` (transcribe); what they share (model folders, output paths, configuration) in
+``rnr.cli.common``.
 
 Exit codes: 0 success, 2 a usage, configuration or input error (the message names the argument, the rule, the value
 and the fix), 1 any other failure, 130 a Ctrl-C (during ``rnr fit``: after the model trained so far was saved).
@@ -22,6 +23,7 @@ from rnr.cli import config as cfg
 from rnr.cli import folder
 from rnr.cli import forecast as cli_forecast
 from rnr.cli import sequences as cli_sequences
+from rnr.cli import transcribe as cli_transcribe
 from rnr.cli.common import (
     INFO_FILE,
     MODEL_FILE,
@@ -47,16 +49,20 @@ FIT_EXAMPLES = """examples:
   rnr fit classify --data gestures.csv --id gesture --time t --label kind --out clf/
   rnr fit classify --data JapaneseVowels_TRAIN.ts --out vowels/
   rnr fit text --data shakespeare.txt --set model.hidden_size=256 --out lm/
+  rnr fit transcribe --data recordings/ --set data.name_pattern='(?P<text>[^_]+)_' --out asr/
+  rnr fit transcribe --data utterances.csv --set data.path_column=file --set model.beam_width=8 --out asr/
   rnr fit forecast ... --out model/ --resume      (continue a run stopped by Ctrl-C)
   rnr fit forecast --help-keys     (every [data] and [model] key of a task: its default and what it means)"""
 PREDICT_EXAMPLES = """examples:
   rnr predict model/ --out forecast.csv
   rnr predict model/ --future prices.csv --json
-  rnr predict clf/ --data new_reviews.csv --out labels.csv"""
+  rnr predict clf/ --data new_reviews.csv --out labels.csv
+  rnr predict asr/ --data new_recordings/ --beam 8 --out transcripts.csv"""
 EVALUATE_EXAMPLES = """examples:
   rnr evaluate model/ --data last_two_weeks.csv
   rnr evaluate clf/ --data test_reviews.csv
-  rnr evaluate lm/ --data held_out.txt"""
+  rnr evaluate lm/ --data held_out.txt
+  rnr evaluate asr/ --data test_recordings/ --json"""
 BACKTEST_EXAMPLES = """examples:
   rnr backtest forecast --data sales.csv --horizon 14 --windows 3 --set model.season=7
   rnr backtest forecast --config run.toml --out scores.csv --json"""
@@ -66,7 +72,8 @@ PLOT_EXAMPLES = """examples:
   rnr plot forecast model/ --data sales.csv --out forecast.png
   rnr plot forecast model/ --data sales.csv --series s1,s4 --last 60 --out forecast.png
   rnr plot hidden lm/ --text "First Citizen: Before we proceed" --out view/
-  rnr plot hidden lm/ --text-file speech.txt --units 3,17 --out view/"""
+  rnr plot hidden lm/ --text-file speech.txt --units 3,17 --out view/
+  rnr plot transcribe asr/ --audio 3_theo_0.wav --out heard.png"""
 EXPORT_EXAMPLES = """examples:
   rnr export lm/ --onnx --out lm.onnx"""
 
@@ -75,7 +82,8 @@ def add_commands(sub) -> None:
     """Register the commands on an argparse subparsers object."""
     fit = _parser(sub, "fit", "train a model on a file and save it to a folder", FIT_EXAMPLES)
     fit.add_argument("task", choices=TASKS, help="forecast (a panel of time series), classify (labelled sequences or "
-                                                  "texts), text (a character language model)")
+                                                  "texts), text (a character language model), transcribe (speech "
+                                                  "to text: WAV files and their transcripts)")
     every = fit.add_argument_group("every task")  # one parser for three tasks: the groups say which flag is whose
     columns = fit.add_argument_group("rnr fit forecast and classify")
     forecast = fit.add_argument_group("rnr fit forecast only")
@@ -86,7 +94,7 @@ def add_commands(sub) -> None:
     classify.add_argument("--label", help="the column of labels (data.label, default label)")
     classify.add_argument("--text", help="the column of texts (data.text)")
     fit.add_argument_group("rnr fit classify and text").add_argument(
-        "--val", help="a file to report on after each epoch (data.val_path)")
+        "--val", help="a file to report on after each epoch (data.val_path); rnr fit transcribe: a folder or CSV")
     every.add_argument("--out", required=True, help="the model folder to write")
     every.add_argument("--force", action="store_true", help="replace a model already in --out")
     every.add_argument("--resume", action="store_true", help="continue the run whose checkpoints are in --out")
@@ -103,20 +111,27 @@ def add_commands(sub) -> None:
     ev = _parser(sub, "evaluate", "score a saved model on data it has not seen", EVALUATE_EXAMPLES)
     ev.add_argument("model", help="the model folder written by rnr fit")
     ev.add_argument("--data", required=True, help="forecast: the actual values of the forecast steps; classify: "
-                                                  "labelled sequences; text: a text file")
+                                                  "labelled sequences; text: a text file; transcribe: a folder of "
+                                                  "WAV files or a CSV of paths and transcripts")
     ev.add_argument("--future", help="forecast: a CSV of the future covariates, if the model has any")
+    ev.add_argument("--beam", type=int, help="transcribe: the beam width of decoding (default: model.beam_width; 1 "
+                                             "greedy)")
     _common(ev)
-    pred = _parser(sub, "predict", "forecast or classify with a saved model", PREDICT_EXAMPLES)
+    pred = _parser(sub, "predict", "forecast, classify or transcribe with a saved model", PREDICT_EXAMPLES)
     pred.add_argument("model", help="the model folder written by rnr fit")
-    pred.add_argument("--data", help="classify: the sequences or texts to label")
+    pred.add_argument("--data", help="classify: the sequences or texts to label; transcribe: a WAV file, a folder of "
+                                     "WAV files or a CSV with a column of WAV paths")
     pred.add_argument("--future", help="forecast: a CSV of the future covariates for the next steps, if any")
     pred.add_argument("--h", type=int, help="forecast: steps ahead (default: the horizon)")
+    pred.add_argument("--beam", type=int, help="transcribe: the beam width of decoding (default: model.beam_width; 1 "
+                                               "greedy)")
     pred.add_argument("--out", help="the CSV to write (default: print it)")
     _common(pred)
     plot = _parser(sub, "plot", "pictures of a model at work", PLOT_EXAMPLES)
-    plot.add_argument("what", choices=["forecast", "hidden"],
+    plot.add_argument("what", choices=["forecast", "hidden", "transcribe"],
                       help="forecast: history and forecast per series (PNG); hidden: the hidden state over a text "
-                           "(heatmap, GIF, HTML)")
+                           "(heatmap, GIF, HTML); transcribe: a WAV file's spectrogram, token probabilities and "
+                           "alignment (PNG)")
     plot.add_argument("model", help="the model folder written by rnr fit (or a model file written by rnr.save)")
     plot.add_argument("--data", help="forecast: the CSV of the history the model was fitted on")
     plot.add_argument("--future", help="forecast: a CSV of the future covariates, if the model has any")
@@ -127,8 +142,9 @@ def add_commands(sub) -> None:
     plot.add_argument("--units", help="hidden: comma-separated units for the HTML page (default: the most "
                                       "interpretable)")
     plot.add_argument("--k", type=int, default=4, help="hidden: how many interpretable units to show (default 4)")
-    plot.add_argument("--out", required=True, help="forecast: the PNG to write; hidden: the folder to write "
-                                                   "heatmap.png, hidden.gif, hidden.html to")
+    plot.add_argument("--audio", help="transcribe: the WAV file to transcribe")
+    plot.add_argument("--out", required=True, help="forecast, transcribe: the PNG to write; hidden: the folder to "
+                                                   "write heatmap.png, hidden.gif, hidden.html to")
     _common(plot)
     gen = _parser(sub, "generate", "write text with a character model", GENERATE_EXAMPLES)
     gen.add_argument("model", help="the model folder written by rnr fit text (or a CharLM file)")
@@ -197,6 +213,7 @@ API_TO_FLAGS = (
     (r"\bpass predict\(future_df=\.\.\.\)", "pass them with --future"),
     (r"\bcreate the model with unknown='map'", "fit the model with --set model.unknown=map"),
     (r"\bconvert it with pd\.to_numeric", "write it as plain numbers (for 1,234 pass --set data.thousands=',')"),
+    (r"\bpass a smaller stride\b", "pass a smaller --set model.stride=N"),
 )
 
 
@@ -222,11 +239,11 @@ def attributed(message: str, origins: dict) -> str:
 # dispatch ---------------------------------------------------------------------------------------------------------
 def run(args) -> int:
     """Run a parsed command; returns the exit code."""
-    commands = {"fit": fit, "predict": by_task(cli_forecast.predict, cli_sequences.predict),
-                "evaluate": by_task(cli_forecast.evaluate, cli_sequences.evaluate), "info": info,
-                "backtest": cli_forecast.backtest, "generate": cli_sequences.generate,
-                "plot": lambda a: (cli_forecast.plot if a.what == "forecast" else cli_sequences.plot_hidden)(a),
-                "export": cli_sequences.export}
+    plots = {"forecast": cli_forecast.plot, "hidden": cli_sequences.plot_hidden, "transcribe": cli_transcribe.plot}
+    commands = {"fit": fit, "predict": by_task(cli_forecast.predict, cli_sequences.predict, cli_transcribe.predict),
+                "evaluate": by_task(cli_forecast.evaluate, cli_sequences.evaluate, cli_transcribe.evaluate),
+                "info": info, "backtest": cli_forecast.backtest, "generate": cli_sequences.generate,
+                "plot": lambda a: plots[a.what](a), "export": cli_sequences.export}
     try:
         with epoch_lines(args):
             result = commands[args.command](args)
@@ -249,11 +266,16 @@ def run(args) -> int:
     return code
 
 
-def by_task(forecast, other):
-    """A command that reads a model folder and runs ``forecast`` for forecasters, ``other`` for the rest."""
+def by_task(forecast, other, transcribe):
+    """A command that reads a model folder and runs ``forecast`` for forecasters, ``transcribe`` for transcribers,
+    ``other`` for the rest."""
     def command(args):
         model, info_dict = load_model(args.model)
-        return (forecast if info_dict.get("task", "forecast") == "forecast" else other)(args, model, info_dict)
+        task = info_dict.get("task", "forecast")
+        if args.beam is not None and task != "transcribe":
+            raise UsageError(f"--beam applies to transcribe models (the beam width of CTC decoding); {args.model!r} "
+                             f"holds a {task} model: leave out --beam")
+        return {"forecast": forecast, "transcribe": transcribe}.get(task, other)(args, model, info_dict)
 
     return command
 
@@ -287,7 +309,7 @@ def fit(args) -> dict:
 
 def _fit(args, run_config: dict, out: Path, identity: dict | None, rank: int) -> dict:
     trainer = {"forecast": cli_forecast.fit, "classify": cli_sequences.fit_classify,
-               "text": cli_sequences.fit_text}[args.task]
+               "text": cli_sequences.fit_text, "transcribe": cli_transcribe.fit}[args.task]
     options = dict(progress=show_progress(args), log_dir=str(out), checkpoint_dir=str(out / "checkpoints"),
                    resume=args.resume)
     start = time.perf_counter()

@@ -83,8 +83,9 @@ def fit_classify(run_config: dict, options: dict):
 
 def predict(args, clf, info_dict) -> dict:
     if not isinstance(clf, RNNClassifier):
-        raise UsageError(f"rnr predict labels with classify models and forecasts with forecast models; "
-                         f"{args.model!r} holds a {type(clf).__name__} (use rnr generate for text models)")
+        raise UsageError(f"rnr predict labels with classify models (and forecasts with forecast models, transcribes "
+                         f"with transcribe models); {args.model!r} holds a {type(clf).__name__} (use rnr generate for "
+                         f"text models)")
     if not args.data:
         raise UsageError("rnr predict with a classify model needs --data, the sequences or texts to label")
     if args.out:
