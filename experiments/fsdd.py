@@ -7,6 +7,7 @@ transcribes every single test clip (250), whose exact-match rate is the single-d
     python experiments/fsdd.py                        # Transcriber() defaults: bidirectional, 15 minutes
     python experiments/fsdd.py --streaming            # Transcriber(bidirectional=False): the streaming model
     python experiments/fsdd.py --seeds 3 --minutes 5  # a shorter budget
+    python experiments/fsdd.py --threads 1 & python experiments/fsdd.py --threads 1 --streaming  # side by side
 """
 import argparse
 import json
@@ -31,7 +32,10 @@ def main(argv=None) -> int:
     p.add_argument("--beam", type=int, default=8, help="also decode with a prefix beam search of this width")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="another Transcriber setting")
     p.add_argument("--json", default=None, help="write the results here")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     data = load_fsdd()
     if data is None:
         print("fsdd not found: set RNR_DATA or place it at ../shared/data/fsdd", file=sys.stderr)

@@ -49,8 +49,8 @@ def tones(n: int, seed: int, rate: int = 8000):
 @pytest.fixture(scope="module")
 def frame_model():
     X, y = frames(240, seed=0)
-    return Transcriber(hidden_size=32, num_layers=1, stride=1, epochs=25, lr=1e-2, spec_augment=False,
-                       **QUIET).fit(X, y)
+    return Transcriber(hidden_size=32, num_layers=1, stride=1, bidirectional=True, epochs=25, lr=1e-2,
+                       spec_augment=False, **QUIET).fit(X, y)
 
 
 def test_it_learns_to_transcribe_frames(frame_model):
@@ -103,8 +103,8 @@ def test_wav_files_and_resampling(tmp_path):
 @pytest.mark.parametrize("stride", [1, 3])
 def test_a_stream_writes_what_the_whole_file_gives(stride):
     X, y = tones(40, seed=1)
-    asr = Transcriber(hidden_size=24, num_layers=2, bidirectional=False, stride=stride, epochs=8, lr=1e-2,
-                      features="mfcc", **QUIET).fit(X, y)
+    asr = Transcriber(hidden_size=24, num_layers=2, stride=stride, epochs=8, lr=1e-2, features="mfcc",
+                      **QUIET).fit(X, y)  # forward only: the default
     assert asr.chosen_["normalize"] == "global"
     rng = np.random.default_rng(0)
     for x, whole in zip(X[:5], asr.predict(X[:5])):
