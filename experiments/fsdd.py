@@ -25,6 +25,7 @@ from rnr.sequences.transcriber import Transcriber
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds first-seed, first-seed + 1, ...")
     p.add_argument("--minutes", type=float, default=None, help="max_minutes (default: the estimator's)")
     p.add_argument("--train", type=int, default=6000, help="training utterances")
     p.add_argument("--test", type=int, default=500, help="test utterances")
@@ -53,7 +54,7 @@ def main(argv=None) -> int:
           f"training clips, {len(test_clips)} test clips; {args.train} training utterances, {args.test} test; "
           f"settings {settings}", flush=True)
     rows = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         X, y = digit_strings(train_clips, args.train, seed=seed, augment=True)
         start = time.perf_counter()
         asr = Transcriber(random_state=seed, progress=False, **settings).fit(X, y)

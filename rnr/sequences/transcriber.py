@@ -282,9 +282,11 @@ class Transcriber(Estimator):
                 f = self.features_(*_audio(item, self.features_.sample_rate))
             else:
                 f = torch.as_tensor(np.asarray(item, dtype=np.float32))
-                if hasattr(self, "n_features_in_") and f.shape[1] != self.n_features_in_:
-                    raise ValueError(f"{name}[{i}] has {f.shape[1]} features per frame, but the model was fitted "
-                                     f"on {self.n_features_in_}")
+                want = getattr(self, "n_features_in_", out[0].shape[1] if out else f.shape[1])
+                if f.shape[1] != want:
+                    where = "the model was fitted on" if hasattr(self, "n_features_in_") else f"{name}[0] has"
+                    raise ValueError(f"{name}[{i}] has {f.shape[1]} features per frame, but {where} {want}; every "
+                                     f"utterance needs the same features")
             if len(f) == 0:
                 raise ValueError(f"{name}[{i}] has no frames: audio shorter than one window (25 ms) or an empty "
                                  f"array; drop it")

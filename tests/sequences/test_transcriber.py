@@ -135,6 +135,8 @@ def test_errors_name_the_argument_and_the_fix():
         Transcriber(**QUIET).fit(X[:2], ["0", 1])
     with pytest.raises(ValueError, match=r"X\[0\] is too short for its transcript y\[0\].*smaller stride"):
         Transcriber(stride=4, **QUIET).fit([np.zeros((6, 6), np.float32)] + X[1:3], ["1 1 2", *y[1:3]])
+    with pytest.raises(ValueError, match=r"X\[1\] has 5 features per frame, but X\[0\] has 6; every utterance"):
+        Transcriber(**QUIET).fit([X[0], X[1][:, :5]], y[:2])
     with pytest.raises(ValueError, match="not fitted yet"):
         Transcriber().predict(X)
     with pytest.raises(ValueError, match=r"y_val\[0\] = '9' holds tokens the training transcripts lack"):
