@@ -9,7 +9,8 @@ from the encoder's outputs with weights computed from the decoder's previous sta
 
 with ``score`` either ``(h W_q) . e_s`` ("dot", Luong et al. 2015) or ``v . tanh(h W_q + e_s W_k)``
 ("additive", Bahdanau et al. 2015). Beam search follows the usual recipe: keep the ``beam_size`` best prefixes
-by summed log-probability, finished prefixes (those that emitted ``eos``) kept as they are.
+by summed log-probability, finished prefixes (those that emitted ``eos``) kept as they are; every example of a
+batch is searched at once, its prefixes rows of one step call.
 """
 import torch
 import torch.nn.functional as F
@@ -207,6 +208,70 @@ class Decoder(nn.Module):
         return torch.stack(outs, dim=1), lengths
 
     def _beam(self, state, memory, T: int, k: int) -> tuple[Tensor, Tensor]:
+        """Beam search over the whole batch at once: (outputs (B, T_out), lengths before each stop token).
+
+        Each example keeps ``k`` rows, row ``b * k + j`` its j-th prefix, and all of them take one step call
+        together; each example then keeps its best ``k`` of its ``k * O`` candidates. An example stops once its
+        best finished prefix scores at least as well as its best live one (log-probabilities only fall, so
+        nothing can overtake it), or after ``T`` steps; its answer is kept and its rows leave the batch. The
+        loop ends when every example has stopped.
+
+        Equivalent to ``_beam_reference``, the plain loop over one example at a time; a test holds the two
+        together, ties included (``topk`` over each example's candidates, ``argmax`` taking the first best).
+        """
+        h = state[0] if isinstance(state, tuple) else state
+        B, device, O = h.shape[1], h.device, self.output_size
+        # without attention the decoder never reads the encoder's outputs
+        memory = self._keys(memory) if memory is not None and self.attention else None
+        rows = torch.arange(B, device=device).repeat_interleave(k)  # (B*k,): example b's rows are b*k .. b*k+k-1
+        st = take_rows(state, rows)
+        mem = None if memory is None else tuple(None if m is None else m.index_select(0, rows) for m in memory)
+        live = list(range(B))  # the examples still searching, in the order of their rows
+        scores = torch.full((B, k), float("-inf"), device=device)
+        scores[:, 0] = 0.0  # one live prefix per example to start with
+        done = torch.zeros(B, k, dtype=torch.bool, device=device)  # prefixes that emitted eos
+        seqs = torch.zeros(B * k, 0, dtype=torch.long, device=device)  # (n*k, t)
+        prev = self._start(B * k, device)
+        results = [None] * B
+        for t in range(T):
+            n = len(live)
+            logits, st = self.step(prev, st, mem)  # (n*k, O)
+            cand = scores.view(-1, 1) + F.log_softmax(logits, dim=-1)  # (n*k, O)
+            ended = done.view(-1)
+            if ended.any():  # a finished prefix continues only as itself, at no cost
+                cand[ended] = float("-inf")
+                cand[ended, self.eos] = scores.view(-1)[ended]
+            scores, flat = cand.view(n, k * O).topk(k, dim=1)  # (n, k): each example's best of its k * O
+            beam = (flat // O + torch.arange(n, device=device)[:, None] * k).view(-1)  # (n*k,): the rows extended
+            tok = (flat % O).view(-1)  # (n*k,)
+            seqs = torch.cat([seqs[beam], tok[:, None]], dim=1)  # (n*k, t+1)
+            done = done.view(-1)[beam].view(n, k)
+            if self.eos is not None:
+                done = done | (tok == self.eos).view(n, k)
+            prev, st = tok, take_rows(st, beam)
+            # an example stops once its best finished prefix scores at least its best live one (or all finished:
+            # the best live is then -inf); every example stops after the last step
+            best_done = scores.masked_fill(~done, float("-inf")).amax(1)  # (n,)
+            best_live = scores.masked_fill(done, float("-inf")).amax(1)
+            stop = done.any(1) & (best_done >= best_live) if t < T - 1 else torch.ones_like(done[:, 0])
+            if not bool(stop.any()):
+                continue
+            # its answer: the best finished prefix where one finished, else the best prefix; first best on ties
+            best = torch.where(done.any(1, keepdim=True), scores.masked_fill(~done, float("-inf")), scores)
+            pick = best.argmax(1).tolist()  # (n,)
+            for i in stop.nonzero()[:, 0].tolist():
+                results[live[i]] = seqs[i * k + pick[i]]
+            keep = (~stop).nonzero()[:, 0]  # (n',): the examples that search on
+            if not len(keep):
+                break
+            kept = (keep[:, None] * k + torch.arange(k, device=device)).view(-1)  # (n'*k,): their rows
+            live = [live[i] for i in keep.tolist()]
+            scores, done, seqs, prev, st = scores[keep], done[keep], seqs[kept], prev[kept], take_rows(st, kept)
+            mem = None if mem is None else tuple(None if m is None else m.index_select(0, kept) for m in mem)
+        return self._pack(results, device)
+
+    def _beam_reference(self, state, memory, T: int, k: int) -> tuple[Tensor, Tensor]:
+        """The plain beam search that ``_beam`` is held to: one example at a time, its k prefixes in one batch."""
         h = state[0] if isinstance(state, tuple) else state
         B, device = h.shape[1], h.device
         results = []
@@ -239,7 +304,11 @@ class Decoder(nn.Module):
                     break
             scores = scores.masked_fill(~done, float("-inf")) if done.any() else scores
             results.append(seqs[int(scores.argmax())])
-        T_out = max(r.shape[0] for r in results)
+        return self._pack(results, device)
+
+    def _pack(self, results: list[Tensor], device) -> tuple[Tensor, Tensor]:
+        """Each example's best sequence -> (outputs (B, T_out) padded with eos (or 0), lengths before eos)."""
+        B, T_out = len(results), max(r.shape[0] for r in results)
         fill = self.eos if self.eos is not None else 0
         out = torch.full((B, T_out), fill, dtype=torch.long, device=device)
         lengths = torch.empty(B, dtype=torch.long)

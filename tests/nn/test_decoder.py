@@ -250,6 +250,56 @@ def test_a_beam_wide_enough_to_keep_every_prefix_finds_the_most_likely_sequence(
     assert [beam[b, : n].tolist() for b, n in enumerate(b_len.tolist())] == best
     assert_close(_log_prob(model, x, lengths, _padded(beam, T, eos), b_len), scores.max(1).values)
 
+def _beam_both_ways(model, x, lengths, steps, k):
+    """(batched beam search, the loop over one example at a time) from the same encoding."""
+    out, state, mask = model.encode(x, lengths)
+    d = model.decoder
+    return d._beam(state, (out, mask), steps, k), d._beam_reference(state, (out, mask), steps, k)
+
+@pytest.mark.parametrize("k, vocab", [(1, 6), (2, 6), (5, 6), (5, 3)], ids=["k1", "k2", "k5", "k5-vocab3"])
+@pytest.mark.parametrize("eos", [None, 0])
+@pytest.mark.parametrize("attention", [None, "dot", "additive"])
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_batched_beam_search_equals_the_loop_over_examples(cell, attention, eos, k, vocab):
+    torch.manual_seed(10 * k + vocab)
+    model = EncoderDecoder(I, vocab, hidden_size=H, cell=cell, num_layers=2, task="classification", eos=eos,
+                           attention=attention, vocab_size=7).eval()
+    with torch.no_grad():  # large weights: lively outputs that depend on the source, so examples stop apart
+        for p in model.parameters():
+            p.mul_(4.0)
+    lengths = torch.tensor([5, 3, 1, 4, 2, 5, 2, 4, 3, 1, 5, 2])  # sources of different lengths, padded to 5
+    x = torch.randint(0, 7, (len(lengths), 5))
+    (out, n), (ref, ref_n) = _beam_both_ways(model, x, lengths, 10, k)
+    assert torch.equal(out, ref) and torch.equal(n, ref_n), (out, ref)
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_batched_beam_search_stops_each_example_at_its_own_step(peaky_decoder, k):
+    model, x, lengths, eos = peaky_decoder
+    enc, state, mask = model.encode(x, lengths)
+    d, rows = model.decoder, []
+    ref, ref_n = d._beam_reference(state, (enc, mask), 8, k)
+    step = d.step
+    d.step = lambda prev, state, memory: (rows.append(len(prev)), step(prev, state, memory))[1]  # rows per call
+    out, n = d._beam(state, (enc, mask), 8, k)
+    assert torch.equal(out, ref) and torch.equal(n, ref_n), (out, ref)
+    assert rows[0] == len(x) * k and all(r % k == 0 for r in rows)
+    assert rows == sorted(rows, reverse=True) and len(set(rows)) >= 2, rows  # examples leave as they stop
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5])
+@pytest.mark.parametrize("eos", [None, 3])
+def test_batched_beam_search_breaks_ties_as_the_loop_does(eos, k):
+    model = EncoderDecoder(I, 4, hidden_size=H, cell="gru", task="classification", eos=eos, attention="dot",
+                           vocab_size=7).eval()
+    with torch.no_grad():  # outputs that ignore the state: prefixes of one length tie exactly
+        model.decoder.head.weight.zero_()
+        model.decoder.head.bias.copy_(torch.tensor([0.0, 0.0, 0.0, -1.0]))  # and the stop token is less likely
+    lengths = torch.tensor([4, 1, 3])
+    x = torch.randint(0, 7, (3, 4))
+    (out, n), (ref, ref_n) = _beam_both_ways(model, x, lengths, 6, k)
+    assert torch.equal(out, ref) and torch.equal(n, ref_n), (out, ref)
+    if eos is not None and k > 3:  # the stop token made the beam at the first step and wins at the second
+        assert (n == 0).all() and out.shape == (3, 2)
+
 # ---------------------------------------------------------------- token inputs
 
 @pytest.mark.parametrize("cell", CELLS)

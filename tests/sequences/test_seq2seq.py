@@ -7,6 +7,7 @@ import torch
 import rnr
 from rnr.data.tasks import shuffle_words, toy_sentences
 from rnr.metrics import bleu
+from rnr.nn.decoder import Decoder
 from rnr.sequences.seq2seq import Seq2Seq
 
 TRAIN = toy_sentences(600, seed=0)
@@ -32,6 +33,17 @@ def test_restores_the_order_of_unseen_sentences(s2s):
     assert s2s.score(shuffled, TEST) >= 90
     rows = s2s.history_.rows
     assert len(rows) == 5 and rows[-1]["val_accuracy"] > 0.98 and rows[-1]["train_loss"] < rows[0]["train_loss"]
+
+
+def test_batched_beam_search_predicts_as_the_loop_over_sentences(monkeypatch):
+    torch.set_num_threads(1)
+    tiny = Seq2Seq(hidden_size=16, embedding_dim=8, epochs=1, batch_size=32, lr=1e-2, max_len=12,
+                   progress=False).fit(shuffle_words(TRAIN, seed=0), TRAIN)  # half-learnt: answers of many lengths
+    X = shuffle_words(TEST[:30], seed=9)
+    batched = tiny.predict(X, beam_width=5, batch_size=8)
+    assert len({len(p.split()) for p in batched}) > 1
+    monkeypatch.setattr(Decoder, "_beam", Decoder._beam_reference)
+    assert tiny.predict(X, beam_width=5, batch_size=8) == batched
 
 
 def test_bleu_by_hand():
