@@ -49,7 +49,7 @@ import torch
 
 from rnr import weights as _safefile
 from rnr._version import __version__
-from rnr.core.cells import PHIS
+from rnr.core.cells import PHIS, SCANNED
 from rnr.core.rnn import RNN
 from rnr.nn.topologies import ManyToManySync
 from rnr.sequences.charlm import CharLM
@@ -167,6 +167,10 @@ def _check_model(model):
     if any(d != 1 for d in rnn.dilation):
         raise ValueError(f"model must have dilation 1 to be exported one step at a time, got dilation={rnn.dilation} "
                          f"in {type(model).__name__}; train it with dilation=1 to export it")
+    if rnn.cell in SCANNED:
+        raise ValueError(f"cell={rnn.cell!r} cannot be exported to ONNX yet (the step graph is written for Elman, LSTM "
+                         f"and GRU), got cell={rnn.cell!r} in {type(model).__name__}; train with cell='gru' or "
+                         f"cell='lstm' to export it, or run it with rnr.Stream")
     if rnn.cell == "elman" and rnn.phi not in _PHI_OPS:
         phi = getattr(rnn.nonlinearity, "__name__", rnn.nonlinearity)
         raise ValueError(f"nonlinearity must be one of {sorted(PHIS)} to be exported (an ONNX graph "

@@ -120,7 +120,7 @@ def assert_rel_close():
 I, O, H = 3, 4, 8            # input features, outputs (values or classes), hidden units
 LX = torch.tensor([5, 2, 4])  # ragged input lengths, unsorted on purpose
 LY = torch.tensor([3, 4, 1])  # ragged target lengths of the decoders
-CELLS = ["elman", "lstm", "gru"]
+CELLS = ["elman", "lstm", "gru", "mingru", "minlstm"]
 TASKS = ["regression", "classification"]
 
 

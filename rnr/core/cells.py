@@ -1,4 +1,4 @@
-"""Recurrent cells: one time step of Elman, LSTM and GRU.
+"""Recurrent cells: one time step of Elman, LSTM and GRU, and the input-only gates of minGRU and minLSTM.
 
 Each cell has PyTorch's parameter names, layout and initialisation (``weight_ih``, ``weight_hh``, ``bias_ih``,
 ``bias_hh``; uniform in ``[-1/sqrt(H), 1/sqrt(H)]``), so a state dict moves both ways between
@@ -8,8 +8,13 @@ Each cell has PyTorch's parameter names, layout and initialisation (``weight_ih`
 The step functions (``elman_step``, ``lstm_step``, ``gru_step``) take the input already projected,
 ``xw = x_t W_x + b_ih``, because the layers in ``rnr.core.rnn`` project every time step in one matrix product.
 
+minGRU and minLSTM (Feng et al. 2024) have no recurrent weight: their gates read only x_t, so a layer computes the
+gates of every step in one product and what remains is ``h_t = a_t * h_{t-1} + b_t`` (``rnr.core.scan``).
+``scanned_gates`` gives (a, b) from the projected input; they carry only ``weight_ih`` and ``bias_ih``.
+
 References: Elman (1990), "Finding structure in time"; Hochreiter & Schmidhuber (1997), "Long short-term
-memory"; Cho et al. (2014), "Learning phrase representations using RNN encoder-decoder".
+memory"; Cho et al. (2014), "Learning phrase representations using RNN encoder-decoder"; Feng et al. (2024),
+"Were RNNs all we needed?".
 """
 import math
 from typing import Callable, Union
@@ -29,8 +34,9 @@ PHIS: dict[str, Callable[[Tensor], Tensor]] = {
     "sigmoid": torch.sigmoid,
     "identity": lambda a: a,
 }
-CELLS = ("elman", "lstm", "gru")
-GATES = {"elman": 1, "lstm": 4, "gru": 3}  # rows of weight_ih per hidden unit
+CELLS = ("elman", "lstm", "gru", "mingru", "minlstm")
+GATES = {"elman": 1, "lstm": 4, "gru": 3, "mingru": 2, "minlstm": 3}  # rows of weight_ih per hidden unit
+SCANNED = ("mingru", "minlstm")  # gates read only the input: no weight_hh, the time loop is a linear scan
 
 
 def resolve_phi(nonlinearity: Phi) -> Callable[[Tensor], Tensor]:
@@ -94,6 +100,36 @@ def gru_step(xw: Tensor, h: Tensor, weight_hh: Tensor, bias_hh: Tensor | None) -
     z = torch.sigmoid(x_z + h_z)
     n = torch.tanh(x_n + r * h_n)
     return (1 - z) * n + z * h
+
+
+def scanned_gates(cell: str, xw: Tensor) -> tuple[Tensor, Tensor]:
+    """(a, b) of ``h_t = a * h_{t-1} + b`` for minGRU or minLSTM from xw = x W_x + b_ih, (..., G*H) -> (..., H) each.
+
+    minGRU, rows (z, h~) of weight_ih::
+
+        z = sigmoid(xw_z),  h~ = xw_h,  h_t = (1 - z) * h_{t-1} + z * h~
+
+    minLSTM, rows (f, i, h~)::
+
+        f = sigmoid(xw_f),  i = sigmoid(xw_i),  h~ = xw_h,  f' = f / (f + i),  i' = i / (f + i)
+        h_t = f' * h_{t-1} + i' * h~
+
+    f' is computed as ``sigmoid(log f - log i)`` and i' as ``sigmoid(log i - log f)``: the same values, with
+    f' + i' = 1, and no 0 / 0 where both gates saturate to zero.
+    """
+    if cell == "mingru":
+        z, h_new = xw.chunk(2, dim=-1)
+        z = torch.sigmoid(z)
+        return 1 - z, z * h_new
+    f, i, h_new = xw.chunk(3, dim=-1)
+    d = nn.functional.logsigmoid(f) - nn.functional.logsigmoid(i)  # log f - log i
+    return torch.sigmoid(d), torch.sigmoid(-d) * h_new
+
+
+def scanned_step(cell: str, xw: Tensor, h: Tensor) -> Tensor:
+    """One step of minGRU or minLSTM: h_t = a * h_{t-1} + b with (a, b) = ``scanned_gates(cell, xw)``. (B, H)."""
+    a, b = scanned_gates(cell, xw)
+    return a * h + b
 
 
 class _Cell(nn.Module):

@@ -16,7 +16,7 @@ its first d steps read (``t = L_b - 1, ..., L_b - d``) start from slots 0 .. d-1
 import torch
 from torch import Tensor
 
-from rnr.core.cells import elman_step, gru_step, lstm_step
+from rnr.core.cells import SCANNED, elman_step, gru_step, lstm_step, scanned_step
 
 
 def check_dilation(dilation, num_layers: int) -> tuple[int, ...]:
@@ -85,6 +85,8 @@ def _step(cell: str, phi, x_t: Tensor, prev, w_ih, w_hh, b_ih, b_hh):
         return lstm_step(xw, prev[0], prev[1], w_hh, b_hh)
     if cell == "gru":
         return gru_step(xw, prev, w_hh, b_hh)
+    if cell in SCANNED:
+        return scanned_step(cell, xw, prev)
     return elman_step(xw, prev, w_hh, b_hh, phi)
 
 

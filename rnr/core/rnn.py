@@ -1,13 +1,17 @@
-"""A recurrent layer: Elman, LSTM or GRU cells, stacked, optionally bidirectional, over ragged batches.
+"""A recurrent layer: Elman, LSTM, GRU, minGRU or minLSTM cells, stacked, optionally bidirectional, over ragged batches.
 
 Parameters are named and laid out as in ``torch.nn.RNN/LSTM/GRU`` (``weight_ih_l{k}[_reverse]``, ...), so a state
-dict loads both ways. Three implementations compute the same thing (tests hold them together):
+dict loads both ways (minGRU and minLSTM have only ``weight_ih`` and ``bias_ih``: no recurrent weight). These
+implementations compute the same thing (tests hold them together):
 
 - ``"loop"``: the reference, each step written plainly with the step functions of ``rnr.core.cells`` under autograd;
 - ``"bptt"``: Elman only, the hand-written backpropagation through time of ``rnr.core.bptt`` (any ``phi``);
 - ``"fused"``: PyTorch's fused kernels (``torch._VF``, cuDNN on a GPU): LSTM, GRU, and Elman with tanh or relu;
 - ``"compiled"``: the time loop compiled for the CPU (``rnr.core.kernels``, numba): every cell, Elman with a built-in
-  phi.
+  phi;
+- ``"scan"``: minGRU and minLSTM only, the only choice of ``"auto"`` for them: the gates of all steps in one product,
+  then ``h_t = a_t * h_{t-1} + b_t`` over all steps at once (``rnr.core.scan.linear_scan``); ``"loop"`` is its
+  reference.
 
 ``impl="auto"`` picks, on a GPU, ``"fused"`` where PyTorch has a kernel (cuDNN) and ``"bptt"`` for Elman layers with
 any other phi; on a CPU, ``"compiled"`` while a step is small (``COMPILED_MAX_WORK``: where torch's per-step overhead dominates;
@@ -29,7 +33,20 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnr.core import kernels
 from rnr.core.bptt import elman_bptt
-from rnr.core.cells import GATES, PHIS, Phi, check_cell, elman_step, gru_step, init_uniform_, lstm_step, resolve_phi
+from rnr.core.cells import (
+    GATES,
+    PHIS,
+    SCANNED,
+    Phi,
+    check_cell,
+    elman_step,
+    gru_step,
+    init_uniform_,
+    lstm_step,
+    resolve_phi,
+    scanned_gates,
+    scanned_step,
+)
 from rnr.core.checks import (
     check_lengths,
     check_positive_int,
@@ -40,12 +57,13 @@ from rnr.core.checks import (
 )
 from rnr.core.dilation import check_dilation, fold, fold_slots, sub_lengths, unfold, unfold_slots
 from rnr.core.fast import run_compiled
+from rnr.core.scan import linear_scan
 
 PHI_CODES = {PHIS[name]: code for name, code in kernels.PHI_CODES.items()}  # phi -> kernel code
 _COMPILED_DTYPES = (torch.float32, torch.float64)
 
 State = Union[Tensor, tuple[Tensor, Tensor]]
-IMPLS = ("auto", "loop", "bptt", "fused", "compiled")
+IMPLS = ("auto", "loop", "bptt", "fused", "compiled", "scan")
 # "auto" compiles a layer on the CPU while one step's hidden product, batch x gates*H x H multiply-adds, is at most
 # this; above it a step is a large enough matrix product for PyTorch's kernels (measured in bench/kernels.py: torch's
 # CPU LSTM is fused and wins early, its GRU late)
@@ -83,6 +101,8 @@ def _run_loop(cell: str, phi, x: Tensor, state, w_ih, w_hh, b_ih, b_hh, mask):
             new = lstm_step(xw[:, t], state[0], state[1], w_hh, b_hh)
         elif cell == "gru":
             new = gru_step(xw[:, t], state, w_hh, b_hh)
+        elif cell in SCANNED:
+            new = scanned_step(cell, xw[:, t], state)
         else:
             new = elman_step(xw[:, t], state, w_hh, b_hh, phi)
         if mask is not None:  # past a sequence's end the state stays as it was
@@ -92,6 +112,19 @@ def _run_loop(cell: str, phi, x: Tensor, state, w_ih, w_hh, b_ih, b_hh, mask):
         h = state[0] if cell == "lstm" else state
         outs.append(h if mask is None else h * mask[:, t, None])
     return torch.stack(outs, dim=1), state  # (B, T, H)
+
+
+def _run_scan(cell: str, x: Tensor, state: Tensor, w_ih, b_ih, mask):
+    """minGRU or minLSTM over x (B, T, I) from state (B, H): the gates of all steps in one product, then the linear
+    recurrence by ``linear_scan``. Equals ``_run_loop`` for the same cell. Returns out (B, T, H), final state."""
+    B, T, _ = x.shape
+    xw = x.reshape(B * T, -1) @ w_ih.t() if b_ih is None else torch.addmm(b_ih, x.reshape(B * T, -1), w_ih.t())
+    a, b = scanned_gates(cell, xw.view(B, T, -1))  # (B, T, H) each
+    if mask is not None:  # past a sequence's end a = 1, b = 0: the state stays at its last real step
+        m = mask[:, :, None]
+        a, b = torch.where(m, a, 1.0), torch.where(m, b, 0.0)
+    h = linear_scan(a, b, state)  # (B, T, H)
+    return (h if mask is None else h * m), h[:, -1]
 
 
 def _fused(kernel, x: Tensor, hx, weights, has_bias, num_layers, dropout, train, bidirectional, lengths, lstm: bool):
@@ -124,7 +157,8 @@ class RNN(nn.Module):
     Args:
         input_size: features of x_t (I).
         hidden_size: units of h_t per direction (H).
-        cell: "elman", "lstm" or "gru".
+        cell: "elman", "lstm", "gru", "mingru" or "minlstm" (Feng et al. 2024: gates read only x_t, no recurrent
+            weight, so training runs over all steps at once; see ``rnr.core.cells.scanned_gates``).
         nonlinearity: phi of Elman cells: "tanh", "relu", "sigmoid", "identity" or an elementwise callable.
         num_layers: stacked layers (L).
         bidirectional: also read each sequence backwards (D = 2) and concatenate.
@@ -132,7 +166,8 @@ class RNN(nn.Module):
         bias: learn biases.
         impl: "auto", "loop" (the plain reference), "bptt" (Elman, hand-written backward), "fused"
             (PyTorch's kernels; LSTM, GRU, Elman with tanh or relu) or "compiled" (the CPU time loop compiled
-            with numba; Elman with a built-in phi, LSTM, GRU). All give the same results.
+            with numba; Elman with a built-in phi, LSTM, GRU) or "scan" (minGRU and minLSTM, which run "loop" or
+            "scan" only). All give the same results.
         dilation: steps back each layer's recurrence reads, ``h_t = cell(x_t, h_{t-d})`` (the backward direction:
             ``h_{t+d}``); an int for every layer or a tuple of one int >= 1 per layer, e.g. ``(1, 2, 4)``.
 
@@ -180,6 +215,12 @@ class RNN(nn.Module):
         self.num_directions = 2 if bidirectional else 1
         if impl not in IMPLS:
             raise ValueError(f"impl must be one of {list(IMPLS)}, got {impl!r}")
+        if cell in SCANNED and impl not in ("auto", "loop", "scan"):
+            raise ValueError(f"impl={impl!r} does not apply to cell={cell!r}, which has no recurrent weight and runs "
+                             f"as a linear scan; use impl='auto' (or 'scan', or 'loop' for the plain reference)")
+        if impl == "scan" and cell not in SCANNED:
+            raise ValueError(f"impl='scan' is for cells whose gates read only the input ({list(SCANNED)}), got "
+                             f"cell={cell!r}; use impl='auto'")
         if impl == "bptt" and cell != "elman":
             raise ValueError(f"impl='bptt' (hand-written BPTT) is for cell='elman' only, got cell={cell!r}")
         if impl == "fused" and cell == "elman" and self.phi not in (PHIS["tanh"], PHIS["relu"]):
@@ -201,24 +242,25 @@ class RNN(nn.Module):
         check_weights(num_layers * d * g * hidden_size * (input_size + hidden_size * d + 2),
                       f"hidden_size={hidden_size} (input_size={input_size}, num_layers={num_layers}, {cell})",
                       "lower hidden_size")
-        self._names = []  # per (layer, direction): (w_ih, w_hh, b_ih, b_hh) names
+        recurrent = cell not in SCANNED  # minGRU and minLSTM: weight_ih and bias_ih only
+        self._names = []  # per (layer, direction): (w_ih, w_hh, b_ih, b_hh) names, None for those it has not
         for k in range(num_layers):
             layer_in = input_size if k == 0 else hidden_size * self.num_directions
             for suffix in ["", "_reverse"][: self.num_directions]:
-                names = [f"weight_ih_l{k}{suffix}", f"weight_hh_l{k}{suffix}"]
-                setattr(self, names[0], nn.Parameter(torch.empty(g * hidden_size, layer_in)))
-                setattr(self, names[1], nn.Parameter(torch.empty(g * hidden_size, hidden_size)))
-                if bias:
-                    names += [f"bias_ih_l{k}{suffix}", f"bias_hh_l{k}{suffix}"]
-                    setattr(self, names[2], nn.Parameter(torch.empty(g * hidden_size)))
-                    setattr(self, names[3], nn.Parameter(torch.empty(g * hidden_size)))
-                self._names.append(names)
+                shapes = {f"weight_ih_l{k}{suffix}": (g * hidden_size, layer_in),
+                          f"weight_hh_l{k}{suffix}": (g * hidden_size, hidden_size) if recurrent else None,
+                          f"bias_ih_l{k}{suffix}": (g * hidden_size,) if bias else None,
+                          f"bias_hh_l{k}{suffix}": (g * hidden_size,) if bias and recurrent else None}
+                for name, shape in shapes.items():
+                    if shape is not None:
+                        setattr(self, name, nn.Parameter(torch.empty(shape)))
+                self._names.append([name if shape is not None else None for name, shape in shapes.items()])
         init_uniform_(self.parameters(), hidden_size)
 
     def _weights(self, layer: int, direction: int):
+        """(w_ih, w_hh, b_ih, b_hh), None where the layer has none (no bias; minGRU and minLSTM: no w_hh, b_hh)."""
         names = self._names[layer * self.num_directions + direction]
-        w = [getattr(self, n) for n in names]
-        return w if self.bias else w + [None, None]
+        return [None if n is None else getattr(self, n) for n in names]
 
     def _impl(self, x: Tensor) -> str:
         if self.impl != "auto":
@@ -226,6 +268,8 @@ class RNN(nn.Module):
                 raise ValueError(f"impl='compiled' runs float32 or float64 tensors on the CPU, got {x.dtype} on "
                                  f"{x.device}; use impl='auto'")
             return self.impl
+        if self.cell in SCANNED:
+            return "scan"
         fusable = self.cell != "elman" or self.phi in (PHIS["tanh"], PHIS["relu"])
         compilable = (kernels.AVAILABLE and x.device.type == "cpu" and x.dtype in _COMPILED_DTYPES
                       and (self.cell != "elman" or self.phi in PHI_CODES))
@@ -247,6 +291,8 @@ class RNN(nn.Module):
     def _recur(self, x, state, weights, lengths, mask, impl):
         """h_t = cell(x_t, h_{t-1}) over x (B, T, I_k) read forwards -> out (B, T, H), final state."""
         w_ih, w_hh, b_ih, b_hh = weights
+        if impl == "scan":
+            return _run_scan(self.cell, x, state, w_ih, b_ih, mask)
         if impl == "bptt":
             return elman_bptt(x, state, w_ih, w_hh, b_ih, b_hh, self.phi, mask)
         if impl == "compiled":
@@ -294,7 +340,7 @@ class RNN(nn.Module):
 
     def _run_fused(self, x: Tensor, h0, lengths):
         """All layers and directions in one call to PyTorch's kernel; ragged batches go through packing."""
-        weights = [w for names in self._names for w in (getattr(self, n) for n in names)]
+        weights = [getattr(self, n) for names in self._names for n in names if n is not None]
         return _fused(self._kernel(), x, h0, weights, self.bias, self.num_layers, self.dropout, self.training,
                       self.bidirectional, lengths, self.cell == "lstm")
 

@@ -3,13 +3,14 @@
 A live forecaster or a sensor reads one value, updates its state and answers before the next value comes. For one
 sequence and one step, every torch operation costs microseconds of dispatch against nanoseconds of arithmetic, so
 ``Stream`` keeps copies of the weights as numpy arrays and runs each step as one compiled call per layer
-(``rnr.core.kernels``; torch's own step functions where numba is missing).
+(``rnr.core.kernels``; torch's own step functions where numba is missing, and for minGRU and minLSTM, whose step is
+two elementwise products after the input's).
 """
 import numpy as np
 import torch
 
 from rnr.core import kernels
-from rnr.core.cells import elman_step, gru_step, lstm_step
+from rnr.core.cells import SCANNED, elman_step, gru_step, lstm_step, scanned_step
 from rnr.core.rnn import PHI_CODES, RNN
 
 
@@ -44,13 +45,16 @@ class Stream:
                              f"its last d states); stream an RNN with dilation=1, or run whole sequences")
         self.rnn, self.cell, self.dtype = rnn, rnn.cell, np.dtype(dtype)
         self.input_size, self.hidden_size = rnn.input_size, rnn.hidden_size
-        self.compiled = kernels.AVAILABLE and (rnn.cell != "elman" or rnn.phi in PHI_CODES)
+        self.compiled = kernels.AVAILABLE and rnn.cell not in SCANNED and (rnn.cell != "elman" or rnn.phi in PHI_CODES)
         self._layers = []
         for k in range(rnn.num_layers):
             w_ih, w_hh, b_ih, b_hh = (w.detach().clone() if w is not None else None
                                       for w in rnn._weights(k, 0))
             G = w_ih.shape[0]
             b_ih = torch.zeros(G) if b_ih is None else b_ih
+            if rnn.cell in SCANNED:  # no recurrent weight: torch's step
+                self._layers.append(dict(torch=(w_ih, None, b_ih, None)))
+                continue
             b_hh = torch.zeros(G) if b_hh is None else b_hh
             arr = lambda t: np.ascontiguousarray(t.cpu().numpy(), dtype=self.dtype)  # noqa: E731
             bias = b_ih if rnn.cell == "gru" else b_ih + b_hh  # GRU keeps b_hh inside r * (.)
@@ -119,6 +123,8 @@ class Stream:
                 self._next_c[k][:] = c.numpy()
             elif self.cell == "gru":
                 new = gru_step(xw, h, w_hh, b_hh)
+            elif self.cell in SCANNED:
+                new = scanned_step(self.cell, xw, h)
             else:
                 new = elman_step(xw, h, w_hh, b_hh, self.rnn.phi)
         self._next[k][:] = new.numpy()

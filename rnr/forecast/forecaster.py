@@ -61,7 +61,7 @@ class RNNForecaster(Estimator):
         self,
         horizon: int,                         # steps forecast ahead (H)
         strategy: str = "direct",             # "direct" (MQ-RNN decoder, whole horizon at once) | "recursive"
-        cell: str = "gru",                    # "elman" | "lstm" | "gru"
+        cell: str = "gru",                    # "elman" | "lstm" | "gru" | "mingru" | "minlstm"
         hidden_size: int = 64,                # width of h_t
         num_layers: int = 1,                  # stacked recurrent layers
         dilation: int | tuple = 1,            # per layer: h_t reads h_(t-d) (Chang et al. 2017), e.g. (1, 24)

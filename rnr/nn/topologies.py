@@ -10,9 +10,9 @@ topology           shapes                        example
 ``ManyToManySync`` (B, T, I) -> (B, T, O)        next-step forecasts, character language models
 =================  ============================  =========================================================
 
-Every topology takes any cell (``cell="elman" | "lstm" | "gru"``), has a regression head (MSE or MAE) or a
-classification head (cross-entropy over O classes), masks padded steps out of its loss, and offers
-``loss(batch)`` and ``metrics(batch)`` for ``rnr.fit``. Sequence inputs may be integer tokens when
+Every topology takes any cell (``cell="elman" | "lstm" | "gru" | "mingru" | "minlstm"``), has a regression head
+(MSE or MAE) or a classification head (cross-entropy over O classes), masks padded steps out of its loss, and
+offers ``loss(batch)`` and ``metrics(batch)`` for ``rnr.fit``. Sequence inputs may be integer tokens when
 ``vocab_size`` is given (an embedding of width ``input_size`` reads them).
 """
 import torch

@@ -83,7 +83,8 @@ def test_lstm_h0_each_part_is_checked():
 
 
 CONSTRUCTOR_CASES = {  # id: (kwargs beyond input_size and hidden_size, exception, message)
-    "cell": ({"cell": "foo"}, ValueError, lit("cell must be one of ['elman', 'lstm', 'gru'], got 'foo'")),
+    "cell": ({"cell": "foo"}, ValueError, lit("cell must be one of ['elman', 'lstm', 'gru', 'mingru', 'minlstm'], "
+                                              "got 'foo'")),
     "nonlinearity": ({"nonlinearity": "swish"}, ValueError,
                      lit("nonlinearity must be one of ['identity', 'relu', 'sigmoid', 'tanh']") + ".*got 'swish'"),
     "nonlinearity_gru": ({"cell": "gru", "nonlinearity": "relu"}, ValueError,

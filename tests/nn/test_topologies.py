@@ -203,8 +203,8 @@ def test_token_input_errors(spec, case):
         spec.cls(I, O, hidden_size=H, vocab_size=7)(x)
 
 CONSTRUCTOR_ERRORS = {  # id: (keyword arguments, exception, message)
-    "cell": (dict(cell="rnn"), ValueError, lit("cell must be one of ['elman', 'lstm', 'gru'], got 'rnn'; pass e.g. "
-                                               "cell='gru'")),
+    "cell": (dict(cell="rnn"), ValueError, lit("cell must be one of ['elman', 'lstm', 'gru', 'mingru', 'minlstm'], "
+                                               "got 'rnn'; pass e.g. cell='gru'")),
     "nonlinearity": (dict(nonlinearity="softsign"), ValueError,
                      lit("nonlinearity must be one of ['identity', 'relu', 'sigmoid', 'tanh'] or an elementwise "
                          "callable, got 'softsign'; pass e.g. nonlinearity='tanh'")),
