@@ -260,3 +260,21 @@ def test_export_refuses_the_scanned_cells(tmp_path):
     pytest.importorskip("onnx")
     with pytest.raises(ValueError, match=r"cell='minlstm' cannot be exported to ONNX .*; train with cell='gru'"):
         export_onnx(RNN(3, 4, cell="minlstm"), tmp_path / "step.onnx")
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_the_scan_backward_trains_a_layer(cell):
+    """Gradients through the scan drive an optimiser: a moving average (which needs memory) is learnt."""
+    torch.manual_seed(0)
+    rnn, head = RNN(1, 8, cell=cell), torch.nn.Linear(8, 1)
+    x = torch.randn(16, 20, 1)
+    y = linear_scan_reference(torch.full_like(x, 0.5), 0.5 * x)  # y_t = (y_{t-1} + x_t) / 2
+    opt = torch.optim.Adam([*rnn.parameters(), *head.parameters()], lr=2e-2)
+    losses = []
+    for _ in range(60):
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(head(rnn(x)[0]), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.2 * losses[0]
