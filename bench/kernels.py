@@ -9,6 +9,11 @@ measured at the start of the same run. Then a single-sequence streaming step (rn
 torch.nn.RNNCell/LSTMCell/GRUCell), and the share of padded steps in M4 Hourly and tiny Shakespeare batches, drawn
 at random and bucketed by length.
 
+The parallel cells (``--only scan``): rnr.RNN(cell="mingru"/"minlstm") trained (forward, a sum loss, backward)
+against torch.nn.LSTM and torch.nn.GRU of the same width in the same run, as training steps per second and their
+ratio (above 1: the min cell trains faster); and rnr.core.scan.linear_scan against linear_scan_reference, its step
+loop (forward, and forward plus backward under autograd).
+
 FLOPs: a forward pass is 2 B T G H (I + H) (the input and hidden products of G gate blocks); a training step is
 counted as 3 forward passes.
 
@@ -16,6 +21,7 @@ counted as 3 forward passes.
     python bench/kernels.py --quick              # small sizes, fewer repeats (about 1 minute)
     python bench/kernels.py --threads 1 --json out.json
     python bench/kernels.py --device cuda        # on a GPU (rnr uses cuDNN there, as torch.nn does)
+    python bench/kernels.py --only scan --quick  # minGRU, minLSTM and the scan, small sizes (under a minute)
 """
 import argparse
 import json
@@ -28,6 +34,7 @@ import numpy as np
 import torch
 
 from rnr.core.rnn import RNN
+from rnr.core.scan import linear_scan, linear_scan_reference
 from rnr.core.stream import Stream
 from rnr.data.datasets import load_m4, load_tinyshakespeare
 from rnr.data.sequences import SequenceData
@@ -151,6 +158,50 @@ def stream_rows(args):
     return rows
 
 
+def scan_sizes(quick: bool):
+    """(hidden, batch, steps, input) of the parallel cells' grid."""
+    if quick:
+        return [(64, 32, 100, 8), (64, 32, 500, 8)]
+    return [(h, 32, t, 8) for h in (64, 256, 1024) for t in (100, 500, 2000)]
+
+
+def scan_rows(args, device):
+    """Training steps per second of minGRU and minLSTM against torch.nn.LSTM and GRU of the same width; the scan
+    against its step loop."""
+    rows = []
+    for H, B, T, I in scan_sizes(args.quick):
+        torch.manual_seed(0)
+        x = torch.randn(B, T, I, device=device)
+        rate = {}  # training steps per second
+        for name in ("lstm", "gru", "mingru", "minlstm"):
+            model = (PEERS[name](I, H, batch_first=True) if name in PEERS else RNN(I, H, cell=name)).to(device)
+            rate[name] = 1.0 / time_layer(model, x, True, args.repeats, device)
+        for name in ("mingru", "minlstm"):
+            rows.append(dict(cell=name, hidden=H, batch=B, steps=T, input=I, steps_per_s=rate[name],
+                             lstm_steps_per_s=rate["lstm"], gru_steps_per_s=rate["gru"],
+                             vs_lstm=rate[name] / rate["lstm"], vs_gru=rate[name] / rate["gru"]))
+            r = rows[-1]
+            print(f"{name:8s} {H:5d} {B:4d} {T:5d} {r['steps_per_s']:9.1f} {r['lstm_steps_per_s']:9.1f} "
+                  f"{r['gru_steps_per_s']:9.1f} {r['vs_lstm']:7.2f} {r['vs_gru']:7.2f}", flush=True)
+        if H > 64 or T > 500:  # the step loop's backward under autograd grows as T^2 B H: small sizes only
+            continue
+        a = torch.rand(B, T, H, device=device, requires_grad=True)
+        b = torch.randn(B, T, H, device=device, requires_grad=True)
+        times = {}
+        for name, f in (("scan", linear_scan), ("loop", linear_scan_reference)):
+            with torch.no_grad():
+                times[name, "forward"] = median_time(lambda: f(a, b), args.repeats, device)
+            times[name, "train"] = median_time(lambda: f(a, b).sum().backward(), args.repeats, device)
+        for mode in ("forward", "train"):
+            rows.append(dict(cell="linear_scan", mode=mode, hidden=H, batch=B, steps=T,
+                             scan_ms=times["scan", mode] * 1e3, loop_ms=times["loop", mode] * 1e3,
+                             speedup=times["loop", mode] / times["scan", mode]))
+            r = rows[-1]
+            print(f"  linear_scan {mode:7s} (B, T, H) = ({B}, {T}, {H}): scan {r['scan_ms']:.2f} ms, step loop "
+                  f"{r['loop_ms']:.2f} ms, loop/scan {r['speedup']:.2f}", flush=True)
+    return rows
+
+
 def padded_share(lengths, batch_size: int, bucket: bool) -> float:
     """Share of a padded (B, max length) batch that is padding, over one epoch of shuffled batches."""
     X = [torch.zeros(n, 1) for n in lengths]
@@ -209,7 +260,7 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per measurement (median)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (rnr's loops follow it)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--only", choices=["kernels", "stream", "padding"], default=None)
+    p.add_argument("--only", choices=["kernels", "stream", "scan", "padding"], default=None)
     p.add_argument("--cells", nargs="*", default=None, help="e.g. lstm gru elman-tanh elman-relu (default: all)")
     p.add_argument("--json", default=None, help="also write every row to this file")
     args = p.parse_args(argv)
@@ -230,6 +281,11 @@ def main(argv=None) -> int:
         print(f"\nstreaming, one sequence, one step (8 inputs)\n{'cell':6s} {'H':>4s} {'rnr us':>9s} {'torch us':>9s} "
               f"{'torch/rnr':>7s}")
         result["stream"] = stream_rows(args)
+    if args.only in (None, "scan"):
+        print(f"\nminGRU and minLSTM against torch.nn, training steps per second (forward, sum, backward)\n"
+              f"{'cell':8s} {'H':>5s} {'B':>4s} {'T':>5s} {'steps/s':>9s} {'LSTM':>9s} {'GRU':>9s} {'/LSTM':>7s} "
+              f"{'/GRU':>7s}")
+        result["scan"] = scan_rows(args, device)
     if args.only in (None, "padding"):
         print(f"\npadded share of batches of 32 (one epoch, shuffled)\n{'data':26s} {'seqs':>7s} {'lengths':>12s} "
               f"{'random':>8s} {'bucketed':>9s}")
