@@ -1,7 +1,13 @@
 """Beam search in Seq2Seq: the batched search against the loop over one sentence at a time, one model, one process.
 
     python bench/beam.py                                      # hidden 512, 1,000 Multi30k test sentences, beam 5
-    python bench/beam.py --hidden 256 --sentences 300         # a quick look
+    python bench/beam.py --hidden 256 --train-pairs 4000 --epochs 2   # the numbers below, about 2.5 minutes
+    python bench/beam.py --hidden 64 --emb 64 --train-pairs 500 --sentences 60   # a quick look
+
+One thread, x86_64, torch 2.13, other measurements running on the machine's second core; hidden 256, 3,962 target
+words (4.5M parameters), outputs of 9.9 words on average: the loop over sentences 48.4 s, batched 12.3 s (3.9x),
+1,000 of 1,000 outputs identical. The batched search alone on the same model, timed again, took 6.3 s: the
+machine's other load moves these numbers by up to 2x.
 
 A Seq2Seq shaped as in docs/results.md (bidirectional GRU encoder, GRU decoder with additive attention, output
 layer tied to the decoder's word embedding) is trained for --epochs (1) on the first --train-pairs Multi30k pairs,
