@@ -259,7 +259,7 @@ def _beam_both_ways(model, x, lengths, steps, k):
 @pytest.mark.parametrize("k, vocab", [(1, 6), (2, 6), (5, 6), (5, 3)], ids=["k1", "k2", "k5", "k5-vocab3"])
 @pytest.mark.parametrize("eos", [None, 0])
 @pytest.mark.parametrize("attention", [None, "dot", "additive"])
-@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("cell", ["gru", "lstm", "mingru"])
 def test_batched_beam_search_equals_the_loop_over_examples(cell, attention, eos, k, vocab):
     torch.manual_seed(10 * k + vocab)
     model = EncoderDecoder(I, vocab, hidden_size=H, cell=cell, num_layers=2, task="classification", eos=eos,
@@ -267,9 +267,9 @@ def test_batched_beam_search_equals_the_loop_over_examples(cell, attention, eos,
     with torch.no_grad():  # large weights: lively outputs that depend on the source, so examples stop apart
         for p in model.parameters():
             p.mul_(4.0)
-    lengths = torch.tensor([5, 3, 1, 4, 2, 5, 2, 4, 3, 1, 5, 2])  # sources of different lengths, padded to 5
+    lengths = torch.tensor([5, 3, 1, 4, 2, 5, 2, 4])  # sources of different lengths, padded to 5
     x = torch.randint(0, 7, (len(lengths), 5))
-    (out, n), (ref, ref_n) = _beam_both_ways(model, x, lengths, 10, k)
+    (out, n), (ref, ref_n) = _beam_both_ways(model, x, lengths, 8, k)
     assert torch.equal(out, ref) and torch.equal(n, ref_n), (out, ref)
 
 @pytest.mark.parametrize("k", [2, 3])
