@@ -74,6 +74,7 @@ def states(h) -> tuple:
 
 
 RNN_CASES = [(cell, impl) for cell in CELLS for impl in valid_impls(cell)]
+RNN_CASES += [(cell, impl) for cell in ("mingru", "minlstm") for impl in ("loop", "scan", "auto")]  # no weight_hh
 
 
 @st.composite

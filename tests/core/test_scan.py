@@ -123,11 +123,11 @@ def paper_rnn(rnn, x, lengths, h0=None):
 def test_rnn_equals_the_paper(cell, layers, bidirectional, impl):
     torch.manual_seed(0)
     rnn = RNN(3, 5, cell=cell, num_layers=layers, bidirectional=bidirectional, impl=impl).double()
-    x = torch.randn(4, 11, 3, **F64)
-    lengths = torch.tensor([11, 6, 1, 9])
+    x = torch.randn(4, 37, 3, **F64)  # 37 steps: blocks of 8 and a tail of 5 in the scan
+    lengths = torch.tensor([37, 6, 1, 30])
     h0 = torch.randn(layers * rnn.num_directions, 4, 5, **F64)
     x[1, 6:] = 1e3  # garbage in the padding must not leak
-    w_out = torch.randn(4, 11, 5 * rnn.num_directions, **F64)
+    w_out = torch.randn(4, 37, 5 * rnn.num_directions, **F64)
     results = []
     for run in (lambda *a: rnn(*a), lambda x, h0, lengths: paper_rnn(rnn, x, lengths, h0)):
         xs, h0s = x.clone().requires_grad_(), h0.clone().requires_grad_()
@@ -137,7 +137,8 @@ def test_rnn_equals_the_paper(cell, layers, bidirectional, impl):
         results.append([out, h_n, xs.grad, h0s.grad] + [p.grad.clone() for p in rnn.parameters()])
     for got, want in zip(*results):
         assert_close(got, want)
-    assert_close(results[0][0][1, 6:], torch.zeros(5, 5 * rnn.num_directions, **F64))  # zero past the end
+    assert_close(results[0][0][1, 6:], torch.zeros(31, 5 * rnn.num_directions, **F64))  # zero past the end
+    assert bool((results[0][2][1, 6:] == 0).all())  # no gradient reaches the padding
 
 
 @pytest.mark.parametrize("cell", CELLS)
