@@ -70,7 +70,7 @@ def test_compiled_refuses_what_it_cannot_run():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(impl="cuda"), r"impl must be one of \['auto', 'loop', 'bptt', 'fused', 'compiled'\], got 'cuda'"),
+    (dict(impl="cuda"), r"impl must be one of \['auto', 'loop', 'bptt', 'fused', 'compiled', 'scan'\], got 'cuda'"),
     (dict(nonlinearity=torch.sin, impl="compiled"), r"impl='compiled' needs a built-in nonlinearity .* use impl='bptt'"),
     (dict(cell="gru", impl="bptt"), r"impl='bptt' .* cell='elman' only, got cell='gru'"),
     (dict(nonlinearity="sigmoid", impl="fused"), r"impl='fused' needs nonlinearity 'tanh' or 'relu' .* 'sigmoid'"),
