@@ -272,6 +272,18 @@ def test_batched_beam_search_equals_the_loop_over_examples(cell, attention, eos,
     (out, n), (ref, ref_n) = _beam_both_ways(model, x, lengths, 8, k)
     assert torch.equal(out, ref) and torch.equal(n, ref_n), (out, ref)
 
+@pytest.mark.parametrize("k", [1, 3])
+def test_batched_beam_search_without_an_encoder(k):
+    torch.manual_seed(k)
+    model = OneToMany(I, 5, hidden_size=H, cell="gru", task="classification", eos=4).eval()
+    with torch.no_grad():  # large weights: lively outputs that depend on the input
+        for p in model.parameters():
+            p.mul_(4.0)
+    state, d = model._init_state(torch.randn(6, I)), model.decoder
+    out, n = d._beam(state, None, 8, k)
+    ref, ref_n = d._beam_reference(state, None, 8, k)
+    assert torch.equal(out, ref) and torch.equal(n, ref_n), (out, ref)
+
 @pytest.mark.parametrize("k", [2, 3])
 def test_batched_beam_search_stops_each_example_at_its_own_step(peaky_decoder, k):
     model, x, lengths, eos = peaky_decoder
