@@ -19,8 +19,9 @@ Blocks rather than Hillis-Steele doubling (log2 T rounds over every step, O(T lo
 for (B, T, H) = (32, 100-500, 64), the doubling scan's forward took 3-34 ms, slower than the step loop (2-17 ms), and
 the blocks 1-7 ms (``bench/kernels.py --only scan`` times the blocks against the loop).
 
-The backward pass is the same scan run backwards in time: with ``g_t = dL/dh_t`` (all paths),
-``g_t = dL/dh_t(direct) + a_{t+1} g_{t+1}``, then ``dL/db_t = g_t``, ``dL/da_t = g_t h_{t-1}``, ``dL/dh_0 = a_1 g_1``.
+The backward pass is the same scan run backwards in time: over steps t = 0 .. T-1 from ``h_{-1} = h0``, with
+``g_t = dL/dh_t`` along every path, ``g_t = dL/dh_t(direct) + a_{t+1} g_{t+1}``, then ``dL/db_t = g_t``,
+``dL/da_t = g_t h_{t-1}`` and ``dL/dh0 = a_0 g_0``.
 Only a, h and h_0 are kept for it, so memory stays O(B T H).
 
 References: Hillis & Steele (1986), "Data parallel algorithms"; Blelloch (1990), "Prefix sums and their
@@ -68,8 +69,6 @@ def linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
         tensor([1.0000, 1.5000, 1.7500, 1.8750])
     """
     _check(a, b, h0)
-    if h0 is None:
-        h0 = a.new_zeros(a.shape[0], a.shape[2])
     return LinearScan.apply(a, b, h0)
 
 
@@ -100,14 +99,17 @@ def _loop(a: Tensor, b: Tensor, h: Tensor | None, out: Tensor) -> None:
         h = out[:, t]
 
 
-def _scan(a: Tensor, b: Tensor) -> Tensor:
-    """h_t = a_t h_{t-1} + b_t from h_{-1} = 0, all t at once: blocks scanned side by side. a, b (B, T, H)."""
+def _scan(a: Tensor, b: Tensor, h0: Tensor | None = None, out: Tensor | None = None) -> Tensor:
+    """h_t = a_t h_{t-1} + b_t from h0 (B, H) (zeros when None), all t at once: blocks scanned side by side.
+
+    a, b (B, T, H); the result goes into ``out`` (B, T, H) when given, a new tensor otherwise.
+    """
     B, T, H = a.shape
     C = _block(T)
-    out = torch.empty_like(b)  # (B, T, H)
+    out = torch.empty_like(b) if out is None else out  # (B, T, H)
     n = T // C  # whole blocks; the last T - n C steps follow them as a loop
     if n <= 1:
-        _loop(a, b, None, out)
+        _loop(a, b, h0, out)
         return out
     S = n * C
     a4, b4 = a[:, :S].reshape(B, n, C, H), b[:, :S].reshape(B, n, C, H)  # step j of block k: [:, k, j]
@@ -119,18 +121,14 @@ def _scan(a: Tensor, b: Tensor) -> Tensor:
         torch.addcmul(b4[:, :, j], a4[:, :, j], h4[:, :, j - 1], out=h4[:, :, j])
         torch.mul(a4[:, :, j], prod[:, :, j - 1], out=prod[:, :, j])
     # 2. the true state at the end of each block: s_k = P_k s_{k-1} + e_k over the blocks, scanned the same way
-    ends = _scan(prod[:, :, -1], h4[:, :, -1])  # (B, n, H)
-    # 3. each step of blocks 1.. adds the state entering its block, carried through the block so far
+    ends = _scan(prod[:, :, -1], h4[:, :, -1], h0)  # (B, n, H)
+    # 3. each step adds the state entering its block, carried through the block so far
     h4[:, 1:].addcmul_(prod[:, 1:], ends[:, :-1, None])
+    if h0 is not None:  # block 0 is entered from h0
+        h4[:, 0].addcmul_(prod[:, 0], h0[:, None])
     if S < T:  # the steps after the last whole block
         _loop(a[:, S:], b[:, S:], out[:, S - 1], out[:, S:])
     return out
-
-
-def _scan_from(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
-    """The scan from the state h0 (B, H): h0 enters as part of the first input, b_0 + a_0 h0."""
-    first = torch.addcmul(b[:, :1], a[:, :1], h0[:, None])  # (B, 1, H)
-    return _scan(a, torch.cat([first, b[:, 1:]], dim=1))
 
 
 class LinearScan(torch.autograd.Function):
@@ -138,7 +136,7 @@ class LinearScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, a, b, h0):
-        h = _scan_from(a, b, h0)  # (B, T, H)
+        h = _scan(a, b, h0)  # (B, T, H)
         ctx.save_for_backward(a, h, h0)
         return h
 
@@ -146,11 +144,23 @@ class LinearScan(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_h):
         a, h, h0 = ctx.saved_tensors
-        B, T, H = a.shape
-        # g_t = grad_h_t + a_{t+1} g_{t+1}, g_T = grad_h_T: a forward scan over the reversed steps
-        a_next = torch.cat([a[:, 1:], a.new_zeros(B, 1, H)], dim=1)  # (B, T, H): a_{t+1}, 0 after the last step
-        g = _scan(a_next.flip(1), grad_h.flip(1)).flip(1)  # (B, T, H): dL/dh_t along every path
-        h_prev = torch.cat([h0[:, None], h[:, :-1]], dim=1)  # (B, T, H): h_{t-1}
-        grad_a = g * h_prev if ctx.needs_input_grad[0] else None  # dh_t/da_t = h_{t-1}
-        grad_h0 = a[:, 0] * g[:, 0] if ctx.needs_input_grad[2] else None  # dh_1/dh_0 = a_1
+        T = a.shape[1]
+        # g_t = grad_h_t + a_{t+1} g_{t+1} from g_{T-1} = grad_h_{T-1}: a scan over the reversed steps s = T-1-t,
+        # whose coefficient at s >= 1 is a_{T-s}, step s-1 of a reversed
+        a_rev, grad_rev = a.flip(1), grad_h.flip(1)  # (B, T, H)
+        g_rev = torch.empty_like(grad_rev)
+        g_rev[:, 0] = grad_rev[:, 0]
+        if T > 1:
+            _scan(a_rev[:, :-1], grad_rev[:, 1:], grad_rev[:, 0], out=g_rev[:, 1:])
+        g = g_rev.flip(1)  # (B, T, H): dL/dh_t along every path
+        grad_a = grad_h0 = None
+        if ctx.needs_input_grad[0]:  # dh_t/da_t = h_{t-1}
+            grad_a = torch.empty_like(g)
+            if h0 is None:
+                grad_a[:, 0] = 0
+            else:
+                torch.mul(g[:, 0], h0, out=grad_a[:, 0])
+            torch.mul(g[:, 1:], h[:, :-1], out=grad_a[:, 1:])
+        if h0 is not None and ctx.needs_input_grad[2]:  # dh_0/dh0 = a_0
+            grad_h0 = a[:, 0] * g[:, 0]
         return grad_a, g, grad_h0  # dh_t/db_t = 1
