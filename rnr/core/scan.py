@@ -75,13 +75,19 @@ def linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
 def _check(a, b, h0) -> None:
     check_tensor(a, "a")
     check_tensor(b, "b")
+    if h0 is not None:
+        check_tensor(h0, "h0")
     if a.dim() != 3 or a.shape != b.shape:
         raise ValueError(f"a and b must have the same shape (B, T, H), got {tuple(a.shape)} and {tuple(b.shape)}; "
                          f"broadcast them to one shape first, e.g. a.expand_as(b)")
-    if h0 is not None:
-        check_tensor(h0, "h0")
-        if h0.shape != (a.shape[0], a.shape[2]):
-            raise ValueError(f"h0 must have shape (B, H) = {(a.shape[0], a.shape[2])}, got {tuple(h0.shape)}")
+    if a.shape[1] == 0:
+        raise ValueError(f"a and b must have at least one step, got shape {tuple(a.shape)}; drop empty sequences")
+    for name, t in (("b", b), ("h0", h0)):
+        if t is not None and (t.dtype != a.dtype or t.device != a.device):
+            raise TypeError(f"{name} must have a's dtype and device ({a.dtype} on {a.device}), got {t.dtype} on "
+                            f"{t.device}; convert it with {name}.to(a)")
+    if h0 is not None and h0.shape != (a.shape[0], a.shape[2]):
+        raise ValueError(f"h0 must have shape (B, H) = {(a.shape[0], a.shape[2])}, got {tuple(h0.shape)}")
 
 
 def _block(T: int) -> int:

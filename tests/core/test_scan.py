@@ -73,6 +73,11 @@ def test_scan_refuses_mismatched_shapes():
         linear_scan(a, b, h0[0])
     with pytest.raises(TypeError, match="a must be a torch.Tensor"):
         linear_scan(a.numpy(), b)
+    with pytest.raises(ValueError, match=r"a and b must have at least one step, got shape \(2, 0, 3\)"):
+        linear_scan(a[:, :0], b[:, :0])
+    with pytest.raises(TypeError, match=r"b must have a's dtype and device \(torch.float64 on cpu\), got "
+                                        r"torch.float32 on cpu; convert it with b.to\(a\)"):
+        linear_scan(a, b.float())
 
 
 # ---------------------------------------------------------------- the paper's equations, one sequence at a time
