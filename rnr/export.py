@@ -3,9 +3,11 @@
 ``export_onnx(model, path)`` writes a graph that computes one step of a unidirectional ``rnr.RNN``, an
 ``rnr.ManyToManySync`` or a fitted ``rnr.CharLM``. The caller holds the state and feeds it back, so the same
 graph serves streaming, sampling and beam search in any ONNX runtime. The graph is built node by node from the
-model's weights with ``onnx.helper`` (Gemm, Add, Mul, Sub, Tanh, Sigmoid, Relu, Split, Gather, Unsqueeze, Concat),
-following the step functions of ``rnr.core.cells`` exactly: LSTM gates in PyTorch's order (i, f, g, o), GRU gates
-(r, z, n) with ``n = tanh(x W_in + b_in + r * (h W_hn + b_hn))`` and ``h_t = (1 - z) * n + z * h_{t-1}``.
+model's weights with ``onnx.helper`` (Gemm, Add, Mul, Sub, Neg, Tanh, Sigmoid, Softplus, Relu, Split, Gather,
+Unsqueeze, Concat), following the step functions of ``rnr.core.cells`` exactly: LSTM gates in PyTorch's order
+(i, f, g, o), GRU gates (r, z, n) with ``n = tanh(x W_in + b_in + r * (h W_hn + b_hn))`` and
+``h_t = (1 - z) * n + z * h_{t-1}``; minGRU and minLSTM as ``rnr.core.cells.scanned_gates`` writes them (a step of
+a layer that trains over all steps at once is still one step here).
 
 Inputs and outputs (``B`` is symbolic: any batch size; ``L`` layers, ``H`` hidden units, all float32):
 
@@ -102,6 +104,8 @@ def _cell_step(g: _Graph, rnn, k: int, x: str, h: str, c: str | None, phi_op: st
     """One step of layer k, as ``rnr.core.cells.{elman,lstm,gru}_step``. x (B, I_k), h and c (B, H) -> h_t, c_t."""
     w_ih, w_hh, b_ih, b_hh = rnn._weights(k, 0)
     xw = _linear(g, x, w_ih, b_ih, f"rnn.l{k}.ih")  # (B, G*H): x_t W_x + b_ih
+    if rnn.cell in SCANNED:  # no recurrent weight
+        return _scanned_step(g, rnn.cell, k, xw, h, rnn.hidden_size), None
     hw = _linear(g, h, w_hh, b_hh, f"rnn.l{k}.hh")  # (B, G*H): h_{t-1} W_h + b_hh
     if rnn.cell == "elman":  # h_t = phi(xw + hw)
         return g.op(phi_op, g.op("Add", xw, hw)), None
@@ -118,6 +122,19 @@ def _cell_step(g: _Graph, rnn, k: int, x: str, h: str, c: str | None, phi_op: st
     n = g.op("Tanh", g.op("Add", x_n, g.op("Mul", r, h_n)))
     one_minus_z = g.op("Sub", g.const(f"one.l{k}", torch.ones(())), z)
     return g.op("Add", g.op("Mul", one_minus_z, n), g.op("Mul", z, h)), None  # h_t = (1 - z) * n + z * h
+
+
+def _scanned_step(g: _Graph, cell: str, k: int, xw: str, h: str, H: int) -> str:
+    """One step of minGRU or minLSTM, as ``rnr.core.cells.scanned_gates``: h_t = a * h_{t-1} + b. xw (B, G*H)."""
+    if cell == "mingru":  # z = sig(xw_z), h_t = (1 - z) * h + z * h~
+        z, h_new = g.op("Split", xw, g.const(f"split2.l{k}", [H] * 2), axis=1, outputs=2)
+        z = g.op("Sigmoid", z)
+        one_minus_z = g.op("Sub", g.const(f"one.l{k}", torch.ones(())), z)
+        return g.op("Add", g.op("Mul", one_minus_z, h), g.op("Mul", z, h_new))
+    # f' = sig(d), i' = sig(-d), d = log sig(xw_f) - log sig(xw_i) = softplus(-xw_i) - softplus(-xw_f)
+    f, i, h_new = g.op("Split", xw, g.const(f"split3.l{k}", [H] * 3), axis=1, outputs=3)
+    d = g.op("Sub", g.op("Softplus", g.op("Neg", i)), g.op("Softplus", g.op("Neg", f)))
+    return g.op("Add", g.op("Mul", g.op("Sigmoid", d), h), g.op("Mul", g.op("Sigmoid", g.op("Neg", d)), h_new))
 
 
 def _stack(g: _Graph, states: list[str], name: str) -> str:
@@ -167,10 +184,6 @@ def _check_model(model):
     if any(d != 1 for d in rnn.dilation):
         raise ValueError(f"model must have dilation 1 to be exported one step at a time, got dilation={rnn.dilation} "
                          f"in {type(model).__name__}; train it with dilation=1 to export it")
-    if rnn.cell in SCANNED:
-        raise ValueError(f"cell={rnn.cell!r} cannot be exported to ONNX yet (the step graph is written for Elman, LSTM "
-                         f"and GRU), got cell={rnn.cell!r} in {type(model).__name__}; train with cell='gru' or "
-                         f"cell='lstm' to export it, or run it with rnr.Stream")
     if rnn.cell == "elman" and rnn.phi not in _PHI_OPS:
         phi = getattr(rnn.nonlinearity, "__name__", rnn.nonlinearity)
         raise ValueError(f"nonlinearity must be one of {sorted(PHIS)} to be exported (an ONNX graph "
@@ -183,8 +196,8 @@ def export_onnx(model, path, opset: int = 17) -> Path:
     """Write one time step of ``model`` as an ONNX graph with the recurrent state as input and output.
 
     Args:
-        model: a unidirectional ``rnr.RNN`` (Elman with a built-in nonlinearity, LSTM or GRU, any number of
-            layers), an ``rnr.ManyToManySync`` around one, or a fitted ``rnr.CharLM``.
+        model: a unidirectional ``rnr.RNN`` (Elman with a built-in nonlinearity, LSTM, GRU, minGRU or minLSTM, any
+            number of layers), an ``rnr.ManyToManySync`` around one, or a fitted ``rnr.CharLM``.
         path: the file to write (``.onnx``); parent folders are made, and the write is atomic.
         opset: the ONNX operator set, from 13 to the installed onnx's newest.
 

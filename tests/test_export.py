@@ -12,7 +12,8 @@ from rnr.export import export_onnx
 
 ort = pytest.importorskip("onnxruntime")
 
-CELLS = [("elman", "tanh"), ("elman", "relu"), ("lstm", "tanh"), ("gru", "tanh")]
+CELLS = [("elman", "tanh"), ("elman", "relu"), ("lstm", "tanh"), ("gru", "tanh"), ("mingru", "tanh"),
+         ("minlstm", "tanh")]
 TEXT = "the cat sat on the mat. the dog sat on the log.\n" * 6
 
 
@@ -81,7 +82,7 @@ def test_batch_size_is_dynamic(tmp_path, batch):
     torch.testing.assert_close(state, h_n, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "minlstm"])
 def test_charlm_logits_match_its_net(tmp_path, cell):
     lm = CharLM(hidden_size=16, embedding_dim=8, seq_len=16, batch_size=4, epochs=1, cell=cell, num_layers=2,
                 progress=False).fit(TEXT)

@@ -10,7 +10,6 @@ from rnr.core.dilation import dilated_reference
 from rnr.core.rnn import RNN
 from rnr.core.scan import linear_scan, linear_scan_reference
 from rnr.core.stream import Stream
-from rnr.export import export_onnx
 
 CELLS = ["mingru", "minlstm"]
 F64 = dict(dtype=torch.float64)
@@ -260,12 +259,6 @@ def test_scan_impl_is_for_the_scanned_cells_only():
                                          r"\(\['mingru', 'minlstm'\]\), got cell='gru'; use impl='auto'"):
         RNN(3, 4, cell="gru", impl="scan")
     RNN(3, 4, cell="minlstm", impl="scan")
-
-
-def test_export_refuses_the_scanned_cells(tmp_path):
-    pytest.importorskip("onnx")
-    with pytest.raises(ValueError, match=r"cell='minlstm' cannot be exported to ONNX .*; train with cell='gru'"):
-        export_onnx(RNN(3, 4, cell="minlstm"), tmp_path / "step.onnx")
 
 
 @pytest.mark.parametrize("cell", CELLS)
