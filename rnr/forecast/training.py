@@ -41,7 +41,8 @@ def train_forecaster(forecaster, parts) -> tuple[list[dict], bool]:
         epochs=epochs, clip_grad_norm=c.clip_grad_norm, on_nonfinite=c.on_nonfinite, seed=c.random_state,
         max_minutes=budget, stop_inside_epoch=True, scheduler_step="update", progress=c.progress, log_dir=c.log_dir,
         checkpoint_dir=c.checkpoint_dir,
-        checkpoint_every=c.checkpoint_every, resume=c.resume, device=c.device, distributed=True,
+        checkpoint_every=c.checkpoint_every, resume=c.resume, device=c.device, distributed=True, threads=c.threads,
+        rows_per_step=c.batch_size,
         hint="choose a scaler, or check the data for extreme values")
     core = TrainingCore(task, opt, settings, sched, config=dict(vars(c)))
     history = core.run()

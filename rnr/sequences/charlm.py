@@ -122,7 +122,10 @@ class CharLM(Estimator):
         self.index_ = {c: i for i, c in enumerate(self.vocab_)}
         self.start_ = counts.most_common(1)[0][0] if "\n" not in counts else "\n"
         val_ids = None if val_text is None else self._encode(_read(val_text, "val_text"), "val_text")
-        self.chosen_ = {} if self.epochs is not None else {"epochs": f"<= {BUDGET_EPOCHS} in max_minutes" if self.max_minutes else DEFAULT_EPOCHS}
+        if self.epochs is not None:
+            self.chosen_ = {}
+        else:
+            self.chosen_ = {"epochs": f"<= {BUDGET_EPOCHS} in max_minutes" if self.max_minutes else DEFAULT_EPOCHS}
         torch.manual_seed(self.random_state)
         device = resolve_device(self.device)
         self.net_ = CharNet(len(self.vocab_), self.embedding_dim, self.hidden_size, self.num_layers, self.cell,
@@ -341,7 +344,7 @@ def train_charlm(lm: CharLM, x: Tensor, y: Tensor, val_ids: Tensor | None) -> Hi
         max_minutes=lm.max_minutes, stop_inside_epoch=True, keep_best=val_ids is not None,
         monitor="val_nats" if val_ids is not None else "train_loss", scheduler_step="update", progress=lm.progress,
         log_dir=lm.log_dir, checkpoint_dir=lm.checkpoint_dir, checkpoint_every=lm.checkpoint_every, resume=lm.resume,
-        device=lm.device,
+        device=lm.device, rows_per_step=lm.batch_size,
         hint="set clip_grad_norm, or check the text")
     core = TrainingCore(task, opt, settings, sched, config=model_params(lm),
                         resume_keys=("batch_size", "seq_len", "random_state"))

@@ -3,8 +3,9 @@
 
 The core owns what every run shares: the optimizer update with gradient-norm clipping, the guard against
 non-finite numbers, learning-rate schedules, step and time budgets, validation with early stopping and the best
-epoch's weights, checkpoints with bitwise-exact resume, a graceful Ctrl-C, the metrics log, device resolution and
-the hook for ``torch.distributed``. What differs per model is a small task object that the core calls:
+epoch's weights, checkpoints with bitwise-exact resume, a graceful Ctrl-C, the metrics log, device resolution, the
+threads of a CPU run (``rnr.core.threads``) and the hook for ``torch.distributed``. What differs per model is a
+small task object that the core calls:
 
     task.module                  the ``nn.Module`` whose weights are trained and checkpointed
     task.num_batches()           batches in one epoch
@@ -45,10 +46,12 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from rnr.base import show_progress
+from rnr.core.threads import run_threads, step_work
 from rnr.training import checkpoint, distributed
 from rnr.training.logs import MetricsLog, stop_requested
 
 NONFINITE = ("error", "skip")
+DEFAULT_ROWS = 32  # examples per step where a task does not say (CoreSettings.rows_per_step)
 epoch_log = logging.getLogger("rnr.training")  # a line per epoch at INFO: silent unless a handler asks (rnr fit)
 
 
@@ -95,6 +98,9 @@ class CoreSettings:
     resume: bool = False                 # continue from the newest good checkpoint in checkpoint_dir
     device: str = "cpu"                  # "cpu", "cuda", "cuda:1", ... or "auto"
     distributed: bool = False            # join the torch.distributed group torchrun started (DDP), if any
+    threads: int | None = None           # torch (and numba) threads for the run; None: the user's count, else chosen
+                                         # from the free cores and the work per step (rnr.core.threads)
+    rows_per_step: int | None = None     # examples in one step (the batch size), for the work per step; None: 32
     hint: str = "set clip_grad_norm, or check the data for extreme values"  # the fix a divergence message offers
 
 
@@ -124,7 +130,8 @@ class History:
     """One row per epoch: epoch, steps (batches so far), updates (optimizer steps so far), train_loss, the
     validation metrics, lr (the rate when the epoch ended), clipped (updates whose gradient was clipped), skipped
     (only with ``on_nonfinite="skip"``: batches dropped for a NaN or inf loss or gradient), seconds.
-    ``history["val_loss"]`` gives a column; ``best_epoch`` and ``stopped_early`` summarise the run."""
+    ``history["val_loss"]`` gives a column; ``best_epoch`` and ``stopped_early`` summarise the run;
+    ``threads`` is the count of torch threads it ran on, and ``threads_reason`` says why (rnr.core.threads)."""
 
     def __init__(self, rows=None, monitor: str = "train_loss"):
         self.rows: list[dict] = list(rows or [])
@@ -132,6 +139,8 @@ class History:
         self.stopped_early = False
         self.out_of_time = False  # max_minutes ended the run
         self.interrupted = False  # a Ctrl-C inside rnr.training.logs.graceful_stop() ended the run after a step
+        self.threads: int | None = None  # torch threads during the run
+        self.threads_reason = ""
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -209,15 +218,33 @@ class TrainingCore:
 
     # the loop -------------------------------------------------------------------------------------------------
     def run(self) -> History:
+        before = torch.get_num_threads()
         try:
+            self._set_threads()
             return self._run()
         finally:
+            if torch.get_num_threads() != before:
+                torch.set_num_threads(before)  # the caller's count again, numba's with it at its next loop
             if self.world > 1:
                 if hasattr(self.task, "teardown"):
                     self.task.teardown()  # DDP's wrapper goes while the group is whole
                 torch.distributed.barrier()  # no process leaves the group while another still reduces
             if self.owns_group:
                 torch.distributed.destroy_process_group()
+
+    def _set_threads(self) -> None:
+        """Run on the threads ``rnr.core.threads.run_threads`` gives (on a CPU; a GPU run keeps torch's count), and
+        record them in the history and the log."""
+        h = self.history
+        if self.device.type != "cpu":
+            h.threads, h.threads_reason = torch.get_num_threads(), f"torch's count: the steps run on {self.device}"
+        else:
+            work = step_work(self.module, self.settings.rows_per_step or DEFAULT_ROWS)
+            h.threads, h.threads_reason = run_threads(work, self.settings.threads)
+            if h.threads != torch.get_num_threads():
+                torch.set_num_threads(h.threads)
+        if self.main:
+            epoch_log.info("threads: %d (%s)", h.threads, h.threads_reason)
 
     def _run(self) -> History:
         s, task = self.settings, self.task

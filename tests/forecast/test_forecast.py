@@ -90,6 +90,16 @@ def test_device_auto_trains_where_it_can_and_bad_devices_are_named(panel):
         RNNForecaster(horizon=7, device="gpu0", **FAST).fit(panel)
 
 
+def test_threads_sets_the_runs_threads(panel, caplog):
+    with caplog.at_level("INFO", logger="rnr.training"):
+        RNNForecaster(horizon=7, threads=2, **FAST).fit(panel)
+        assert "threads: 2 (threads=2, the estimator's setting)" in caplog.text
+        caplog.clear()
+        torch.set_num_threads(1)
+        RNNForecaster(horizon=7, **FAST).fit(panel)
+        assert "threads: 1 (" in caplog.text and "threads: 2" not in caplog.text
+
+
 @pytest.mark.parametrize("cell", ["elman", "lstm", "gru", "mingru", "minlstm"])
 @pytest.mark.parametrize("strategy", ["direct", "recursive"])
 def test_update_carries_the_state_as_if_the_history_had_been_read_whole(panel, cell, strategy):
