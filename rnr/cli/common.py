@@ -32,9 +32,9 @@ def show_progress(args) -> bool:
 
 @contextmanager
 def epoch_lines(args):
-    """Inside the block, where no progress bar shows (the output is not a terminal) and not --quiet, each epoch's
-    line of the training loop (the ``rnr.training`` logger) goes to standard error: ``rnr fit: epoch 3/60:
-    train_loss 0.1234; 12.3 s``."""
+    """Inside the block, where no progress bar shows (the output is not a terminal) and not --quiet, the lines of the
+    training loop (the ``rnr.training`` logger) go to standard error: the threads of each run, ``rnr fit: threads: 1
+    (chosen: ...)``, and each epoch's, ``rnr fit: epoch 3/60: train_loss 0.1234; 12.3 s``."""
     if args.quiet or show_progress(args):
         yield
         return

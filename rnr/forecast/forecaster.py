@@ -91,7 +91,7 @@ class RNNForecaster(Estimator):
         random_state: int = 0,                # the same random_state gives the same model
         ensemble: int = 1,                    # networks from seeds random_state, +1, ...: forecasts averaged
         snapshots: int = 1,                   # and each network's forecasts averaged over its last k epochs
-        threads: int | None = None,           # torch threads (None: leave as set)
+        threads: int | None = None,           # torch threads (None: as set, else chosen per run: rnr.core.threads)
         device: str = "cpu",                  # where to train: "cpu", "cuda", "cuda:1", ... or "auto"
         on_nonfinite: str = "error",          # a NaN/inf loss or gradient: "error" (stop) | "skip" its batch
         *,
