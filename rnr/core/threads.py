@@ -13,8 +13,10 @@ torch's default beside one busy process, where one thread slows only by that pro
 
 where the cores it may use are its CPU affinity (``os.sched_getaffinity``, within a cgroup's CPU quota), the busy
 cores are read from ``/proc/stat`` over ``SAMPLE_SECONDS`` (the busy share of each of those cores, less this process's
-own), and the work per step is the multiply-adds of one step through the weight matrices (``step_work``). Where
-``/proc/stat`` cannot be read (macOS, Windows) the free cores are torch's default.
+own; read only where the steps and the cores allow more than one thread), and the work per step is the
+multiply-adds of one step through the weight matrices (``step_work``). Where ``/proc/stat`` cannot be read (macOS,
+Windows) the free cores are torch's default. The load is read once, as the run starts: two runs started together
+each see the other idle.
 
 The choice applies only where nobody chose: ``run_threads`` returns, in this order, an estimator's own setting
 (``RNNForecaster(threads=...)``), a count set with ``torch.set_num_threads`` (any count other than torch's own when
@@ -76,13 +78,20 @@ def run_threads(work_per_step: float, setting: int | None = None, *, current: in
     for name in THREAD_ENVS:
         if environ.get(name, "").strip():
             return current, f"torch's count under {name}={environ[name].strip()}"
-    if cores is None:
+    work = f"{work_per_step / 1e6:.2g}M multiply-adds a step"
+    measure = cores is None
+    if measure:
         cpus, quota = usable_cores()
-        cores, busy = len(cpus), busy_cores(cpus)
-    threads = choose_threads(work_per_step, cores, busy, quota)
-    where = f"{cores} cores" + (f" (a quota of {quota:g})" if quota else "")
+        cores = len(cpus)
+    where = f"{cores} core{'s' if cores > 1 else ''}" + (f" (a quota of {quota:g})" if quota else "")
+    if choose_threads(work_per_step, cores, 0.0, quota) == 1:  # one even on an idle machine: no need to look
+        if work_per_step < 2 * WORK_PER_THREAD:
+            return 1, f"chosen: {work} gain nothing from a second thread"
+        return 1, f"chosen: one core to run on ({where}, torch's count {TORCH_DEFAULT})"
+    if measure:
+        busy = busy_cores(cpus)
     load = f"{busy:.1f} busy with other processes" if busy is not None else "no load reading here"
-    return threads, f"chosen: {where}, {load}; {work_per_step / 1e6:.2g}M multiply-adds a step"
+    return choose_threads(work_per_step, cores, busy, quota), f"chosen: {where}, {load}; {work}"
 
 
 def usable_cores() -> tuple[set[int], float | None]:

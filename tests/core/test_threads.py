@@ -79,8 +79,17 @@ def test_the_user_count_comes_first_then_rnr_threads_then_omp(monkeypatch):
 
 
 def test_the_reason_names_the_quota_and_a_missing_load_reading(default8):
-    assert run_threads(1000, current=8, environ={}, cores=8, busy=None, quota=2.0) == (
-        1, "chosen: 8 cores (a quota of 2), no load reading here; 0.001M multiply-adds a step")
+    assert run_threads(BIG, current=8, environ={}, cores=8, busy=None, quota=2.0) == (
+        2, "chosen: 8 cores (a quota of 2), no load reading here; 67M multiply-adds a step")
+
+
+def test_one_thread_where_the_step_or_the_cores_allow_no_more_without_reading_the_load(monkeypatch, default8):
+    monkeypatch.setattr(threads, "usable_cores", lambda: ({0, 1, 2, 3}, None))
+    monkeypatch.setattr(threads, "busy_cores", lambda cpus: pytest.fail("read the load"))
+    assert run_threads(1000, current=8, environ={}) == (
+        1, "chosen: 0.001M multiply-adds a step gain nothing from a second thread")
+    monkeypatch.setattr(threads, "usable_cores", lambda: ({5}, None))  # taskset -c 5
+    assert run_threads(BIG, current=8, environ={}) == (1, "chosen: one core to run on (1 core, torch's count 8)")
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
@@ -127,8 +136,9 @@ def test_cgroup_quota(tmp_path, files, quota):
 
 def test_the_machine_reading_runs_here():
     cpus, quota = threads.usable_cores()
-    assert cpus
-    assert quota is None or quota > 0
-    n, why = run_threads(0, current=threads.TORCH_DEFAULT, environ={})
-    assert n == 1 and why.startswith("chosen: ")
+    assert cpus and (quota is None or quota > 0)
+    busy = threads.busy_cores(cpus, seconds=0.05)
+    assert busy is None or 0 <= busy <= len(cpus)
+    n, why = run_threads(BIG, current=threads.TORCH_DEFAULT, environ={})
+    assert 1 <= n <= threads.TORCH_DEFAULT and why.startswith("chosen: ")
     assert torch.get_num_threads() == 1  # choosing sets nothing

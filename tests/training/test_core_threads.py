@@ -58,7 +58,7 @@ def machine(monkeypatch):
 def test_a_small_model_runs_on_one_thread_and_the_count_is_restored(machine):
     history, seen = run()
     assert seen == [1] and history.threads == 1
-    assert history.threads_reason == "chosen: 4 cores, 1.0 busy with other processes; 0.00051M multiply-adds a step"
+    assert history.threads_reason == "chosen: 0.00051M multiply-adds a step gain nothing from a second thread"
     assert torch.get_num_threads() == 4
 
 
@@ -95,4 +95,4 @@ def test_the_choice_is_logged_and_fit_records_it(machine, caplog):
         history = rnr.fit(rnr.ManyToOne(1, 1, hidden_size=8), tasks.ragged_sums(8, max_len=4), epochs=1,
                           batch_size=4, progress=False)
     assert history.threads == 1 and torch.get_num_threads() == 4
-    assert "threads: 1 (chosen: 4 cores, 1.0 busy with other processes;" in caplog.text
+    assert "threads: 1 (chosen: " in caplog.text
