@@ -49,7 +49,7 @@ def tones(n: int, seed: int, rate: int = 8000):
 @pytest.fixture(scope="module")
 def frame_model():
     X, y = frames(240, seed=0)
-    return Transcriber(hidden_size=32, num_layers=1, stride=1, bidirectional=True, epochs=25, lr=1e-2,
+    return Transcriber(hidden_size=32, num_layers=1, stride=1, bidirectional=True, epochs=25, lr=1e-2, batch_size=32,
                        spec_augment=False, **QUIET).fit(X, y)
 
 
