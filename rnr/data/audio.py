@@ -65,6 +65,19 @@ def read_wav(path) -> tuple[np.ndarray, int]:
     return np.clip(x, -1.0, 1.0), rate
 
 
+def wav_info(path) -> tuple[int, int, int]:
+    """``(channels, sample rate, frames)`` of a WAV file, from its header alone; errors as ``read_wav``'s."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"read_wav: no file at {path}")
+    try:
+        with wave.open(str(path), "rb") as w:
+            return w.getnchannels(), w.getframerate(), w.getnframes()
+    except (wave.Error, EOFError) as e:
+        raise ValueError(f"read_wav: {path} is not a RIFF/WAVE file of integer PCM samples ({e or 'no header'}); "
+                         f"{CONVERT}") from e
+
+
 def write_wav(path, samples, sample_rate: int) -> None:
     """Write a 1-D waveform as a 16-bit PCM mono WAV file; values are clipped to [-1, 1]."""
     x = np.asarray(samples, dtype=np.float64).reshape(-1)

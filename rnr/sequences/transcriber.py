@@ -15,6 +15,7 @@ Example:
 """
 import math
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from torch import Tensor, nn
 from rnr.base import RUN_OPTION_TABLE, Estimator, Option, check_options, model_params
 from rnr.core.cells import CELLS
 from rnr.core.rnn import RNN
-from rnr.data.audio import Features, normalize, read_wav, spec_augment
+from rnr.data.audio import Features, normalize, read_wav, spec_augment, wav_info
 from rnr.data.sequences import Batch, SequenceData
 from rnr.metrics import error_rate
 from rnr.nn.ctc import GreedyStream, ctc_beam_search, ctc_greedy
@@ -279,9 +280,11 @@ class Transcriber(Estimator):
         if kind != self.input_kind_:
             raise TypeError(f"{name} holds {kind}, but the model was fitted on {self.input_kind_}: give it "
                             f"{'WAV paths or waveforms' if self.input_kind_ == 'audio' else '(T, F) feature arrays'}")
-        out = []
+        out, mixed = [], []
         for i, item in enumerate(X):
             if kind == "audio":
+                if isinstance(item, (str, os.PathLike)):
+                    mixed += self._check_wav(item, i, name)
                 f = self.features_(*_audio(item, self.features_.sample_rate))
             else:
                 f = torch.as_tensor(np.asarray(item, dtype=np.float32))
@@ -296,7 +299,21 @@ class Transcriber(Estimator):
             if not torch.isfinite(f).all():
                 raise ValueError(f"{name}[{i}] holds NaN or inf features; fill or drop them first")
             out.append(normalize(f) if self._setting("normalize") == "utterance" else f)
+        if mixed:
+            warnings.warn(f"{len(mixed)} of the {len(X)} WAV files in {name} have more than one channel, e.g. "
+                          f"{mixed[0]}; their channels were averaged to one (mono)", stacklevel=3)
         return out
+
+    def _check_wav(self, path, i: int, name: str) -> list:
+        """A file recorded below half the model's rate is refused (its features would lack the upper bands); a file
+        of several channels is returned, to be named in one warning."""
+        channels, rate, _ = wav_info(path)
+        want = self.features_.sample_rate
+        if rate < want / 2:
+            raise ValueError(f"{name}[{i}] {str(path)!r} is recorded at {rate} Hz, less than half the model's "
+                             f"sample_rate ({want} Hz): its features would hold nothing above {rate // 2} Hz; give "
+                             f"a recording at {want} Hz or more, or fit with sample_rate={rate}")
+        return [path] if channels > 1 else []
 
     def _standardise(self, f: Tensor) -> Tensor:
         return ((f - self.mean_) / self.scale_).float()

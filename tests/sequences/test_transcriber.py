@@ -143,3 +143,26 @@ def test_errors_name_the_argument_and_the_fix():
         Transcriber(epochs=1, hidden_size=8, **QUIET).fit(X, y, X[:1], ["9"])
     with pytest.raises(ValueError, match="stride must be an int >= 1"):
         Transcriber(stride=0).fit(X, y)
+
+
+def test_wav_files_far_below_the_rate_are_refused_and_several_channels_named(tmp_path):
+    import wave
+
+    t = np.arange(4000) / 8000
+    tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    write_wav(tmp_path / "a.wav", tone, 8000)
+    write_wav(tmp_path / "low.wav", tone[::4], 2000)  # 2 kHz: nothing above 1 kHz
+    with wave.open(str(tmp_path / "stereo.wav"), "wb") as w:  # the tone on the left, silence on the right
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        pcm = (tone * 32767).astype("<i2")
+        w.writeframes(np.stack([pcm, np.zeros_like(pcm)], 1).tobytes())
+    settings = dict(hidden_size=8, num_layers=1, epochs=1, **QUIET)
+    with pytest.raises(ValueError, match=r"X\[1\] '.*low.wav' is recorded at 2000 Hz, less than half the model's "
+                                         r"sample_rate \(8000 Hz\).*or fit with sample_rate=2000"):
+        Transcriber(**settings).fit([str(tmp_path / "a.wav"), str(tmp_path / "low.wav")], ["a", "b"])
+    with pytest.warns(UserWarning, match=r"1 of the 2 WAV files in X have more than one channel, e.g. .*stereo.wav; "
+                                         r"their channels were averaged"):
+        asr = Transcriber(**settings).fit([str(tmp_path / "a.wav"), str(tmp_path / "stereo.wav")], ["a", "b"])
+    assert asr.tokens_ == ["a", "b"]
