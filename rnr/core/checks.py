@@ -1,6 +1,36 @@
-"""Validation of user input: each error names the argument, the rule, the value received and the fix."""
+"""Validation of user input: each error names the argument, the rule, the value received and the fix.
+
+Checks of types and shapes cost a few attribute reads and always run. The value checks, which read every element
+of a tensor and wait for the answer (finite values, token and class ids in range), are skipped inside ``trusted()``:
+the training core enters it once a task's data has been checked in full, and a model enters it around a layer that
+reads the model's own tensors (a decoder step), so that the same values are not scanned again on every chunk or
+step. Outside it every call checks everything, the plain path the fast one is held to (tests/training).
+"""
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import torch
 from torch import Tensor
+
+_TRUSTED = ContextVar("rnr_trusted", default=False)
+ALWAYS_CHECK = False  # True: trusted() skips nothing, every call checks every value (the reference for tests)
+
+
+@contextmanager
+def trusted():
+    """Inside: the value checks (``check_finite``, ``check_tokens``' range, the class ids of
+    ``rnr.nn.losses.masked_loss``) are skipped; checks of types and shapes still run. For tensors already checked
+    once, or made by the model itself; results are the same, bitwise, as with the checks."""
+    token = _TRUSTED.set(not ALWAYS_CHECK)
+    try:
+        yield
+    finally:
+        _TRUSTED.reset(token)
+
+
+def checking_values() -> bool:
+    """False inside ``trusted()``: the value checks may be skipped."""
+    return not _TRUSTED.get()
 
 
 def _shape(t: Tensor) -> str:
@@ -24,8 +54,19 @@ def check_float(x: Tensor, name: str, tokens_hint: bool = True) -> None:
         )
 
 
+def all_finite(tensors) -> bool:
+    """Whether every element of the floating-point ``tensors`` is finite, with one wait for the answer.
+
+    Reads the smallest and largest element of each (``torch.aminmax``: a NaN anywhere makes both NaN, an inf is one
+    of them) rather than ``torch.isfinite`` of every element, which builds a mask as large as the tensor: for the 1.2
+    million weights of a CharLM (LSTM 512) 0.8 ms against 11 ms on one core of this project's machine. Equals
+    ``all(bool(torch.isfinite(t).all()) for t in tensors)``."""
+    ends = [end for t in tensors if t.numel() for end in torch.aminmax(t)]
+    return not ends or bool(torch.isfinite(torch.stack(ends)).all())
+
+
 def check_finite(x: Tensor, name: str) -> None:
-    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+    if not _TRUSTED.get() and x.is_floating_point() and not all_finite([x]):
         bad = (~torch.isfinite(x)).nonzero()[0].tolist()
         raise ValueError(
             f"{name} must be finite, got NaN or inf (first at index {tuple(bad)}); fill or drop missing values "
@@ -64,7 +105,7 @@ def check_tokens(x, vocab_size: int, name: str = "x") -> Tensor:
         raise TypeError(f"{name} must hold integer token ids, got dtype {x.dtype}; convert it with {name}.long()")
     if x.shape[1] == 0:
         raise ValueError(f"{name} must have at least one time step, got shape {_shape(x)}; drop empty sequences")
-    if x.numel() and (int(x.min()) < 0 or int(x.max()) >= vocab_size):
+    if not _TRUSTED.get() and x.numel() and (int(x.min()) < 0 or int(x.max()) >= vocab_size):
         raise ValueError(
             f"{name} must hold token ids in [0, {vocab_size}), got values in [{int(x.min())}, {int(x.max())}]; "
             f"build the model with a larger vocab_size or map unknown tokens to an id below {vocab_size}"

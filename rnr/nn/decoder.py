@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnr.core.checks import check_positive_int, check_tensor
+from rnr.core.checks import check_positive_int, check_tensor, checking_values, trusted
 from rnr.core.rnn import take_rows
 
 
@@ -107,7 +107,8 @@ class Decoder(nn.Module):
         if self.attention:
             ctx = self._attend(state, memory)
             inp = torch.cat([inp, ctx], dim=-1)
-        out, state = self.rnn(inp[:, None], state)  # (B, 1, H)
+        with trusted():  # the decoder's own tensors: no scan of their values on every step
+            out, state = self.rnn(inp[:, None], state)  # (B, 1, H)
         h = out[:, 0]
         return (torch.cat([h, ctx], dim=-1) if self.attention else h), state
 
@@ -124,7 +125,7 @@ class Decoder(nn.Module):
             if target.dim() != 2 or target.is_floating_point():
                 raise ValueError(f"target must be (batch, steps) integer class ids, got dtype {target.dtype} and "
                                  f"shape {tuple(target.shape)}")
-            if target.numel() and (int(target.min()) < 0 or int(target.max()) >= O):
+            if checking_values() and target.numel() and (int(target.min()) < 0 or int(target.max()) >= O):
                 raise ValueError(f"target must hold class ids in [0, {O}), got values in "
                                  f"[{int(target.min())}, {int(target.max())}]")
         else:
@@ -159,7 +160,8 @@ class Decoder(nn.Module):
         if ratio >= 1.0 and not self.attention:
             # full teacher forcing: every input is known, so the recurrence runs in one call
             prev = torch.cat([start[:, None], target[:, :-1]], dim=1)  # (B, T[, O])
-            out, _ = self.rnn(self._read_prev(prev), state)
+            with trusted():  # the decoder's own tensors: embeddings of the target's ids, the state it was given
+                out, _ = self.rnn(self._read_prev(prev), state)
             return self._head(out)  # (B, T, O)
         if ratio >= 1.0:
             # attention, fully forced: only the recurrence steps one at a time; the head (often the largest

@@ -27,6 +27,7 @@ from rnr.core.checks import (
     check_sequence,
     check_tensor,
     check_tokens,
+    trusted,
 )
 from rnr.core.rnn import RNN, step_mask
 from rnr.data.sequences import Batch
@@ -124,7 +125,9 @@ class OneToOne(Topology):
         self.head = nn.Linear(hidden_size, output_size)
 
     def forward(self, x: Tensor) -> Tensor:
-        out, _ = self.rnn(self.read_vector(x)[:, None])  # (B, 1, H)
+        x = self.read_vector(x)
+        with trusted():  # x checked by read_vector: the layer need not scan it again
+            out, _ = self.rnn(x[:, None])  # (B, 1, H)
         return self.head(out[:, 0])  # (B, O)
 
     def _predict_batch(self, batch):
@@ -173,7 +176,8 @@ class ManyToOne(Topology):
             x, lengths = self.augment(x, lengths)  # changes x in training only
         if self.front is not None:
             x, lengths = self.front(x, lengths)  # (B, T', C)
-        out, h_n = self.rnn(x, lengths=lengths)  # (B, T, D*H)
+        with trusted():  # x checked by read (or made from it by the front end): the layer need not scan it again
+            out, h_n = self.rnn(x, lengths=lengths)  # (B, T, D*H)
         if self.pooling == "last":
             h = h_n[0] if isinstance(h_n, tuple) else h_n
             D = self.rnn.num_directions
@@ -294,7 +298,8 @@ class EncoderDecoder(Topology):
     def encode(self, x, lengths=None):
         """Encoder outputs (B, S, D*H), the decoder's initial state and the source mask."""
         x, lengths = self.read(x, lengths)
-        out, h_n = self.encoder(x, lengths=lengths)
+        with trusted():  # x checked by read: the encoder need not scan it again
+            out, h_n = self.encoder(x, lengths=lengths)
         L, D = self.config["num_layers"], self.encoder.num_directions
 
         def bridge(h):  # (L*D, B, H) -> (L, B, H), both directions of a layer mixed

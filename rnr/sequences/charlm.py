@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from rnr.base import RUN_OPTION_TABLE, Estimator, Option, check_options, model_params
 from rnr.core.cells import CELLS
-from rnr.core.checks import check_positive_int
+from rnr.core.checks import check_positive_int, trusted
 from rnr.core.rnn import RNN, detach_state, take_rows
 from rnr.training.core import CoreSettings, History, TrainingCore, cosine_over_run, resolve_device
 from rnr.weights import load_weights
@@ -44,7 +44,8 @@ class CharNet(nn.Module):
 
     def forward(self, ids: Tensor, state=None):
         """ids (B, T) -> logits (B, T, V), the final state."""
-        out, state = self.rnn(self.embedding(ids), state)
+        with trusted():  # embeddings of ids from the model's vocabulary, and the states it carries
+            out, state = self.rnn(self.embedding(ids), state)
         return self.head(self.drop(out)), state
 
 

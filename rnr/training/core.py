@@ -22,6 +22,9 @@ small task object that the core calls:
     task.start_epoch(epoch)      optional: called before an epoch's first batch (e.g. to forget a carried state)
     task.carried()               optional: tensors carried from batch to batch (``CharLM``'s streams), checkpointed
     task.restore(tensors)        optional: put them back on resume
+    task.validated               optional: True once every value the updates read has passed the model's checks
+                                 (``rnr.fit``'s task: after its first epoch); the updates then run inside
+                                 ``rnr.core.checks.trusted()``, without scanning each batch's values again
 
 Numerical faults: a loss or gradient that is not finite (NaN or inf) never reaches the optimizer. With
 ``on_nonfinite="error"`` the run stops with a ``FloatingPointError`` that names the epoch, the batch and the update,
@@ -33,6 +36,7 @@ Resume: a checkpoint holds the weights, the optimizer's and scheduler's state, t
 tensors, the position (epoch, batch of the epoch, updates) and the running sums of the epoch, so a resumed run
 reaches the same weights, bitwise, as one never interrupted.
 """
+import contextlib
 import csv
 import logging
 import math
@@ -46,6 +50,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from rnr.base import show_progress
+from rnr.core import checks
 from rnr.core.threads import run_threads, step_work
 from rnr.training import checkpoint, distributed
 from rnr.training.logs import MetricsLog, stop_requested
@@ -322,10 +327,11 @@ class TrainingCore:
         total, weight = 0.0, 0.0
         updates = self.task.updates(batch)
         try:
-            for loss, w, *scale in updates:
-                value = self._update(loss, *scale)
-                if w:  # a process whose share of the batch has ended takes part in DDP with no targets
-                    total, weight = total + value * w, weight + w
+            with checks.trusted() if getattr(self.task, "validated", False) else contextlib.nullcontext():
+                for loss, w, *scale in updates:
+                    value = self._update(loss, *scale)
+                    if w:  # a process whose share of the batch has ended takes part in DDP with no targets
+                        total, weight = total + value * w, weight + w
         except _SkipBatch as skip:  # on_nonfinite="skip": the rest of the batch is not read
             updates.close()
             p["skipped"] += 1
@@ -478,7 +484,7 @@ def _total_norm(tensors: list[Tensor]) -> float:
 
 
 def _all_finite(tensors: list[Tensor]) -> bool:
-    return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())  # one device sync, not one each
+    return checks.all_finite(tensors)  # one device sync, not one each; the ends of each tensor, not a mask of it
 
 
 def _new_partial() -> dict:

@@ -131,6 +131,8 @@ class TopologyTask:
         self.module, self.cfg, self.train, self.val = model, cfg, train, val
         self.device = torch.device("cpu")
         self.where = None  # the tbptt chunk in progress, named when it diverges
+        # the first epoch checks every value of every batch (rnr.core.checks); after it the core skips those scans
+        self.validated = False
 
     def setup(self, core) -> None:
         self.device = core.device
@@ -173,6 +175,7 @@ class TopologyTask:
         return {f"val_{k}": v for k, v in evaluate(self.module, self.val, self.cfg.batch_size, self.device).items()}
 
     def end_epoch(self, history: History) -> None:
+        self.validated = True  # every training example has passed the model's checks once
         if self.cfg.history_csv:
             history.to_csv(self.cfg.history_csv)
 
