@@ -3,7 +3,8 @@
 For ``rnr.CharLM``, ``rnr.Seq2Seq``, ``rnr.RNNClassifier`` and ``rnr.RNNForecaster`` it trains the estimator
 (``fit``) and, in the same process, a bare loop: the same layers built from ``torch.nn`` (or, where rnr's layer
 runs its own compiled kernel rather than torch's, ``rnr.RNN`` called directly with that kernel), the same cell,
-widths, batch size, optimizer and gradient clipping, and a plain ``for`` loop of forward, loss, ``zero_grad``,
+widths, batch size, optimizer, gradient clipping and threads (``RNR_THREADS`` holds rnr's runs to torch's count, or
+``--threads``), and a plain ``for`` loop of forward, loss, ``zero_grad``,
 ``backward``, ``clip_grad_norm_``, ``step`` over batches made before the clock starts. It prints the throughput of
 both (characters, or examples, per second of the training loop: the training core's own epoch seconds for rnr, so
 what ``fit`` does before and after training, such as building the vocabulary, is left out) and their ratio
@@ -29,6 +30,7 @@ from torch import nn
 
 import rnr
 from rnr.core import checks
+from rnr.core.threads import ENV as RNR_THREADS
 from rnr.core.rnn import RNN
 from rnr.data.sequences import SequenceData
 from rnr.data.text import Tokenizer
@@ -273,10 +275,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes: a few seconds per estimator")
     ap.add_argument("--only", choices=sorted(BENCHES), action="append", help="only these estimators")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: as torch sets them)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads for both sides (default: torch's count)")
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = args.threads or torch.get_num_threads()
+    torch.set_num_threads(threads)
+    os.environ[RNR_THREADS] = str(threads)  # rnr's runs on the bare loop's threads, not a count it would choose
     print(machine())
     print(f"{'estimator':<14} {'rnr /s':>10} {'checked /s':>10} {'bare /s':>10} {'rnr/bare':>8} {'chk/bare':>8}  "
           f"unit, sizes")
