@@ -88,7 +88,7 @@ def text_of(n: int, seed: int = 0) -> str:
 
 def charlm(quick: bool):
     B, T, H = 32, 128, 512
-    chunks = 3 if quick else 32
+    chunks = 3 if quick else 24
     text = text_of(B * T * chunks + 1)
 
     def run_rnr():
@@ -164,16 +164,16 @@ class BareSeq2Seq(nn.Module):
 
 
 def seq2seq(quick: bool):
-    B, H, n = 64, 256, (256 if quick else 2048)
+    B, H, n, epochs = 64, 256, (128 if quick else 512), 2
     X, Y = sentences(n)
     words = sum(len(y.split()) + 1 for y in Y)
 
     def settings():
-        return dict(hidden_size=H, embedding_dim=H, batch_size=B, epochs=1, max_minutes=None, progress=False)
+        return dict(hidden_size=H, embedding_dim=H, batch_size=B, epochs=epochs, max_minutes=None, progress=False)
 
     def run_rnr():
         s2s = rnr.Seq2Seq(**settings()).fit(X, Y)
-        return loop_seconds(s2s.history_), n
+        return loop_seconds(s2s.history_), n * epochs
 
     def run_bare():
         torch.manual_seed(0)
@@ -186,31 +186,32 @@ def seq2seq(quick: bool):
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         params = list(model.parameters())
         start = time.perf_counter()
-        for b in batches:
+        for b in batches * epochs:
             x_len = b.x_lengths if b.x_lengths is not None else torch.full((len(b),), b.x.shape[1])
             logits = model(b.x, x_len, b.y)
             y = b.y if b.y_lengths is None else b.y.masked_fill(
                 torch.arange(b.y.shape[1])[None] >= b.y_lengths[:, None], -100)
             loss = nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100)
             update(opt, params, loss)
-        return time.perf_counter() - start, n
+        return time.perf_counter() - start, n * epochs
 
-    return "Seq2Seq", f"GRU {H} bidirectional, additive attention, batch {B}, {n} pairs, {words} target words", \
+    return "Seq2Seq", f"GRU {H} bidirectional, additive attention, batch {B}, {n} pairs ({words} target words) x " \
+        f"{epochs} epochs", \
         "pairs", run_rnr, run_bare
 
 
 # RNNClassifier: GRU 64 bidirectional, last states, batch 32 ---------------------------------------------------
 def classifier(quick: bool):
-    B, T, F, H, n = 32, 100, 3, 64, (320 if quick else 4096)
+    B, T, F, H, n, epochs = 32, 100, 3, 64, (160 if quick else 2048), 2
     rng = np.random.default_rng(0)
     X = rng.standard_normal((n, T, F)).astype(np.float32)
     y = (X[:, :, 0].mean(1) > 0).astype(np.int64)
 
     def run_rnr():
-        clf = rnr.RNNClassifier(hidden_size=H, batch_size=B, epochs=1, conv=False, pooling="last", n_models=1,
+        clf = rnr.RNNClassifier(hidden_size=H, batch_size=B, epochs=epochs, conv=False, pooling="last", n_models=1,
                                 validation_fraction=None, lr_schedule=None, max_minutes=None, progress=False)
         clf.fit(X, y)
-        return loop_seconds(clf.history_), n
+        return loop_seconds(clf.history_), n * epochs
 
     def run_bare():
         torch.manual_seed(0)
@@ -222,13 +223,14 @@ def classifier(quick: bool):
         order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
         batches = [(xs[order[i : i + B]], ys[order[i : i + B]]) for i in range(0, n, B)]
         start = time.perf_counter()
-        for xb, yb in batches:
+        for xb, yb in batches * epochs:
             _, h_n = rnn(xb)
             loss = nn.functional.cross_entropy(head(torch.cat([h_n[-2], h_n[-1]], -1)), yb)
             update(opt, params, loss)
-        return time.perf_counter() - start, n
+        return time.perf_counter() - start, n * epochs
 
-    return "RNNClassifier", f"GRU {H} bidirectional, {n} sequences of {T} x {F}, batch {B}", "sequences", \
+    return "RNNClassifier", f"GRU {H} bidirectional, {n} sequences of {T} x {F} x {epochs} epochs, batch {B}", \
+        "sequences", \
         run_rnr, run_bare
 
 
