@@ -13,6 +13,7 @@ recognition in continuously spoken sentences", IEEE Trans. ASSP 28(4) (MFCC); Yo
 1998-010 (the mel scale linear below 1 kHz and logarithmic above, and area-normalised filters); Park et al. (2019),
 "SpecAugment: a simple data augmentation method for automatic speech recognition", Interspeech (masking).
 """
+import functools
 import math
 import wave
 import warnings
@@ -188,6 +189,12 @@ def mel_filterbank(n_mels: int, n_fft: int, sample_rate: int, f_min: float = 0.0
     return torch.from_numpy(fb.astype(np.float32))
 
 
+@functools.lru_cache(maxsize=32)
+def _filterbank(n_mels: int, n_fft: int, sample_rate: int, f_min: float, f_max: float | None) -> Tensor:
+    """``mel_filterbank`` built once per setting (a stream computes features for every block); read-only."""
+    return mel_filterbank(n_mels, n_fft, sample_rate, f_min, f_max)
+
+
 def log_mel(samples, sample_rate: int, n_mels: int = 40, win_length: int | None = None, hop_length: int | None = None,
             n_fft: int | None = None, f_min: float = 20.0, f_max: float | None = None,
             floor: float = 1e-10) -> Tensor:
@@ -212,7 +219,7 @@ def log_mel(samples, sample_rate: int, n_mels: int = 40, win_length: int | None 
     _check_int(hop_length, "hop_length", 1)
     n_fft = 1 << (win_length - 1).bit_length() if n_fft is None else n_fft
     _check_int(n_fft, "n_fft", win_length)
-    fb = mel_filterbank(n_mels, n_fft, sample_rate, f_min, f_max).to(x.device)  # (K, n_mels)
+    fb = _filterbank(n_mels, n_fft, sample_rate, f_min, f_max).to(x.device)  # (K, n_mels)
     if len(x) < win_length:
         return torch.zeros(0, n_mels, device=x.device)
     # torch.stft centres the window in each n_fft frame; padding (n_fft - win_length) // 2 zeros in front makes
