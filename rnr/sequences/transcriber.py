@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from rnr.base import RUN_OPTION_TABLE, Estimator, Option, check_options, model_params
 from rnr.core.cells import CELLS
+from rnr.core.checks import trusted
 from rnr.core.rnn import RNN
 from rnr.data.audio import Features, normalize, read_wav, spec_augment, wav_info
 from rnr.data.sequences import Batch, SequenceData
@@ -431,8 +432,12 @@ class TranscriptStream:
         if self.finished:
             raise ValueError("this stream is finished; start another with model.stream()")
         m = self.model
+        values = np.asarray(block, dtype=np.float32)
+        if not np.isfinite(values).all():
+            raise ValueError("this block holds NaN or inf values; fill or drop them before pushing it (the stream "
+                             "keeps what it read before)")
         if m.input_kind_ == "audio":
-            block = np.asarray(block, dtype=np.float32).reshape(-1)
+            block = values.reshape(-1)
             self.samples = np.concatenate([self.samples, block])
             feats = m.features_
             n = feats.frames(len(self.samples))
@@ -441,7 +446,7 @@ class TranscriptStream:
             new = m.features_(self.samples[: (n - 1) * feats.hop_length + feats.win_length], feats.sample_rate)
             self.samples = self.samples[n * feats.hop_length:]
         else:
-            new = torch.as_tensor(np.asarray(block, dtype=np.float32)).reshape(-1, m.n_features_in_)
+            new = torch.as_tensor(values).reshape(-1, m.n_features_in_)
         self.frames = torch.cat([self.frames, m._standardise(new)])
         whole = len(self.frames) - len(self.frames) % m.stride
         ready, self.frames = self.frames[:whole], self.frames[whole:]
@@ -450,7 +455,8 @@ class TranscriptStream:
     def _run(self, frames: Tensor) -> list[str]:
         if len(frames) == 0:
             return []
-        log_probs, _, self.state = self.model.model_(frames[None], None, self.state)
+        with trusted():  # every frame was checked as it arrived
+            log_probs, _, self.state = self.model.model_(frames[None], None, self.state)
         ids = self.decoder.push(log_probs[0])
         self.ids += ids
         return [self.model.tokens_[i - 1] for i in ids]

@@ -116,6 +116,12 @@ def test_a_stream_writes_what_the_whole_file_gives(stride):
             at += step
         assert stream.finish() == whole
         assert stream.text.startswith("".join(said))  # what push returned, then what finish read
+    stream = asr.stream()
+    stream.push(X[0][:1000])
+    with pytest.raises(ValueError, match="this block holds NaN or inf values; .*keeps what it read before"):
+        stream.push(np.full(300, np.nan, np.float32))
+    stream.push(X[0][1000:])
+    assert stream.finish() == asr.predict(X[:1])[0]  # the refused block left no trace
     with pytest.raises(ValueError, match="stream is finished"):
         stream.push(x[:100])
 
