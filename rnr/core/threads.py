@@ -3,9 +3,8 @@ steps can use.
 
 torch's default is one thread per physical core of the machine, whatever else runs there and however small the
 model. A recurrent step is a chain of small products, and when one of the threads waits for a core that another
-process holds, every step waits for it: measured on a 2-core machine, small models trained up to 45 times slower with
-torch's default beside one busy process, where one thread slows only by that process's share of the cores
-(``bench/contention.py``, docs/performance.md). So a run takes
+process holds, every step waits for it: on a 2-core machine, small models trained up to 45 times slower with torch's
+default beside one busy process (measured before this rule; ``bench/contention.py`` measures both). So a run takes
 
     threads = min(cores this process may use - cores busy with other processes,   # what is free
                   max(1, work per step // WORK_PER_THREAD),                         # what the steps can use
