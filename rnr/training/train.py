@@ -112,7 +112,7 @@ def fit(model, train, val=None, **settings) -> History:
         scheduler_step="plateau" if cfg.lr_schedule == "plateau" else "update" if per_update else "epoch",
         progress=cfg.progress,
         log_dir=cfg.log_dir, checkpoint_dir=cfg.checkpoint_dir, checkpoint_every=cfg.checkpoint_every,
-        resume=cfg.resume, device=cfg.device)
+        resume=cfg.resume, device=cfg.device, rows_per_step=cfg.batch_size)
     task = TopologyTask(model, cfg, train, val)
     if per_update:  # a budget that ends the run before its epochs still ends it at a low rate
         sched = cosine_over_run(cfg.epochs * task.num_batches(), cfg.max_minutes)
