@@ -30,6 +30,20 @@ __all__ = ["read_wav", "write_wav", "resample", "mel_filterbank", "log_mel", "mf
 CONVERT = "convert it to 16-bit PCM, e.g. with `ffmpeg -i in.wav -acodec pcm_s16le out.wav`"
 
 
+def _read(path, frames: bool):
+    """``(channels, sample width, rate, frame count, raw bytes or None)`` of a WAV file; the errors of ``read_wav``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"read_wav: no file at {path}")
+    try:
+        with wave.open(str(path), "rb") as w:
+            n = w.getnframes()
+            return w.getnchannels(), w.getsampwidth(), w.getframerate(), n, w.readframes(n) if frames else None
+    except (wave.Error, EOFError) as e:
+        raise ValueError(f"read_wav: {path} is not a RIFF/WAVE file of integer PCM samples ({e or 'no header'}); "
+                         f"{CONVERT}") from e
+
+
 def read_wav(path) -> tuple[np.ndarray, int]:
     """Samples and sample rate of a PCM WAV file: ``(samples (N,) float32 in [-1, 1], rate)``.
 
@@ -37,15 +51,7 @@ def read_wav(path) -> tuple[np.ndarray, int]:
     Compressed or floating-point WAV files, other formats and files without frames raise ``ValueError``.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"read_wav: no file at {path}")
-    try:
-        with wave.open(str(path), "rb") as w:
-            channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
-            raw = w.readframes(w.getnframes())
-    except (wave.Error, EOFError) as e:
-        raise ValueError(f"read_wav: {path} is not a RIFF/WAVE file of integer PCM samples ({e or 'no header'}); "
-                         f"{CONVERT}") from e
+    channels, width, rate, _, raw = _read(path, frames=True)
     n = len(raw) // (width * channels)
     if n == 0:
         raise ValueError(f"read_wav: {path} holds no audio (0 frames); give a WAV file with at least one sample")
@@ -68,15 +74,8 @@ def read_wav(path) -> tuple[np.ndarray, int]:
 
 def wav_info(path) -> tuple[int, int, int]:
     """``(channels, sample rate, frames)`` of a WAV file, from its header alone; errors as ``read_wav``'s."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"read_wav: no file at {path}")
-    try:
-        with wave.open(str(path), "rb") as w:
-            return w.getnchannels(), w.getframerate(), w.getnframes()
-    except (wave.Error, EOFError) as e:
-        raise ValueError(f"read_wav: {path} is not a RIFF/WAVE file of integer PCM samples ({e or 'no header'}); "
-                         f"{CONVERT}") from e
+    channels, _, rate, n, _ = _read(path, frames=False)
+    return channels, rate, n
 
 
 def write_wav(path, samples, sample_rate: int) -> None:
