@@ -126,17 +126,19 @@ class ForecastTask:
             if idle:
                 active = torch.zeros_like(active)
                 active[0] = True  # a stand-in row whose loss counts zero, to take part in DDP's all-reduce
-            rows = active.nonzero().squeeze(1).to(device)
+            every = not idle and bool(active.all())  # the common case: views of the batch, no row copies
+            rows = None if every else active.nonzero().squeeze(1).to(device)
             sl = slice(c0, c0 + c.chunk)
+            pick = (lambda t: t[:, sl]) if every else (lambda t: t[rows, sl])  # noqa: E731 - this chunk's rows
             sub_len = (lens[active] - c0).clamp(min=1, max=x[:, sl].shape[1])  # on the CPU, as packing wants
-            st = None if state is None or idle else take_rows(state, rows)
-            sm = None if smooth is None or idle else smooth[rows]
-            b = base[rows, sl]  # (B', T', J, K)
-            k = torch.cat([known[rows, sl], b.flatten(2)], dim=-1) if c.base_input else known[rows, sl]
-            pred, tgt, ok, penalty, new, smooth_new = self.step_net(x[rows, sl], s_num[rows], s_cat[rows], st,
-                                                                    sub_len, k, b, target[rows, sl],
-                                                                    ids[rows.cpu()].to(device), sm)
-            m = mask[rows, sl] & (not idle)
+            st = None if state is None or idle else state if every else take_rows(state, rows)
+            sm = None if smooth is None or idle else smooth if every else smooth[rows]
+            b = pick(base)  # (B', T', J, K)
+            k = torch.cat([pick(known), b.flatten(2)], dim=-1) if c.base_input else pick(known)
+            pred, tgt, ok, penalty, new, smooth_new = self.step_net(
+                pick(x), s_num if every else s_num[rows], s_cat if every else s_cat[rows], st, sub_len, k, b,
+                pick(target), (ids if every else ids[rows.cpu()]).to(device), sm)
+            m = pick(mask) & (not idle)
             if ok is not None:
                 m = m & ok  # smoothing: targets before the level exists are not targets
             n = float(m.sum())
@@ -146,7 +148,9 @@ class ForecastTask:
                 # processes of a distributed run add up to one process on the whole batch
                 loss = loss + smoothing.LEVEL_PENALTY * net.J * penalty / max(n, 1.0)
             yield loss, n, n / max(float(chunk_counts[ci]), 1.0) * self.world
-            if not idle:
+            if every:
+                state, smooth = detach_state(new), None if smooth_new is None else smooth_new.detach()
+            elif not idle:
                 state = put_rows(state, rows, detach_state(new), len(lens))
                 if smooth_new is not None:
                     smooth = _put(smooth, rows, smooth_new.detach(), len(lens))
