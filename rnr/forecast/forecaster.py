@@ -24,7 +24,7 @@ from rnr.core.rnn import put_rows, take_rows
 from rnr.forecast import ensemble, files
 from rnr.forecast.defaults import choose
 from rnr.forecast.net import ForecastNet, SeriesArrays, as_periods, base_back, season_features
-from rnr.forecast.panel import Panel, next_times, time_index
+from rnr.forecast.panel import Panel, next_times
 from rnr.forecast.panel_checks import _fmt, all_nonnegative, all_positive, first_nonpositive
 from rnr.forecast.parquet import fit_parquet
 from rnr.forecast.scaling import CovariateScaler, Scaler
@@ -225,18 +225,23 @@ class RNNForecaster(Estimator):
             self.net_args_["smoothing"] = {"n_series": len(panel), "periods": list(self._periods())}
         self.net_ = ForecastNet(**self.net_args_)
         if self.net_.smoothing is not None:
-            self.net_.smoothing.init_from(arrays.y, arrays.offsets)
+            self.net_.smoothing.init_from(arrays.y_rows, arrays.offsets)
 
-    def _arrays(self, panel: Panel, scaler: Scaler | None = None) -> SeriesArrays:
-        sidx = np.repeat(np.arange(len(panel)), panel.lengths())
-        y = (scaler or self.scaler_).transform(panel.y, sidx)
-        past, fut = self.cov_scaler_.transform(panel.past, panel.future)
-        observed = panel.observed if panel.observed is not None else np.ones_like(panel.y, dtype=bool)
-        n_cat = len(panel.static_categories)
-        static_num = panel.static[:, : panel.static.shape[1] - n_cat].astype(np.float32)
-        static_cat = panel.static[:, panel.static.shape[1] - n_cat :].astype(np.int64)
-        return SeriesArrays(np.nan_to_num(y).astype(np.float32), observed, past, fut, time_index(panel),
-                            static_num, static_cat, panel.offsets)
+    def _arrays(self, panel: Panel, scaler: Scaler | None = None, rows=None, static=None) -> SeriesArrays:
+        """The panel's own arrays with their scaling (``scaler``, default ``scaler_``, and ``cov_scaler_``): no
+        scaled copy, ``SeriesArrays.batch`` scales the rows it reads. ``rows``: the rows of the scaler's series that
+        the panel's series are (default: the same positions); ``static``: (numeric, codes) in place of the panel's."""
+        scaler = scaler or self.scaler_
+        scaler.check_range(panel, rows)  # values scaled beyond float32 are refused here, as transform refuses them
+        loc, scale = (scaler.loc_, scaler.scale_) if rows is None else (scaler.loc_[rows], scaler.scale_[rows])
+        if static is None:
+            n_cat = len(panel.static_categories)
+            static = (panel.static[:, : panel.static.shape[1] - n_cat].astype(np.float32),
+                      panel.static[:, panel.static.shape[1] - n_cat :].astype(np.int64))
+        cov = self.cov_scaler_
+        return SeriesArrays(panel.y, panel.observed, panel.past, panel.future, panel.time, panel.freq, *static,
+                            panel.offsets, (loc, scale), (cov.past_loc_, cov.past_scale_),
+                            (cov.future_loc_, cov.future_scale_))
 
     def _inputs(self, x, static_num, static_cat):
         static = self.net_.static_features(static_num, static_cat)  # (B, C)
@@ -277,12 +282,12 @@ class RNNForecaster(Estimator):
     def _remember(self, panel: Panel, arrays: SeriesArrays) -> None:
         self.state_, self.smooth_state_ = self._encode_all(arrays)
         last = panel.offsets[1:] - 1
-        tix = arrays.tindex  # time_index(panel), computed once in _arrays
-        prev = np.where(panel.lengths() > 1, tix[np.maximum(last - 1, 0)], tix[last] - 1)
+        tix = arrays.tindex(last)  # (S,)
+        prev = np.where(panel.lengths() > 1, arrays.tindex(np.maximum(last - 1, 0)), tix - 1)
         self.panel_info_ = {
             "ids": panel.ids, "columns": panel.columns, "freq": panel.freq,
-            "last_time": panel.time[last], "last_tindex": tix[last], "step": tix[last] - prev,
-            "last_past": arrays.past[last], "tail_y": _tails(arrays.y, panel.offsets, self._tail_len()),
+            "last_time": panel.time[last], "last_tindex": tix, "step": tix - prev,
+            "last_past": arrays.scaled_past(last), "tail_y": _tails(arrays.y_rows, panel.offsets, self._tail_len()),
             "static_num": arrays.static_num, "static_cat": arrays.static_cat, "missing": panel.missing,
         }
         self.static_categories_ = {k: list(v) for k, v in panel.static_categories.items()}
@@ -317,7 +322,7 @@ class RNNForecaster(Estimator):
             other.net_._modules = dict(self.net_._modules)
             seen = {k: i for i, k in enumerate(self.panel_info_["ids"])}
             rows = np.array([seen.get(i, -1) for i in panel.ids], dtype=np.int64)
-            other.net_.smoothing = self.net_.smoothing.for_series(rows, arrays.y, arrays.offsets)
+            other.net_.smoothing = self.net_.smoothing.for_series(rows, arrays.y_rows, arrays.offsets)
         other._remember(panel, arrays)
         other.static_categories_ = known
         other.members_ = [member._for_history(df) for member in getattr(self, "members_", [])]
@@ -364,12 +369,7 @@ class RNNForecaster(Estimator):
                   for i in early[:3]]
             raise ValueError(f"new_rows must follow the end of each series: {'; '.join(ex)} ({len(early)} in all); "
                              f"drop the rows the model has already read")
-        sidx = np.repeat(pos, panel.lengths())
-        y = np.nan_to_num(self.scaler_.transform(panel.y, sidx)).astype(np.float32)
-        past, fut = self.cov_scaler_.transform(panel.past, panel.future)
-        observed = panel.observed if panel.observed is not None else np.ones_like(panel.y, dtype=bool)
-        arrays = SeriesArrays(y, observed, past, fut, time_index(panel), info["static_num"][pos],
-                              info["static_cat"][pos], panel.offsets)
+        arrays = self._arrays(panel, rows=pos, static=(info["static_num"][pos], info["static_cat"][pos]))
         state = take_rows(self.state_, torch.from_numpy(pos))
         smooth = None if self.smooth_state_ is None else self.smooth_state_[torch.from_numpy(pos)]
         new, smooth = self._encode_all(arrays, state, smooth, rows=pos)
@@ -377,10 +377,9 @@ class RNNForecaster(Estimator):
         if smooth is not None:
             self.smooth_state_[torch.from_numpy(pos)] = smooth
         last = panel.offsets[1:] - 1
-        tix = time_index(panel)
-        info["last_time"][pos], info["last_tindex"][pos] = panel.time[last], tix[last]
-        info["last_past"][pos] = past[last]
-        info["tail_y"][pos] = _tails(y, panel.offsets, self._tail_len(), info["tail_y"][pos])
+        info["last_time"][pos], info["last_tindex"][pos] = panel.time[last], arrays.tindex(last)
+        info["last_past"][pos] = arrays.scaled_past(last)
+        info["tail_y"][pos] = _tails(arrays.y_rows, panel.offsets, self._tail_len(), info["tail_y"][pos])
         for member in getattr(self, "members_", []):
             member.update(new_rows)
         return self
@@ -507,7 +506,8 @@ class RNNForecaster(Estimator):
                                  f"{list(cols.future)}; series {uid!r} lacks some of {shown}; add those rows, or "
                                  f"forecast fewer steps with h=") from None
             block[s] = rows
-        _, block = self.cov_scaler_.transform(np.zeros((S * steps, 0), np.float32), block.reshape(S * steps, -1))
+        no_past = np.zeros((0, len(self.cov_scaler_.past_loc_)), np.float32)  # (0, P): only the future is scaled
+        _, block = self.cov_scaler_.transform(no_past, block.reshape(S * steps, -1))
         return block.reshape(S, steps, -1)
 
     def _frame(self, out: dict, h: int, K: int) -> pd.DataFrame:

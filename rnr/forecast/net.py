@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from rnr.core.checks import trusted
 from rnr.core.rnn import RNN
+from rnr.forecast.panel import time_ordinals
 from rnr.forecast.smoothing import Smoothing
 
 
@@ -105,43 +106,84 @@ class ForecastNet(nn.Module):
 
 
 class SeriesArrays:
-    """The scaled arrays of a panel, kept as numpy, from which batches of whole series are copied.
+    """A panel's own arrays and the scaling of each, from which batches of whole series are copied and scaled.
 
-    y (N, K), observed (N, K) bool, past (N, P), future (N, F), tindex (N,) int64 time ordinals,
-    static_num (S, C), static_cat (S, C_cat) int64, offsets (S + 1,).
+    Nothing of the panel's size is copied: ``batch`` scales the rows it copies, ``z = (v - loc) / scale`` in float64
+    rounded to float32, the numbers ``Scaler.transform`` and ``CovariateScaler.transform`` give, so memory grows with
+    the batch, not with the panel. The slow reference (the scaled copies these arrays replace) is
+    ``ScaledCopy`` in ``tests/forecast/test_series_arrays.py``.
+
+    Parameters
+    ----------
+    y (N, K), past (N, P), future (N, F) : float32, unscaled (a panel's own arrays; never written to)
+    observed : (N, K) bool, or None where every target value was observed
+    time : (N,) the panel's times, and freq its frequency: ``time_ordinals`` gives their integer time index
+    static_num (S, C) float32, static_cat (S, C_cat) int64, offsets (S + 1,)
+    y_scaling : (loc, scale), each (S, K) float64, per series; past_scaling, future_scaling: (loc, scale), each (P,)
+        or (F,) float64, per column. None: the identity.
     """
 
-    def __init__(self, y, observed, past, future, tindex, static_num, static_cat, offsets):
+    def __init__(self, y, observed, past, future, time, freq, static_num, static_cat, offsets, y_scaling=None,
+                 past_scaling=None, future_scaling=None):
         self.y, self.observed, self.past, self.future = y, observed, past, future
-        self.tindex, self.static_num, self.static_cat, self.offsets = tindex, static_num, static_cat, offsets
+        self.time, self.freq, self.static_num, self.static_cat, self.offsets = time, freq, static_num, static_cat, offsets
+        S, K = len(offsets) - 1, y.shape[1]
+        self.y_loc, self.y_scale = y_scaling or (np.zeros((S, K)), np.ones((S, K)))
+        self.past_loc, self.past_scale = past_scaling or (np.zeros(past.shape[1]), np.ones(past.shape[1]))
+        self.future_loc, self.future_scale = future_scaling or (np.zeros(future.shape[1]), np.ones(future.shape[1]))
 
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
+
+    def tindex(self, rows) -> np.ndarray:
+        """Integer time ordinals (int64, the shape of ``rows``) of these rows (``rnr.forecast.panel.time_index``)."""
+        return time_ordinals(self.time[rows], self.freq)
+
+    def scaled_y(self, rows) -> np.ndarray:
+        """Scaled targets float32 (n, K) of rows (an index array or a slice), unobserved ones as stored (0) scaled."""
+        rows = _as_rows(rows, len(self.y))
+        s = np.searchsorted(self.offsets, rows, side="right") - 1  # each row's series
+        return _affine(self.y[rows], self.y_loc[s], self.y_scale[s])
+
+    def scaled_past(self, rows) -> np.ndarray:
+        """Scaled past covariates float32 (n, P) of rows (an index array or a slice)."""
+        return _affine(self.past[rows], self.past_loc, self.past_scale)
+
+    @property
+    def y_rows(self) -> "_Rows":
+        """The scaled targets as something sliced like an (N, K) array (``y_rows[lo:hi]``), computed per slice."""
+        return _Rows(self.scaled_y, self.y.shape)
 
     def batch(self, series: np.ndarray, J: int, season: int | None, back: np.ndarray | None = None):
         """Padded tensors for the given series: inputs, known-future features, targets and their mask.
 
         Returns x (B, T, I_no_static), static (B, C), static codes (B, C_cat), lengths (B,), known (B, T, J*(F+s)),
         target (B, T, J, K), target_mask (B, T, J, K), base (B, T, J, K): the value each target is forecast
-        relative to (zeros when ``back`` is None; see ``base_back``).
+        relative to (zeros when ``back`` is None; see ``base_back``). T is the longest series' length.
+
+        The rows are gathered for all series at once: row ``lo[b] + min(p, n[b] - 1)`` at position p of series b,
+        values past the series' end then set to 0 (False), times past its end continued by its last step.
         """
+        series = np.asarray(series)
         lens = self.lengths()[series]
         B, T = len(series), int(lens.max())
-        K, P, F = self.y.shape[1], self.past.shape[1], self.future.shape[1]
-        y = np.zeros((B, T + J, K), np.float32)
-        obs = np.zeros((B, T + J, K), bool)
-        past = np.zeros((B, T, P), np.float32)
-        fut = np.zeros((B, T + J, F), np.float32)
-        tix = np.zeros((B, T + J), np.int64)
-        for b, s in enumerate(series):
-            lo, hi = self.offsets[s], self.offsets[s + 1]
-            n = hi - lo
-            y[b, :n], obs[b, :n], past[b, :n], fut[b, :n] = self.y[lo:hi], self.observed[lo:hi], self.past[lo:hi], \
-                self.future[lo:hi]
-            step = self.tindex[hi - 1] - self.tindex[hi - 2] if n > 1 else 1
-            tix[b, :n] = self.tindex[lo:hi]
-            tix[b, n:] = self.tindex[hi - 1] + step * np.arange(1, T + J - n + 1)
-        y, obs, fut, tix = map(torch.from_numpy, (y, obs, fut, tix))
+        lo = self.offsets[series]  # (B,)
+        pos = np.arange(T + J)
+        inside = pos[None] < lens[:, None]  # (B, T + J)
+        rows = lo[:, None] + np.minimum(pos[None], lens[:, None] - 1)  # (B, T + J), past the end: the last row
+        y = _affine(self.y[rows], self.y_loc[series][:, None], self.y_scale[series][:, None])  # (B, T + J, K)
+        y[~inside] = 0.0
+        obs = inside[..., None] if self.observed is None else self.observed[rows] & inside[..., None]
+        past = _affine(self.past[rows[:, :T]], self.past_loc, self.past_scale)  # (B, T, P)
+        past[~inside[:, :T]] = 0.0
+        fut = _affine(self.future[rows], self.future_loc, self.future_scale)  # (B, T + J, F)
+        fut[~inside] = 0.0
+        tix = self.tindex(rows)  # (B, T + J)
+        last = tix[np.arange(B), lens - 1]  # (B,)
+        before = self.tindex(lo + np.maximum(lens - 2, 0))
+        step = np.where(lens > 1, last - before, 1)
+        tix = np.where(inside, tix, last[:, None] + step[:, None] * (pos[None] - lens[:, None] + 1))
+        y, obs, fut, tix = map(torch.from_numpy, (y, np.ascontiguousarray(obs), fut, tix))
         seas = season_features(tix, season)  # (B, T + J, 2 or 0)
         x = torch.cat([y[:, :T] * obs[:, :T], torch.from_numpy(past), fut[:, :T], seas[:, :T]], dim=-1)
         ahead = torch.cat([fut, seas], dim=-1)[:, 1:]  # features of step t + 1 onwards, (B, T + J - 1, F + s)
@@ -160,6 +202,28 @@ class SeriesArrays:
             idx = (np.arange(T)[:, None] + np.arange(1, J + 1)[None] - back[None]).clip(0)  # (T, J), all <= t
             base = y[:, torch.from_numpy(idx)]  # (B, T, J, K)
         return x, static_num, static_cat, lengths, known, target, mask, base
+
+
+def _affine(v: np.ndarray, loc, scale) -> np.ndarray:
+    """float32((v - loc) / scale), computed in float64 as the scalers' ``transform``."""
+    return ((v - loc) / scale).astype(np.float32)
+
+
+def _as_rows(rows, n: int) -> np.ndarray:
+    return np.arange(*rows.indices(n)) if isinstance(rows, slice) else np.asarray(rows)
+
+
+class _Rows:
+    """Rows of an (N, K) array computed on demand by ``get(rows)``: ``rows[lo:hi]``, ``rows[index_array]``."""
+
+    def __init__(self, get, shape):
+        self.get, self.shape = get, shape
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows) -> np.ndarray:
+        return self.get(rows)
 
 
 def quantile_loss(pred: Tensor, target: Tensor, mask: Tensor, quantiles: tuple, point_loss: str) -> Tensor:

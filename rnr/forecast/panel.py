@@ -457,11 +457,15 @@ _PERIODS = {"MS": "M", "ME": "M", "M": "M", "QS": "Q", "QE": "Q", "Q": "Q", "YS"
 
 def time_index(panel: Panel) -> np.ndarray:
     """Integer time ordinals (N,): one apart per step of the panel's frequency, comparable across series."""
-    t = panel.time
+    return time_ordinals(panel.time, panel.freq)
+
+
+def time_ordinals(t: np.ndarray, freq) -> np.ndarray:
+    """``time_index`` of any times ``t`` (any shape) on the frequency ``freq``: rows of a panel's time, a batch's."""
     if not np.issubdtype(t.dtype, np.datetime64):
-        return t.astype(np.int64)
-    off = pd.tseries.frequencies.to_offset(panel.freq)
+        return t.astype(np.int64, copy=False)
+    off = pd.tseries.frequencies.to_offset(freq)
     if isinstance(off, pd.offsets.Tick):
         return t.astype("datetime64[ns]", copy=False).view(np.int64) // off.nanos
     alias = _PERIODS.get(off.rule_code.split("-")[0], "D")
-    return pd.DatetimeIndex(t).to_period(alias).asi8.astype(np.int64)
+    return pd.DatetimeIndex(t.reshape(-1)).to_period(alias).asi8.astype(np.int64).reshape(t.shape)

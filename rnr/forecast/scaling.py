@@ -110,12 +110,29 @@ class Scaler:
         too_far = np.abs(out) > np.finfo(np.float32).max
         if too_far.any():  # float32 would make them inf: say which series, rather than train on inf
             rows = np.nonzero(too_far.reshape(len(y), -1).any(axis=1))[0]
-            series = np.unique(np.asarray(series_index)[rows])
-            raise ValueError(f"{self!r} puts values of series {series[:5].tolist()} (positions in the panel) "
-                             f"{float(np.abs(out[too_far]).max()):.3g} scales from their centre, beyond float32; a "
-                             f"far outlier in a series of nearly constant values does this: check those values, or "
-                             f"use scaler='standard'")
+            self._refuse(np.unique(np.asarray(series_index)[rows]), float(np.abs(out[too_far]).max()))
         return out.astype(np.float32)
+
+    def check_range(self, panel: Panel, rows=None) -> None:
+        """Raise the error ``transform(panel.y, ...)`` would raise, from each series' smallest and largest values
+        (the scaled values furthest from the centre), without scaling the panel. ``rows``: the rows of ``loc_`` and
+        ``scale_`` of the panel's series (default: the same positions)."""
+        self._check_fitted()
+        loc, scale = (self.loc_, self.scale_) if rows is None else (self.loc_[rows], self.scale_[rows])
+        if len(panel) != len(loc) or panel.y.shape[1] != loc.shape[1]:
+            raise ValueError(f"panel must have {len(loc)} series of {loc.shape[1]} targets, as the scaler's rows, got "
+                             f"{len(panel)} series of {panel.y.shape[1]}")
+        starts = panel.offsets[:-1]  # every series has a row
+        lo, hi = np.minimum.reduceat(panel.y, starts, axis=0), np.maximum.reduceat(panel.y, starts, axis=0)  # (S, K)
+        far = np.maximum(np.abs((lo - loc) / scale), np.abs((hi - loc) / scale))  # (S, K)
+        too_far = far > np.finfo(np.float32).max
+        if too_far.any():
+            self._refuse(np.flatnonzero(too_far.any(axis=1)), float(far[too_far].max()))
+
+    def _refuse(self, series: np.ndarray, worst: float):
+        raise ValueError(f"{self!r} puts values of series {series[:5].tolist()} (positions in the panel) "
+                         f"{worst:.3g} scales from their centre, beyond float32; a far outlier in a series of nearly "
+                         f"constant values does this: check those values, or use scaler='standard'")
 
     def inverse(self, y_scaled, series_index) -> np.ndarray:
         """y_scaled * scale_[s] + loc_[s] row by row, undoing ``transform``; shapes as there."""
