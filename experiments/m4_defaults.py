@@ -79,7 +79,8 @@ def main(argv=None) -> int:
         knob = "" if args.level_penalty is None else f", level penalty {args.level_penalty:g}"
         rows.append({"model": f"rnr {extra or 'defaults'}{knob}, random_state={seed}", "smape": s["smape"], "mase": s["mase"],
                      "owa": owa(s["smape"], s["mase"], *NAIVE2), "fit_s": fit_s})
-        print(f"{rows[-1]}; chose {describe(f.chosen_)}", flush=True)
+        trained = [len(m.history_) for m in [f, *getattr(f, "members_", [])] if getattr(m, "history_", None)]
+        print(f"{rows[-1]}; chose {describe(f.chosen_)}; epochs trained per network {trained}", flush=True)
     print(pd.DataFrame(rows).round(3).to_string(index=False))
     return 0
 
