@@ -171,13 +171,10 @@ class SeriesArrays:
         pos = np.arange(T + J)
         inside = pos[None] < lens[:, None]  # (B, T + J)
         rows = lo[:, None] + np.minimum(pos[None], lens[:, None] - 1)  # (B, T + J), past the end: the last row
-        y = _affine(self.y[rows], self.y_loc[series][:, None], self.y_scale[series][:, None])  # (B, T + J, K)
-        y[~inside] = 0.0
+        y = _gather(self.y, rows, inside, self.y_loc[series][:, None], self.y_scale[series][:, None])  # (B, T+J, K)
         obs = inside[..., None] if self.observed is None else self.observed[rows] & inside[..., None]
-        past = _affine(self.past[rows[:, :T]], self.past_loc, self.past_scale)  # (B, T, P)
-        past[~inside[:, :T]] = 0.0
-        fut = _affine(self.future[rows], self.future_loc, self.future_scale)  # (B, T + J, F)
-        fut[~inside] = 0.0
+        past = _gather(self.past, rows[:, :T], inside[:, :T], self.past_loc, self.past_scale)  # (B, T, P)
+        fut = _gather(self.future, rows, inside, self.future_loc, self.future_scale)  # (B, T + J, F)
         tix = self.tindex(rows)  # (B, T + J)
         last = tix[np.arange(B), lens - 1]  # (B,)
         before = self.tindex(lo + np.maximum(lens - 2, 0))
@@ -190,10 +187,9 @@ class SeriesArrays:
         known = ahead.unfold(1, J, 1)[:, :T]  # (B, T, F + s, J)
         known = known.transpose(2, 3).reshape(B, T, -1)  # (B, T, J * (F + s))
         target = y[:, 1:].unfold(1, J, 1)[:, :T].transpose(2, 3)  # (B, T, J, K): y_{t+1..t+J}
-        mask = obs[:, 1:].unfold(1, J, 1)[:, :T].transpose(2, 3)
+        # obs is False past each series' end, so a target past it is not a target
+        mask = obs[:, 1:].unfold(1, J, 1)[:, :T].transpose(2, 3).contiguous()
         lengths = torch.from_numpy(lens.astype(np.int64))
-        inside = torch.arange(T)[None, :, None] + torch.arange(1, J + 1)[None, None, :] < lengths[:, None, None]
-        mask = mask & inside[..., None]  # a target past the series' end is not a target
         static_num = torch.from_numpy(self.static_num[series])
         static_cat = torch.from_numpy(self.static_cat[series])
         if back is None:
@@ -207,6 +203,15 @@ class SeriesArrays:
 def _affine(v: np.ndarray, loc, scale) -> np.ndarray:
     """float32((v - loc) / scale), computed in float64 as the scalers' ``transform``."""
     return ((v - loc) / scale).astype(np.float32)
+
+
+def _gather(a: np.ndarray, rows: np.ndarray, inside: np.ndarray, loc, scale) -> np.ndarray:
+    """float32 (B, L, C): ``_affine(a[rows], loc, scale)`` where ``inside`` (B, L), else 0; loc and scale (C,) or
+    (B, 1, C). A column at a time: numpy broadcasts a few columns against (C,) slowly."""
+    out = np.empty(rows.shape + a.shape[1:], np.float32)
+    for j in range(a.shape[1]):
+        out[..., j] = np.where(inside, (a[:, j][rows] - loc[..., j]) / scale[..., j], 0.0)
+    return out
 
 
 def _as_rows(rows, n: int) -> np.ndarray:

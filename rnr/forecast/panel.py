@@ -293,6 +293,11 @@ def _read(df, cols: PanelColumns, sort: bool):
                 raise TypeError(f"{role} column {name!r} must be numeric, got dtype {df[name].dtype}; convert it "
                                 f"with pd.to_numeric, or pass a categorical column as static")
     t = _time_values(df[cols.time], cols.time)
+    runs = None if sort else _id_runs(df[cols.id])
+    if runs is not None:  # rows already grouped by integer ids: no codes
+        ids, offsets = runs
+        values = tuple(_floats(df, names, None) for names in (cols.targets, cols.past, cols.future))
+        return ids, offsets, t, values, None
     codes, uniques = pd.factorize(df[cols.id])
     if (codes < 0).any():
         raise ValueError(f"id column {cols.id!r} has {int((codes < 0).sum())} missing values; every row needs an id")
@@ -307,6 +312,19 @@ def _read(df, cols: PanelColumns, sort: bool):
     offsets = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=len(ids)))]).astype(np.int64)
     values = tuple(_floats(df, names, order) for names in (cols.targets, cols.past, cols.future))
     return ids, offsets, t, values, order
+
+
+def _id_runs(col: pd.Series):
+    """(ids, offsets) where ``col`` holds numpy integers (never missing) whose rows are grouped by id (each id in
+    one run of rows), else None. ``pd.factorize`` gives the same ids, but through an int64 code for every row."""
+    if not isinstance(col.dtype, np.dtype) or col.dtype.kind not in "iu" or len(col) == 0:
+        return None
+    v = col.to_numpy()
+    starts = np.concatenate([[0], np.flatnonzero(v[1:] != v[:-1]) + 1])  # (runs,)
+    ids = v[starts]
+    if len(np.unique(ids)) != len(ids):
+        return None
+    return ids, np.append(starts, len(v)).astype(np.int64)
 
 
 def _time_values(col: pd.Series, name: str) -> np.ndarray:
@@ -329,6 +347,14 @@ def _time_values(col: pd.Series, name: str) -> np.ndarray:
 
 
 def _floats(df, names, order) -> np.ndarray:
+    """(N, k) float32 of the columns ``names`` in row ``order`` (None: as they are). A single float32 column in order
+    is the frame's own memory, not a copy: it is then marked read-only, and ``_finish`` copies it before filling."""
+    if len(names) == 1 and order is None:
+        with np.errstate(over="ignore"):  # beyond float32's range becomes inf, which _finish reports by row
+            col = df[names[0]].to_numpy(dtype=np.float32, na_value=np.nan)
+        col = col.reshape(-1, 1)  # (N, 1), a view
+        col.flags.writeable = False  # it may be the frame's: never written to
+        return col
     out = np.empty((len(df), len(names)), np.float32)  # (N, k)
     for j, name in enumerate(names):
         with np.errstate(over="ignore"):  # beyond float32's range becomes inf, which _finish reports by row
@@ -413,8 +439,10 @@ def _finish(ids, offsets, t, y, past, future, static, cats, cols, freq, missing,
                     raise ValueError(f"{role} column {name!r} has missing values (NaN): {_at(ids, offsets, t, bad)}; "
                                      f"pass missing='mask' to skip them in the loss, missing='ffill' or "
                                      f"'interpolate' to fill them, or drop the rows")
+    past = _writable_if_nan(past)
     _fill(past, offsets, t, how, ids, cols.past, "past")
     observed = None
+    y = _writable_if_nan(y)
     if missing == "mask":
         nan = np.isnan(y)
         if nan.any():
@@ -423,6 +451,13 @@ def _finish(ids, offsets, t, y, past, future, static, cats, cols, freq, missing,
     else:
         _fill(y, offsets, t, missing, ids, cols.targets, "target")
     return Panel(ids, offsets, t, y, past, future, static, cats, freq, cols, observed, missing)
+
+
+def _writable_if_nan(a: np.ndarray) -> np.ndarray:
+    """``a``, or a copy of it where it is read-only (the frame's own column) and has NaN to fill."""
+    if a.flags.writeable or not np.isnan(a).any():
+        return a
+    return a.copy()
 
 
 def _positive_int(value, name: str) -> int:
