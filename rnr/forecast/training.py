@@ -21,7 +21,7 @@ from rnr.core.rnn import detach_state, put_rows, take_rows
 from rnr.forecast import smoothing
 from rnr.forecast.defaults import epochs_for
 from rnr.forecast.net import SeriesArrays, quantile_loss
-from rnr.training.core import CoreSettings, TrainingCore, cosine_over_run
+from rnr.training.core import CoreSettings, TrainingCore, adam, cosine_over_run
 
 
 def train_forecaster(forecaster, parts) -> tuple[list[dict], bool]:
@@ -33,7 +33,7 @@ def train_forecaster(forecaster, parts) -> tuple[list[dict], bool]:
         forecaster.chosen_["epochs"] = epochs_for(task.updates_per_epoch)
     epochs = forecaster.chosen_.get("epochs", c.epochs)
     forecaster.chosen_["updates"] = task.updates_per_epoch * epochs
-    opt = torch.optim.Adam(forecaster.net_.parameters(), lr=c.lr)
+    opt = adam(forecaster.net_.parameters(), lr=c.lr)
     networks = c.ensemble * len(getattr(c, "bases", None) or (c.relative_to,))
     budget = c.max_minutes / networks if c.max_minutes else None  # an equal share for each network
     sched = cosine_over_run(task.updates_per_epoch * epochs, budget)

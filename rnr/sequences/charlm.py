@@ -24,7 +24,7 @@ from rnr.base import RUN_OPTION_TABLE, Estimator, Option, check_options, model_p
 from rnr.core.cells import CELLS
 from rnr.core.checks import check_positive_int, trusted
 from rnr.core.rnn import RNN, detach_state, take_rows
-from rnr.training.core import CoreSettings, History, TrainingCore, cosine_over_run, resolve_device
+from rnr.training.core import CoreSettings, History, TrainingCore, adam, cosine_over_run, resolve_device
 from rnr.weights import load_weights
 
 UNKNOWN = ("error", "map")
@@ -336,7 +336,7 @@ def train_charlm(lm: CharLM, x: Tensor, y: Tensor, val_ids: Tensor | None) -> Hi
     """Train ``lm.net_`` with AdamW and a cosine learning rate over the run (or over the time budget, whichever is
     further along), on the training core."""
     task = CharTask(lm, x, y, val_ids)
-    opt = torch.optim.AdamW(lm.net_.parameters(), lr=lm.lr, weight_decay=lm.weight_decay)
+    opt = adam(lm.net_.parameters(), decoupled=True, lr=lm.lr, weight_decay=lm.weight_decay)
     # epochs=None with a budget: passes until the budget ends, the learning rate following the time used alone
     epochs = lm.epochs or (BUDGET_EPOCHS if lm.max_minutes else DEFAULT_EPOCHS)
     sched = cosine_over_run(task.chunks * epochs, lm.max_minutes)

