@@ -192,12 +192,27 @@ class SeriesArrays:
         lengths = torch.from_numpy(lens.astype(np.int64))
         static_num = torch.from_numpy(self.static_num[series])
         static_cat = torch.from_numpy(self.static_cat[series])
-        if back is None:
-            base = torch.zeros_like(target)
-        else:
-            idx = (np.arange(T)[:, None] + np.arange(1, J + 1)[None] - back[None]).clip(0)  # (T, J), all <= t
-            base = y[:, torch.from_numpy(idx)]  # (B, T, J, K)
+        base = target.new_zeros(()).expand(target.shape) if back is None else _base(y, T, back)  # a view of 0
         return x, static_num, static_cat, lengths, known, target, mask, base
+
+
+def _base(y: Tensor, T: int, back: np.ndarray) -> Tensor:
+    """(B, T, J, K): ``y[:, max(t + j - back[j - 1], 0)]`` for t < T, j = 1..J, from y (B, T + J, K).
+
+    The reference is that gather (``idx`` below). Where the offsets ``j - back[j - 1]`` step by 1 (the seasonal naive
+    within one season) or stay put ("last") it is a view of y with its first value repeated in front, not a copy.
+    """
+    J = len(back)
+    d = np.arange(1, J + 1) - back  # (J,) each target's base lies d[j - 1] <= 0 steps from t
+    lead = int(-d.min())  # rows of y[:, 0] put in front: padded[p] = y[:, max(p - lead, 0)]
+    if np.all(np.diff(d) == 1) or np.all(d == d[0]):
+        padded = torch.cat([y[:, :1].expand(-1, lead, -1), y], dim=1)  # (B, lead + T + J, K)
+        start = lead + int(d[0])
+        if d[-1] == d[0]:  # "last": one base for every j
+            return padded[:, start : start + T, None].expand(-1, -1, J, -1)
+        return padded.unfold(1, J, 1)[:, start : start + T].transpose(2, 3)  # window t holds t + d[0], ...
+    idx = (np.arange(T)[:, None] + d[None]).clip(0)  # (T, J), all <= t
+    return y[:, torch.from_numpy(idx)]
 
 
 def _affine(v: np.ndarray, loc, scale) -> np.ndarray:

@@ -112,7 +112,7 @@ def test_batches_scaled_in_place_equal_the_batches_of_scaled_copies(freq, kind):
     assert new.y is panel.y and new.past is panel.past and new.future is panel.future  # no copies
     for series in (np.arange(len(panel)), np.array([3]), np.array([5, 0, 3, 1])):
         for J, season, back in ((3, (7,), base_back(3, 7, "seasonal_naive")), (1, (), None), (4, (2, 5), None),
-                                (3, (4,), base_back(3, 4, "last"))):
+                                (3, (4,), base_back(3, 4, "last")), (5, (2,), base_back(5, 2, "seasonal_naive"))):
             for a, b in zip(new.batch(series, J, season, back), old.batch(series, J, season, back)):
                 assert a.dtype == b.dtype and a.shape == b.shape
                 assert torch.equal(a, b)
