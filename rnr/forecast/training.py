@@ -68,6 +68,7 @@ class ForecastTask:
                 self.updates_per_epoch += -(-int(lengths[order[i : i + c.batch_size]].max()) // c.chunk)
         self.device, self.rank, self.world = torch.device("cpu"), 0, 1
         self.step_net = _Chunk(forecaster)
+        self.periods, self.back = forecaster._periods(), forecaster._back()  # read once: config is rebuilt per call
         # snapshots=k: the weights after each of the last k epochs, whose forecasts predict averages
         self.snapshots = collections.deque(maxlen=max(1, c.snapshots))
 
@@ -103,12 +104,12 @@ class ForecastTask:
 
     def updates(self, item: tuple[int, np.ndarray]):
         """One global batch of series, chunk by chunk: yields (loss, this process's targets, backward scale)."""
-        c, net, f, device = self.config, self.module, self.forecaster, self.device
+        c, net, device = self.config, self.module, self.device
         part, series = item
         if self.loaded != part:
             self.arrays, self.loaded = None, None  # one part in memory at a time
             self.arrays, self.loaded = self.parts[part].load(), part
-        x, s_num, s_cat, lens, known, target, mask, base = self.arrays.batch(series, net.J, f._periods(), f._back())
+        x, s_num, s_cat, lens, known, target, mask, base = self.arrays.batch(series, net.J, self.periods, self.back)
         chunk_counts = [mask[:, c0 : c0 + c.chunk].sum() for c0 in range(0, x.shape[1], c.chunk)]
         if self.world > 1:  # this process's share of the batch
             mine = torch.arange(self.rank, len(series), self.world)
