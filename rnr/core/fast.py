@@ -28,13 +28,20 @@ def _project(x: Tensor, w_ih: Tensor, bias: Tensor | None) -> Tensor:
     return xw.view(B, T, -1)
 
 
+def _mm_t(a: Tensor, b: Tensor) -> Tensor:
+    """a @ b computed as (b.t() @ a.t()).t(): where one side is thin (the I input features), torch's CPU product is
+    4 to 5 times faster this way round (measured, one thread: (6400, 256) x (256, 8) 1.8 ms against 0.48 ms;
+    (256, 6400) x (6400, 8) 2.6 ms against 0.39 ms)."""
+    return (b.t() @ a.t()).t().contiguous()
+
+
 def _weight_grads(ctx_x, d_in: Tensor, w_ih: Tensor, d_hid: Tensor, prev: Tensor):
     """grad x, grad weight_ih, grad weight_hh from dL/d(input projection) and dL/d(hidden projection)."""
     B, T, G = d_in.shape
     d_in2 = d_in.reshape(B * T, G)
     d_hid2 = d_hid.reshape(B * T, G)
-    grad_x = (d_in2 @ w_ih).view_as(ctx_x)
-    grad_w_ih = d_in2.t() @ ctx_x.reshape(B * T, -1)
+    grad_x = _mm_t(d_in2, w_ih).view_as(ctx_x)
+    grad_w_ih = _mm_t(d_in2.t(), ctx_x.reshape(B * T, -1))
     grad_w_hh = d_hid2.t() @ prev.reshape(B * T, -1)
     return grad_x, grad_w_ih, grad_w_hh, d_in2.sum(0), d_hid2.sum(0)
 
@@ -168,16 +175,25 @@ def _project_tm(x: Tensor, w_ih: Tensor, bias: Tensor | None):
     return x2, xw.view(T, B, -1)
 
 
-def _grads_tm(x: Tensor, x2: Tensor, d_in: Tensor, w_ih: Tensor, d_hid: Tensor, h0: Tensor, out: Tensor):
-    """``_weight_grads`` from time-major (T, B, G*H) gradients; x2 is x as (T*B, I), out is (B, T, H)."""
+def _grads_tm(need, x2: Tensor, d_in: Tensor, w_ih: Tensor, d_hid: Tensor, h0: Tensor, out: Tensor):
+    """grad x, grad weight_ih, grad weight_hh, grad of the input bias and of the hidden one from time-major (T, B,
+    G*H) gradients of the input and hidden projections (the same tensor for Elman and LSTM); x2 is x as (T*B, I),
+    out is (B, T, H). ``need`` (x, weight_ih, weight_hh, biases): a product nobody asked for is skipped (None)."""
     T, B, G = d_in.shape
     d_in2 = d_in.view(T * B, G)
     d_hid2 = d_hid.view(T * B, G)
-    prev = torch.cat([h0[None], out.transpose(0, 1)[:-1]])  # (T, B, H): s_{t-1}
-    grad_x = (d_in2 @ w_ih).view(T, B, -1).transpose(0, 1)  # (B, T, I)
-    grad_w_ih = d_in2.t() @ x2
-    grad_w_hh = d_hid2.t() @ prev.view(T * B, -1)
-    return grad_x, grad_w_ih, grad_w_hh, d_in2.sum(0), d_hid2.sum(0)
+    grad_x = grad_w_ih = grad_w_hh = grad_b_ih = grad_b_hh = None
+    if need[0]:
+        grad_x = _mm_t(d_in2, w_ih).view(T, B, -1).transpose(0, 1)  # (B, T, I)
+    if need[1]:
+        grad_w_ih = _mm_t(d_in2.t(), x2)
+    if need[2]:
+        prev = torch.cat([h0[None], out.transpose(0, 1)[:-1]])  # (T, B, H): s_{t-1}
+        grad_w_hh = d_hid2.t() @ prev.view(T * B, -1)
+    if need[3]:
+        grad_b_ih = d_in2.sum(0)
+        grad_b_hh = grad_b_ih if d_hid is d_in else d_hid2.sum(0)
+    return grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh
 
 
 class ElmanBlocks(torch.autograd.Function):
@@ -190,13 +206,13 @@ class ElmanBlocks(torch.autograd.Function):
         h_n = x.new_empty(B, H)
         kernels.elman_forward_tm(xw.numpy(), _np(h0), _np(w_hh.t()), lengths.numpy(), code, rows, out.numpy(),
                                  h_n.numpy())
-        ctx.code, ctx.rows, ctx.has_bias = code, rows, b_ih is not None
-        ctx.save_for_backward(x, x2, h0, w_ih, w_hh, out, lengths)
+        ctx.code, ctx.rows = code, rows
+        ctx.save_for_backward(x2, h0, w_ih, w_hh, out, lengths)
         return out, h_n
 
     @staticmethod
     def backward(ctx, grad_out, grad_hn):
-        x, x2, h0, w_ih, w_hh, out, lengths = ctx.saved_tensors
+        x2, h0, w_ih, w_hh, out, lengths = ctx.saved_tensors
         grad_out, grad_hn = _dense(grad_out, out), _dense(grad_hn, h0)
         B, T, H = out.shape
         da = out.new_empty(T, B, H)
@@ -204,8 +220,9 @@ class ElmanBlocks(torch.autograd.Function):
         use_torch_threads()
         kernels.elman_backward_tm(out.numpy(), grad_out.numpy(), grad_hn.numpy(), _np(w_hh), lengths.numpy(), ctx.code,
                                   ctx.rows, da.numpy(), grad_h0.numpy())
-        grad_x, grad_w_ih, grad_w_hh, grad_b, _ = _grads_tm(x, x2, da, w_ih, da, h0, out)
-        grad_b = grad_b if ctx.has_bias else None
+        need = ctx.needs_input_grad
+        grad_x, grad_w_ih, grad_w_hh, grad_b, _ = _grads_tm(need[:1] + need[2:4] + (any(need[4:6]),), x2, da, w_ih,
+                                                             da, h0, out)
         return grad_x, grad_h0, grad_w_ih, grad_w_hh, grad_b, grad_b, None, None, None
 
 
@@ -220,13 +237,13 @@ class LSTMBlocks(torch.autograd.Function):
         cells = x.new_empty((T, B, H) if any(ctx.needs_input_grad) else (0, 0, 0))
         kernels.lstm_forward_tm(xw.numpy(), _np(h0), _np(c0), _np(w_hh.t()), lengths.numpy(), rows, out.numpy(),
                                 h_n.numpy(), c_n.numpy(), cells.numpy())
-        ctx.rows, ctx.has_bias = rows, b_ih is not None
-        ctx.save_for_backward(x, x2, h0, c0, w_ih, w_hh, out, xw, cells, lengths)
+        ctx.rows = rows
+        ctx.save_for_backward(x2, h0, c0, w_ih, w_hh, out, xw, cells, lengths)
         return out, h_n, c_n
 
     @staticmethod
     def backward(ctx, grad_out, grad_hn, grad_cn):
-        x, x2, h0, c0, w_ih, w_hh, out, gates, cells, lengths = ctx.saved_tensors
+        x2, h0, c0, w_ih, w_hh, out, gates, cells, lengths = ctx.saved_tensors
         grad_out, grad_hn, grad_cn = _dense(grad_out, out), _dense(grad_hn, h0), _dense(grad_cn, c0)
         da = torch.empty_like(gates)  # (T, B, 4H)
         grad_h0, grad_c0 = torch.empty_like(h0), torch.empty_like(c0)
@@ -234,8 +251,9 @@ class LSTMBlocks(torch.autograd.Function):
         kernels.lstm_backward_tm(gates.numpy(), cells.numpy(), _np(c0), grad_out.numpy(), grad_hn.numpy(),
                                  grad_cn.numpy(), _np(w_hh), lengths.numpy(), ctx.rows, da.numpy(), grad_h0.numpy(),
                                  grad_c0.numpy())
-        grad_x, grad_w_ih, grad_w_hh, grad_b, _ = _grads_tm(x, x2, da, w_ih, da, h0, out)
-        grad_b = grad_b if ctx.has_bias else None
+        need = ctx.needs_input_grad
+        grad_x, grad_w_ih, grad_w_hh, grad_b, _ = _grads_tm(need[:1] + need[3:5] + (any(need[5:7]),), x2, da, w_ih,
+                                                             da, h0, out)
         return grad_x, grad_h0, grad_c0, grad_w_ih, grad_w_hh, grad_b, grad_b, None, None
 
 
@@ -250,22 +268,22 @@ class GRUBlocks(torch.autograd.Function):
         hn = x.new_empty((T, B, H) if any(ctx.needs_input_grad) else (0, 0, 0))
         kernels.gru_forward_tm(xw.numpy(), _np(h0), _np(w_hh.t()), _np(b_hh_), lengths.numpy(), rows, out.numpy(),
                                h_n.numpy(), hn.numpy())
-        ctx.rows, ctx.has_bias = rows, b_ih is not None
-        ctx.save_for_backward(x, x2, h0, w_ih, w_hh, out, xw, hn, lengths)
+        ctx.rows = rows
+        ctx.save_for_backward(x2, h0, w_ih, w_hh, out, xw, hn, lengths)
         return out, h_n
 
     @staticmethod
     def backward(ctx, grad_out, grad_hn):
-        x, x2, h0, w_ih, w_hh, out, gates, hn, lengths = ctx.saved_tensors
+        x2, h0, w_ih, w_hh, out, gates, hn, lengths = ctx.saved_tensors
         grad_out, grad_hn = _dense(grad_out, out), _dense(grad_hn, h0)
         dx, dh = torch.empty_like(gates), torch.empty_like(gates)  # (T, B, 3H)
         grad_h0 = torch.empty_like(h0)
         use_torch_threads()
         kernels.gru_backward_tm(gates.numpy(), hn.numpy(), out.numpy(), _np(h0), grad_out.numpy(), grad_hn.numpy(),
                                 _np(w_hh), lengths.numpy(), ctx.rows, dx.numpy(), dh.numpy(), grad_h0.numpy())
-        grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh = _grads_tm(x, x2, dx, w_ih, dh, h0, out)
-        if not ctx.has_bias:
-            grad_b_ih = grad_b_hh = None
+        need = ctx.needs_input_grad
+        grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh = _grads_tm(need[:1] + need[2:4] + (any(need[4:6]),), x2,
+                                                                       dx, w_ih, dh, h0, out)
         return grad_x, grad_h0, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, None, None
 
 

@@ -443,7 +443,6 @@ def lstm_forward_tm(xw, h0, c0, wt, lengths, rows, out, h_n, c_n, cells):
     """``lstm_forward`` on blocks of ``rows`` rows, time-major: xw (T, B, 4H) is overwritten by the gates after
     their activations; c_t goes into ``cells`` (T, B, H) when it is not empty (training)."""
     T, B, G = xw.shape
-    H = G // 4
     keep = cells.shape[0] > 0
     for blk in prange((B + rows - 1) // rows):
         b0 = blk * rows
