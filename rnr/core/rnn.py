@@ -56,7 +56,7 @@ from rnr.core.checks import (
     check_weights,
 )
 from rnr.core.dilation import check_dilation, fold, fold_slots, sub_lengths, unfold, unfold_slots
-from rnr.core.fast import run_compiled
+from rnr.core.fast import block_rows, run_compiled
 from rnr.core.scan import linear_scan
 
 PHI_CODES = {PHIS[name]: code for name, code in kernels.PHI_CODES.items()}  # phi -> kernel code
@@ -65,9 +65,13 @@ _COMPILED_DTYPES = (torch.float32, torch.float64)
 State = Union[Tensor, tuple[Tensor, Tensor]]
 IMPLS = ("auto", "loop", "bptt", "fused", "compiled", "scan")
 # "auto" compiles a layer on the CPU while one step's hidden product, batch x gates*H x H multiply-adds, is at most
-# this; above it a step is a large enough matrix product for PyTorch's kernels (measured in bench/kernels.py: torch's
-# CPU LSTM is fused and wins early, its GRU late)
-COMPILED_MAX_WORK = {"elman": 2**18, "gru": 2**20, "lstm": 2**15}
+# this; above it a step is a large enough matrix product for PyTorch's kernels. Where scipy is present and one row's
+# product is small enough (fast.block_rows), the compiled loop runs blocks of rows with each step's product by BLAS
+# (kernels.*_tm): on one thread at least as fast as torch.nn up to 2**20 for all three cells (LSTM hidden 16-64,
+# batch 1-64: 1.0-1.3x; GRU 2-19x; Elman 2-8x); else one row at a time (ROW_MAX_WORK: torch's CPU LSTM is fused and
+# wins early, its GRU late). Measured in bench/kernels.py.
+COMPILED_MAX_WORK = {"elman": 2**20, "gru": 2**20, "lstm": 2**20}
+ROW_MAX_WORK = {"elman": 2**18, "gru": 2**20, "lstm": 2**15}
 _FUSED = {"lstm": _VF.lstm, "gru": _VF.gru, "tanh": _VF.rnn_tanh, "relu": _VF.rnn_relu}
 
 
@@ -273,8 +277,9 @@ class RNN(nn.Module):
         fusable = self.cell != "elman" or self.phi in (PHIS["tanh"], PHIS["relu"])
         compilable = (kernels.AVAILABLE and x.device.type == "cpu" and x.dtype in _COMPILED_DTYPES
                       and (self.cell != "elman" or self.phi in PHI_CODES))
-        work = x.shape[0] * GATES[self.cell] * self.hidden_size**2
-        if compilable and work <= COMPILED_MAX_WORK[self.cell]:
+        B, G, H = x.shape[0], GATES[self.cell], self.hidden_size
+        limit = (COMPILED_MAX_WORK if compilable and block_rows(B, G, H) else ROW_MAX_WORK)[self.cell]
+        if compilable and B * G * H**2 <= limit:
             return "compiled"
         return "fused" if fusable else "bptt"
 
