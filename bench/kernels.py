@@ -22,6 +22,7 @@ counted as 3 forward passes.
     python bench/kernels.py --threads 1 --json out.json
     python bench/kernels.py --device cuda        # on a GPU (rnr uses cuDNN there, as torch.nn does)
     python bench/kernels.py --only scan --quick  # minGRU, minLSTM and the scan, small sizes (under a minute)
+    python bench/kernels.py --only kernels --threads 1 --impl compiled --cells lstm --sizes 64x64x100,32x16x500
 """
 import argparse
 import json
@@ -53,6 +54,17 @@ def sizes(quick: bool):
     return small + [(1760, 16, 50, 1760), (1760, 64, 50, 1760)]
 
 
+def parse_sizes(text: str):
+    """"64x64x100,32x16x500" -> [(64, 64, 100, 8), (32, 16, 500, 8)]: (hidden, batch, steps, input)."""
+    try:
+        grid = [tuple(int(v) for v in item.split("x")) for item in text.split(",")]
+    except ValueError:
+        grid = []
+    if not grid or any(len(size) != 3 for size in grid):
+        raise argparse.ArgumentTypeError(f"--sizes takes HIDDENxBATCHxSTEPS[,...], got {text!r}")
+    return [(*size, 8) for size in grid]
+
+
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -76,11 +88,11 @@ def matmul_rate(device, n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / median_time(lambda: a @ b, repeats, device) / 1e9
 
 
-def layer_pair(cell, phi, I, H, device):
+def layer_pair(cell, phi, I, H, device, impl="auto"):
     torch.manual_seed(0)
     kw = dict(nonlinearity=phi) if cell == "elman" else {}
     theirs = PEERS[cell](I, H, batch_first=True, **kw).to(device)
-    ours = RNN(I, H, cell=cell, nonlinearity=phi).to(device)
+    ours = RNN(I, H, cell=cell, nonlinearity=phi, impl=impl).to(device)
     ours.load_state_dict(theirs.state_dict())
     return ours, theirs
 
@@ -106,8 +118,8 @@ def kernel_rows(args, device, peak):
     for cell, phi in CELLS:
         if args.cells and (f"{cell}-{phi}" if cell == "elman" else cell) not in args.cells:
             continue
-        for H, B, T, I in sizes(args.quick):
-            ours, theirs = layer_pair(cell, phi, I, H, device)
+        for H, B, T, I in args.sizes or sizes(args.quick):
+            ours, theirs = layer_pair(cell, phi, I, H, device, args.impl)
             x = torch.randn(B, T, I, device=device)
             repeats = args.repeats if H < 1000 else max(2, args.repeats // 2)
             flops = 2 * B * T * GATES[cell] * H * (I + H)
@@ -291,6 +303,9 @@ def main(argv=None) -> int:
     p.add_argument("--only", choices=["kernels", "stream", "scan", "padding"], default=None)
     p.add_argument("--cells", nargs="*", default=None, help="e.g. lstm gru elman-tanh elman-relu (default: all)")
     p.add_argument("--json", default=None, help="also write every row to this file")
+    p.add_argument("--impl", default="auto", help="rnr.RNN's impl in the kernel grid, e.g. compiled (default: auto)")
+    p.add_argument("--sizes", default=None, type=parse_sizes,
+                   help="the kernel grid as HIDDENxBATCHxSTEPS[,...], 8 inputs, e.g. 64x64x100,32x16x500")
     args = p.parse_args(argv)
     args.repeats = args.repeats or (3 if args.quick else 7)
     if args.threads:

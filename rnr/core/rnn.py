@@ -69,7 +69,7 @@ IMPLS = ("auto", "loop", "bptt", "fused", "compiled", "scan")
 # product is small enough (fast.block_rows), the compiled loop runs blocks of rows with each step's product by BLAS
 # (kernels.*_tm): on one thread at least as fast as torch.nn up to 2**20 for all three cells (LSTM hidden 16-64,
 # batch 1-64: 1.0-1.3x; GRU 2-19x; Elman 2-8x); else one row at a time (ROW_MAX_WORK: torch's CPU LSTM is fused and
-# wins early, its GRU late). Measured in bench/kernels.py.
+# wins early, its GRU late). An LSTM under no_grad always runs torch's. Measured in bench/kernels.py.
 COMPILED_MAX_WORK = {"elman": 2**20, "gru": 2**20, "lstm": 2**20}
 ROW_MAX_WORK = {"elman": 2**18, "gru": 2**20, "lstm": 2**15}
 _FUSED = {"lstm": _VF.lstm, "gru": _VF.gru, "tanh": _VF.rnn_tanh, "relu": _VF.rnn_relu}
@@ -279,6 +279,8 @@ class RNN(nn.Module):
                       and (self.cell != "elman" or self.phi in PHI_CODES))
         B, G, H = x.shape[0], GATES[self.cell], self.hidden_size
         limit = (COMPILED_MAX_WORK if compilable and block_rows(B, G, H) else ROW_MAX_WORK)[self.cell]
+        if self.cell == "lstm" and not torch.is_grad_enabled():
+            limit = 0  # inference: torch's fused LSTM, free of autograd, is faster (compiled 0.7-0.94x of it)
         if compilable and B * G * H**2 <= limit:
             return "compiled"
         return "fused" if fusable else "bptt"
