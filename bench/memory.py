@@ -18,6 +18,9 @@ Peaks come from ``getrusage(RUSAGE_SELF).ru_maxrss``. For the per-stage breakdow
 reset at the start of each stage (``/proc/self/clear_refs``), so ``ru_maxrss`` at its end is that stage's own
 peak; the process peak is the largest of them. The stages inside ``fit`` are marked by wrapping the forecaster's
 own methods (``fit_panel``, ``_arrays``, ``_train``, ``_remember``) on the instance; nothing else changes.
+``_arrays`` copies nothing (``SeriesArrays`` keeps the panel's arrays and each batch scales the rows it reads), and
+the last stage, from ``_remember`` to the end of ``fit``, also holds the fits of the run's other networks (``bases``:
+a second network for hourly data, relative to the seasonal naive).
 
 Training adds a working set that grows with ``batch_size x chunk`` (the head's activations at every step of a
 chunk), not with the number of series: ~250 MiB at the defaults here (256 x 250, as in bench/panel_memory.py,
@@ -164,7 +167,7 @@ def measure(variant: str, args) -> dict:
     raw = sum(a.nbytes for a in cols.values()) / MIB
     f = forecaster(args.batch_size)
     f.fit_panel = marked(stages, "scalers (fit_panel)", f.fit_panel)
-    f._arrays = marked(stages, "scaled arrays (_arrays)", f._arrays)
+    f._arrays = marked(stages, "arrays (_arrays)", f._arrays)
     f._train = marked(stages, "net + training (_train)", f._train)
     f._remember = marked(stages, "final states (_remember)", f._remember)
     if variant == "frame":
