@@ -3,7 +3,9 @@
 One call runs one direction of one layer. Large products stay in torch: the input projection of all steps before
 the loop (``x W_x`` as one (B*T, I) x (I, G*H) product) and, in the backward pass, the weight gradients summed
 over time and the input gradient, each one product over the B*T rows. Only the loop over time, where torch would
-pay its per-operation overhead at every step, runs in compiled code.
+pay its per-operation overhead at every step, runs in compiled code: by blocks of rows, each step's hidden product
+one BLAS product, in time-major arrays (``*Blocks``, ``kernels.*_tm``) where ``block_rows`` allows, else one row at
+a time (``*Compiled``, the row kernels).
 """
 import torch
 from torch import Tensor

@@ -4,7 +4,9 @@ At the sizes people train on time series (hidden 16 to 128), a step of ``torch.n
 in per-operation overhead than in arithmetic. These kernels run the whole time loop of one layer and direction in
 compiled code instead, one batch row per task (rows are independent inside the recurrence, so both cores work
 without meeting at every step), while everything that is one large matrix product stays in torch: the input
-projection of all steps before the loop, and the weight gradients after it.
+projection of all steps before the loop, and the weight gradients after it. Where scipy is installed, the ``*_tm``
+kernels at the end run a block of rows per task instead, with each step's hidden product as one BLAS matrix product
+(2 to 3 times faster from batch 16; ``rnr.core.fast`` picks them); the row kernels stay as the plain reference.
 
 Each function below is the compiled form of a loop written plainly in ``rnr.core.rnn`` (``_run_loop``) and
 ``rnr.core.bptt`` (``elman_reference``); tests hold them together, forward and backward, ragged batches included.
@@ -358,16 +360,18 @@ def gru_step(x, h, w_ih_t, b_ih, wt, b_hh, out, a, rzn):
 
 
 # --- blocks of rows, time-major, the hidden product by BLAS -----------------------------------------------------
-# The kernels above run one row per task, and every step of every row is a vector-matrix product written as a loop:
-# about 40% of what a core can do, as each weight row is reloaded for every batch row and the accumulator goes
-# through memory at every k (numba leaves no way to keep a tile of it in registers). The kernels below run a block of
-# R rows per task and make each step's hidden product one (R, H) x (H, G*H) matrix product by BLAS (``np.dot``
-# in numba calls scipy's ?gemm): 2.5 to 3 times the loop's rate from R = 4 on. Their arrays are time-major,
-# (T, B, *), except the outputs and their gradients (B, T, H), so that a step of a block is one contiguous (R, *) slab: the backward product reads the gradients where
-# they were written, and no row sits 4 KiB-multiples away from the next (which made the batch-major layout miss in
-# cache). A row whose sequence has ended still goes through the product (its result is dropped) but not through
-# the update, so its state and gradients freeze there as in the row kernels; each block runs to its longest row.
-# Keep R * G*H * H at most BLAS_MAX_WORK: OpenBLAS multithreads larger products, and two such calls share two cores.
+# The kernels above run one row per task, and each step of each row is a vector-matrix product written as a loop:
+# about 40% of what a core can do, as every weight row is reloaded for every batch row and the accumulator goes
+# through memory at every k (numba leaves no way to hold a tile of it in registers). The kernels below run a block
+# of R rows per task and make each step's hidden product one (R, H) x (H, G*H) matrix product by BLAS (``np.dot``
+# in numba calls scipy's ?gemm): 2.5 to 3 times the loop's rate from R = 4 rows on. Their arrays are time-major,
+# (T, B, *), except the outputs and the gradients arriving at them, (B, T, H), so that one step of a block is one
+# contiguous (R, *) slab: the backward product reads the gradients where they were just written, and rows do not
+# sit a multiple of 4 KiB apart (in the batch-major layout they did, and missed in cache). A row whose sequence has
+# ended still goes through the product (its result is dropped) but not through the update, so its state and
+# gradients freeze there as in the row kernels; each block runs to its own longest row.
+# Keep R * G*H * H at most BLAS_MAX_WORK: OpenBLAS multithreads larger products (measured: 3x slower per row on one
+# core), and with numba's threads on the same cores that oversubscribes them.
 
 BLAS = AVAILABLE and importlib.util.find_spec("scipy") is not None  # numba's np.dot needs scipy
 BLAS_MAX_WORK = 2**18  # R * G*H * H of one block's product
@@ -396,7 +400,7 @@ def _block_bm(lengths, b0, R, out):
 
 @_pjit
 def elman_forward_tm(xw, h0, wt, lengths, code, rows, out, h_n):
-    """``elman_forward`` on blocks of ``rows`` rows, time-major: xw (T, B, H), out (T, B, H)."""
+    """``elman_forward`` on blocks of ``rows`` rows: xw (T, B, H) time-major, out (B, T, H)."""
     T, B, H = xw.shape
     for blk in prange((B + rows - 1) // rows):
         b0 = blk * rows
