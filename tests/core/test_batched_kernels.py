@@ -6,6 +6,7 @@ import torch
 
 from rnr.core import fast, kernels
 from rnr.core.cells import PHIS
+import rnr.core.rnn as R
 from rnr.core.rnn import _run_loop, step_mask
 
 pytestmark = pytest.mark.skipif(not kernels.BLAS, reason="the block kernels need numba and scipy")
@@ -100,3 +101,24 @@ def test_block_rows_splits_the_batch_over_threads_and_keeps_a_block_small():
     assert fast.block_rows(64, 1, 16) == min(fast.MAX_ROWS, -(-64 // threads))
     assert fast.block_rows(64, 4, 64) <= kernels.BLAS_MAX_WORK // (4 * 64 * 64)  # 16 rows of an LSTM of 64
     assert fast.block_rows(8, 4, 512) == 0  # one row's product is already past the limit: the row kernels run
+
+
+def test_without_scipy_the_row_kernels_run_with_their_own_limits(monkeypatch):
+    x = torch.randn(64, 5, 3)
+    model = R.RNN(3, 32, cell="lstm")  # batch 64 x 4*32*32 = 2**18: within COMPILED_MAX_WORK, past ROW_MAX_WORK
+    assert model._impl(x) == "compiled"
+    monkeypatch.setattr(kernels, "BLAS", False)
+    assert fast.block_rows(64, 4, 32) == 0
+    assert model._impl(x) == "fused"
+    out, _ = fast.run_compiled("lstm", 0, x, (torch.zeros(64, 32),) * 2, *model._weights(0, 0), None)
+    want, _ = _run_loop("lstm", None, x, (torch.zeros(64, 32),) * 2, *model._weights(0, 0), None)
+    torch.testing.assert_close(out, want, rtol=1e-4, atol=1e-5)
+
+
+def test_an_lstm_under_no_grad_runs_torch():
+    x = torch.randn(4, 5, 3)
+    model = R.RNN(3, 8, cell="lstm")
+    assert model._impl(x) == "compiled"
+    with torch.no_grad():
+        assert model._impl(x) == "fused"
+        assert R.RNN(3, 8, cell="gru")._impl(x) == "compiled"
