@@ -4,9 +4,9 @@ blocks that divide the batch and blocks that do not."""
 import pytest
 import torch
 
+import rnr.core.rnn as R
 from rnr.core import fast, kernels
 from rnr.core.cells import PHIS
-import rnr.core.rnn as R
 from rnr.core.rnn import _run_loop, step_mask
 
 pytestmark = pytest.mark.skipif(not kernels.BLAS, reason="the block kernels need numba and scipy")
