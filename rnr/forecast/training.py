@@ -109,14 +109,20 @@ class ForecastTask:
         if self.loaded != part:
             self.arrays, self.loaded = None, None  # one part in memory at a time
             self.arrays, self.loaded = self.parts[part].load(), part
-        x, s_num, s_cat, lens, known, target, mask, base = self.arrays.batch(series, net.J, self.periods, self.back)
+        # the direct head looks the seasonal features of the steps ahead up by phase (ForecastNet.forecast)
+        tables = net.J > 1 and net.n_season > 0
+        x, s_num, s_cat, lens, known, target, mask, base, *tix = self.arrays.batch(series, net.J, self.periods,
+                                                                                   self.back, phases=tables)
+        tix = tix[0] if tables else None
         chunk_counts = [mask[:, c0 : c0 + c.chunk].sum() for c0 in range(0, x.shape[1], c.chunk)]
         if self.world > 1:  # this process's share of the batch
             mine = torch.arange(self.rank, len(series), self.world)
             x, s_num, s_cat, lens, known, target, mask, base = (t[mine] for t in (x, s_num, s_cat, lens, known,
                                                                                   target, mask, base))
+            tix = None if tix is None else tix[mine]
         x, s_num, s_cat, known, target, mask, base = (t.to(device) for t in (x, s_num, s_cat, known, target, mask,
                                                                               base))
+        tix = None if tix is None else tix.to(device)
         ids = torch.as_tensor(series, dtype=torch.int64)  # the series' rows of per-series parameters
         if self.world > 1:
             ids = ids[mine]
@@ -138,7 +144,7 @@ class ForecastTask:
             k = torch.cat([pick(known), b.flatten(2)], dim=-1) if c.base_input else pick(known)
             pred, tgt, ok, penalty, new, smooth_new = self.step_net(
                 pick(x), s_num if every else s_num[rows], s_cat if every else s_cat[rows], st, sub_len, k, b,
-                pick(target), (ids if every else ids[rows.cpu()]).to(device), sm)
+                pick(target), (ids if every else ids[rows.cpu()]).to(device), sm, None if tix is None else pick(tix))
             m = pick(mask) & (not idle)
             if ok is not None:
                 m = m & ok  # smoothing: targets before the level exists are not targets
@@ -186,19 +192,19 @@ class _Chunk(torch.nn.Module):
         self.net = forecaster.net_
         self.forecaster = forecaster
 
-    def forward(self, x, static_num, static_cat, state, lengths, known, base, target, series, smooth):
+    def forward(self, x, static_num, static_cat, state, lengths, known, base, target, series, smooth, tix=None):
         """Forecasts, the targets they are scored against, which of those count (None: all), the smoothing's level
         penalty's sum over this chunk's level steps (None without smoothing), the encoder's state and the smoothing's
-        state (None without)."""
+        state (None without). ``tix``: each step's time index where ``known`` leaves the seasonal features out."""
         net, f = self.net, self.forecaster
         if net.smoothing is None:
             out, new = net.encode(f._inputs(x, static_num, static_cat), state, lengths)
-            return net.forecast(out, known) + base[..., None], target, None, None, new, None
+            return net.forecast(out, known, tix) + base[..., None], target, None, None, new, None
         K = target.shape[-1]
         feats, levels, seasons, started, wiggle, _, smooth_new = net.smoothing(x[..., :K], series, smooth, lengths)
         out, new = net.encode(f._inputs(torch.cat([feats, x[..., K:]], dim=-1), static_num, static_cat), state,
                               lengths)
-        pred = net.forecast(out, known)
+        pred = net.forecast(out, known, tix)
         ok = started[:, :, None] & (target > 0)
         log_level = torch.where(started, levels, 1.0).log()[:, :, None]  # (B, T, 1, K)
         log_expected = log_level + net.smoothing.log_factors(seasons, net.J)  # (B, T, J, K)

@@ -42,7 +42,7 @@ class ScaledCopy(SeriesArrays):
     def scaled_past(self, rows):
         return self.past[rows]
 
-    def batch(self, series, J, season, back=None):
+    def batch(self, series, J, season, back=None, phases=False):
         lens = self.lengths()[series]
         B, T = len(series), int(lens.max())
         K, P, F = self.y.shape[1], self.past.shape[1], self.future.shape[1]
@@ -62,7 +62,7 @@ class ScaledCopy(SeriesArrays):
         y, obs, fut, tix = map(torch.from_numpy, (y, obs, fut, tix))
         seas = season_features(tix, season)
         x = torch.cat([y[:, :T] * obs[:, :T], torch.from_numpy(past), fut[:, :T], seas[:, :T]], dim=-1)
-        ahead = torch.cat([fut, seas], dim=-1)[:, 1:]
+        ahead = fut[:, 1:] if phases else torch.cat([fut, seas], dim=-1)[:, 1:]  # phases: seasons by table
         known = ahead.unfold(1, J, 1)[:, :T].transpose(2, 3).reshape(B, T, -1)
         target = y[:, 1:].unfold(1, J, 1)[:, :T].transpose(2, 3)
         mask = obs[:, 1:].unfold(1, J, 1)[:, :T].transpose(2, 3)
@@ -76,6 +76,8 @@ class ScaledCopy(SeriesArrays):
         else:
             idx = (np.arange(T)[:, None] + np.arange(1, J + 1)[None] - back[None]).clip(0)
             base = y[:, torch.from_numpy(idx)]
+        if phases:
+            return x, static_num, static_cat, lengths, known, target, mask, base, tix[:, :T]
         return x, static_num, static_cat, lengths, known, target, mask, base
 
 
@@ -113,9 +115,12 @@ def test_batches_scaled_in_place_equal_the_batches_of_scaled_copies(freq, kind):
     for series in (np.arange(len(panel)), np.array([3]), np.array([5, 0, 3, 1])):
         for J, season, back in ((3, (7,), base_back(3, 7, "seasonal_naive")), (1, (), None), (4, (2, 5), None),
                                 (3, (4,), base_back(3, 4, "last")), (5, (2,), base_back(5, 2, "seasonal_naive"))):
-            for a, b in zip(new.batch(series, J, season, back), old.batch(series, J, season, back)):
-                assert a.dtype == b.dtype and a.shape == b.shape
-                assert torch.equal(a, b)
+            for phases in (False, True):
+                mine, ref = new.batch(series, J, season, back, phases), old.batch(series, J, season, back, phases)
+                assert len(mine) == len(ref) == 8 + phases
+                for a, b in zip(mine, ref):
+                    assert a.dtype == b.dtype and a.shape == b.shape
+                    assert torch.equal(a, b)
     rows = np.array([0, 5, len(panel.y) - 1, 17])
     assert np.array_equal(new.scaled_past(rows), old.scaled_past(rows))
     assert np.array_equal(new.tindex(rows), old.tindex(rows))

@@ -99,7 +99,11 @@ def test_rank_0_alone_writes_checkpoints_and_the_group_resumes_to_the_same_weigh
     assert [r["interrupted"] for r in resumed] == [False, False] and resumed[0]["epochs"] == 3
     uninterrupted = weights(runs / "two" / "model.safetensors")  # rnr fit --nproc 2 with the same settings
     final = weights(runs / "resumed.safetensors")
-    assert all(torch.equal(final[k], uninterrupted[k]) for k in uninterrupted)
+    # the same weights up to rounding: two processes' runs, one resumed, have differed by up to 1.5e-8 since the
+    # thin weight-gradient products and the head's seasonal table (one process resumes bit for bit: test_logs.py);
+    # a batch replayed or skipped by the resume moves weights by about lr = 3e-3
+    for k in uninterrupted:
+        torch.testing.assert_close(final[k], uninterrupted[k], rtol=1e-5, atol=1e-7, msg=k)
 
 
 def test_nproc_is_checked():
