@@ -245,6 +245,8 @@ class RNNForecaster(Estimator):
 
     def _inputs(self, x, static_num, static_cat):
         static = self.net_.static_features(static_num, static_cat)  # (B, C)
+        if not static.shape[-1]:  # no static covariates: x as it is, not a copy
+            return x
         return torch.cat([x, static[:, None].expand(-1, x.shape[1], -1)], dim=-1)
 
     def _train(self, parts: list) -> list[dict]:

@@ -108,7 +108,7 @@ class ForecastNet(nn.Module):
         were most of the direct head's inputs and 60% of its first layer's work on hourly data.
         """
         if tix is None or not self.n_season or not isinstance(self.head, nn.Sequential):
-            y = self.head(torch.cat([h, known], dim=-1))
+            y = self.head(torch.cat([h, known], dim=-1) if known.shape[-1] else h)  # nothing known ahead: no copy
         else:
             y = self.head[2](self.head[1](self._first_layer(h, known, tix)))
         return y.view(*h.shape[:2], self.J, self.K, self.n_out)
