@@ -67,9 +67,10 @@ IMPLS = ("auto", "loop", "bptt", "fused", "compiled", "scan")
 # "auto" compiles a layer on the CPU while one step's hidden product, batch x gates*H x H multiply-adds, is at most
 # this; above it a step is a large enough matrix product for PyTorch's kernels. Where scipy is present and one row's
 # product is small enough (fast.block_rows), the compiled loop runs blocks of rows with each step's product by BLAS
-# (kernels.*_tm): on one thread at least as fast as torch.nn up to 2**20 for all three cells (LSTM hidden 16-64,
-# batch 1-64: 1.0-1.3x; GRU 2-19x; Elman 2-8x); else one row at a time (ROW_MAX_WORK: torch's CPU LSTM is fused and
-# wins early, its GRU late). An LSTM under no_grad always runs torch's. Measured in bench/kernels.py.
+# (kernels.*_tm): at least as fast as torch.nn up to 2**20 for all three cells (hidden 16-64, batch 1-64, training,
+# 2 threads: LSTM 1.23-2.92x, GRU 3.1-70x, Elman 2.5-34x; one thread: LSTM 1.0-1.5x); else one row at a time
+# (ROW_MAX_WORK: torch's CPU LSTM is fused and wins early, its GRU late). An LSTM under no_grad always runs torch's.
+# Measured in bench/kernels.py (docs/performance.md).
 COMPILED_MAX_WORK = {"elman": 2**20, "gru": 2**20, "lstm": 2**20}
 ROW_MAX_WORK = {"elman": 2**18, "gru": 2**20, "lstm": 2**15}
 _FUSED = {"lstm": _VF.lstm, "gru": _VF.gru, "tanh": _VF.rnn_tanh, "relu": _VF.rnn_relu}
